@@ -1,0 +1,1 @@
+"""digits: handwritten-digit recognition with PyTorch."""

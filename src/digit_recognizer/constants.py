@@ -1,0 +1,12 @@
+"""Constants named once: image geometry, classes and MNIST pixel statistics."""
+
+IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
+NUM_CLASSES = 10
+PIXEL_MAX = 255.0  # images are stored as uint8, 0 = background, 255 = ink
+
+# Mean and std of MNIST training pixels after scaling to [0, 1].
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+# MNIST digits were size-normalised into a 20x20 box and centred by centre of mass in 28x28.
+DIGIT_BOX = 20

@@ -1,0 +1,161 @@
+"""Readers and writers for the formats MNIST-like data comes in: IDX (raw or gzip), Keras npz, Kaggle CSV.
+
+Every reader validates what it reads and raises DigitsError naming the file and the problem.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import IMAGE_SIZE, NUM_CLASSES
+from ..errors import DigitsError
+
+# IDX type codes (third byte of the magic number) -> numpy big-endian dtype.
+IDX_DTYPES = {
+    0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+GZIP_MAGIC = b"\x1f\x8b"
+KAGGLE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes, gunzipped when it is gzip-compressed (detected by content, not name)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DigitsError(f"{path}: cannot read ({e.strerror})") from None
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DigitsError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    return raw
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes into an array, checking magic, type code, dimensions and byte count."""
+    if len(data) < 4:
+        raise DigitsError(f"{name}: too short for an IDX header ({len(data)} bytes)")
+    zero, type_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or type_code not in IDX_DTYPES or ndim == 0:
+        raise DigitsError(f"{name}: not an IDX file (bad magic number 0x{data[:4].hex()})")
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise DigitsError(f"{name}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header_len])
+    dtype = IDX_DTYPES[type_code]
+    expected = header_len + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DigitsError(f"{name}: {what}: header says {shape} -> {expected} bytes, file has {len(data)}")
+    return np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """IDX bytes for an array (uint8 is what MNIST uses)."""
+    codes = {v.newbyteorder("="): k for k, v in IDX_DTYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"IDX has no type code for {array.dtype}")
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file, raw or gzip."""
+    return parse_idx(read_bytes(path), str(path))
+
+
+def check_images_labels(images: np.ndarray, labels: np.ndarray, name: str) -> None:
+    """Reject image/label arrays that do not look like an MNIST-style classification set."""
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DigitsError(f"{name}: images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
+    if images.dtype != np.uint8:
+        raise DigitsError(f"{name}: images have dtype {images.dtype}, expected uint8")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DigitsError(f"{name}: {labels.shape} labels for {len(images)} images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DigitsError(f"{name}: labels outside 0..{NUM_CLASSES - 1} (found {labels.min()}..{labels.max()})")
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Keras' mnist.npz: x_train, y_train, x_test, y_test. Never unpickles."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: file not found") from None
+    except KeyError as e:
+        raise DigitsError(f"{path}: missing array {e} (expected x_train, y_train, x_test, y_test)") from None
+    except ValueError as e:  # pickled object arrays, or not an npz at all
+        raise DigitsError(f"{path}: not a valid npz file ({e})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DigitsError(f"{path}: corrupt npz file ({e})") from None
+    for split in ("train", "test"):
+        check_images_labels(arrays[f"x_{split}"], arrays[f"y_{split}"].astype(np.int64), f"{path} ({split})")
+    return arrays
+
+
+def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Kaggle Digit Recognizer CSV -> (images uint8 (N, 28, 28), labels int64 (N,) or None for test.csv)."""
+    path = Path(path)
+    text = read_bytes(path)
+    try:
+        rows = list(csv.reader(io.StringIO(text.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DigitsError(f"{path}: not a CSV text file ({e})") from None
+    if not rows:
+        raise DigitsError(f"{path}: empty CSV file")
+    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+    has_label = header[:1] == ["label"]
+    pixels = header[1:] if has_label else header
+    if pixels != [f"pixel{i}" for i in range(KAGGLE_PIXELS)]:
+        raise DigitsError(f"{path}: header is not [label,]pixel0..pixel{KAGGLE_PIXELS - 1}")
+    width = len(header)
+    for i, row in enumerate(body, start=2):
+        if len(row) != width:
+            raise DigitsError(f"{path}: line {i} has {len(row)} fields, expected {width}")
+    try:
+        values = np.array(body, dtype=np.int64).reshape(len(body), width)
+    except ValueError:
+        raise DigitsError(f"{path}: non-integer value in the data") from None
+    if has_label and len(values) and not ((values[:, 0] >= 0) & (values[:, 0] < NUM_CLASSES)).all():
+        raise DigitsError(f"{path}: label outside 0..{NUM_CLASSES - 1}")
+    px = values[:, 1:] if has_label else values
+    if len(px) and (px.min() < 0 or px.max() > 255):
+        raise DigitsError(f"{path}: pixel value outside 0..255")
+    images = px.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return images, (values[:, 0].copy() if has_label else None)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_submission(path: str | Path, labels: np.ndarray) -> None:
+    """Kaggle submission: ImageId (from 1), Label."""
+    lines = ["ImageId,Label"] + [f"{i},{int(y)}" for i, y in enumerate(labels, start=1)]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
