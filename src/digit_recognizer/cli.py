@@ -1,0 +1,173 @@
+"""The `digits` command line: data, train, evaluate, report, predict, export."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import DigitsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
+data_app = typer.Typer(no_args_is_help=True, help="Get and inspect MNIST (or another data set in its layout).")
+app.add_typer(data_app, name="data")
+
+DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
+NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
+ModelPath = typer.Option(None, "--model", help="Run folder or model file (default: the shipped model).")
+
+
+def echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def load_data(data_dir: Optional[Path], no_verify: bool, progress: bool = True):
+    from .data import load_mnist
+
+    return load_mnist(data_dir, verify=not no_verify, progress=progress)
+
+
+@data_app.command("fetch")
+def data_fetch(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
+    """Make sure the four MNIST files are in the data folder, verified against MNIST's MD5s."""
+    from .data import MNIST_FILES, fetch_mnist
+
+    report = fetch_mnist(data_dir, verify=not no_verify)
+    typer.echo(f"data folder: {report.data_dir}")
+    typer.echo(f"source: {report.source}")
+    for name in MNIST_FILES:
+        ok = "verified (MD5 matches MNIST)" if report.verified[name] else "NOT verified (--no-verify)"
+        typer.echo(f"  {name}: {ok}")
+
+
+@data_app.command("info")
+def data_info(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
+    """Where the files are, their sizes, and class counts per split."""
+    ds = load_data(data_dir, no_verify)
+    typer.echo(f"data folder: {ds.source.data_dir}")
+    for name, path in ds.source.paths.items():
+        typer.echo(f"  {path}  {path.stat().st_size:,} bytes  {'verified' if ds.source.verified[name] else 'unverified'}")
+    for split_name, split in (("train", ds.train), ("test", ds.test)):
+        counts = " ".join(f"{d}:{c}" for d, c in enumerate(split.class_counts()))
+        typer.echo(f"{split_name}: {len(split):,} images  {counts}")
+
+
+@app.command()
+def train(
+    recipe: str = typer.Option("fast", help="fast (default), tutorial, or best."),
+    model: Optional[str] = typer.Option(None, "--model", help="Architecture name (default: the recipe's)."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
+    lr: Optional[float] = typer.Option(None, help="Override the recipe's (peak) learning rate."),
+    seed: int = typer.Option(0, help="Seed for initialisation, shuffling and augmentation."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint."),
+    report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
+    data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train a model into a run folder: config, metrics, checkpoint, model, report."""
+    from .report import report_run
+    from .train import make_config
+    from .train import train as run_training
+
+    cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    run_dir = out or Path("runs") / f"{cfg.recipe}-seed{cfg.seed}"
+    ds = load_data(data_dir, no_verify, progress)
+    try:
+        result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        echo_err(f"interrupted; continue with: digits train --resume --out {run_dir}")
+        raise typer.Exit(130)
+    typer.echo(f"trained in {result.seconds:.1f} s; model: {result.model_json}")
+    if report:
+        page, ev = report_run(run_dir, ds.train, ds.test)
+        typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
+
+
+@app.command()
+def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json"),
+             data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
+    """Test accuracy, per-class precision and recall, and the confusion matrix."""
+    from .evaluate import evaluate as run_eval
+    from .predict import Recognizer
+
+    recognizer = Recognizer.load(model)
+    ds = load_data(data_dir, no_verify, progress=not as_json)
+    result = run_eval(recognizer, ds.test).to_dict()
+    if as_json:
+        typer.echo(json.dumps({"model": str(recognizer.loaded.path), **result}))
+        return
+    typer.echo(f"model: {recognizer.loaded.path}")
+    typer.echo(f"test accuracy: {result['accuracy'] * 100:.2f}% ({result['errors']} errors in {result['n']:,})")
+    typer.echo("digit  precision  recall  support")
+    for c in result["per_class"]:
+        typer.echo(f"{c['digit']:>5}  {c['precision']:>9.4f}  {c['recall']:>6.4f}  {c['support']:>7}")
+    typer.echo("confusion matrix (rows: true, columns: predicted)")
+    for d, row in enumerate(result["confusion_matrix"]):
+        typer.echo(f"{d}: " + " ".join(f"{v:>5}" for v in row))
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Optional[Path] = DataDir,
+           no_verify: bool = NoVerify) -> None:
+    """Rebuild a run's report (pictures and report.html)."""
+    from .report import report_run
+
+    ds = load_data(data_dir, no_verify)
+    page, ev = report_run(run, ds.train, ds.test)
+    typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
+
+
+@app.command()
+def predict(
+    paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
+    model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    kaggle: Optional[Path] = typer.Option(None, help="Kaggle test.csv to predict instead of images."),
+    out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle."),
+) -> None:
+    """Read the digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
+    from .predict import Recognizer, expand_paths
+
+    recognizer = Recognizer.load(model)
+    if kaggle is not None:
+        from .data import read_kaggle_csv, write_submission
+
+        images, _ = read_kaggle_csv(kaggle)
+        preds = recognizer.predict_arrays(images)
+        dest = out or Path("submission.csv")
+        write_submission(dest, [p.digit for p in preds])
+        typer.echo(f"wrote {len(preds):,} predictions to {dest}")
+        return
+    files = expand_paths(paths or [])
+    if not files:
+        raise DigitsError("no images given (pass files or folders, or --kaggle test.csv)")
+    failed = 0
+    for f in files:
+        try:
+            p = recognizer.predict(f)
+        except DigitsError as e:
+            failed += 1
+            if as_json:
+                typer.echo(json.dumps({"file": str(f), "error": str(e)}))
+            else:
+                echo_err(f"error: {e}")
+            continue
+        if as_json:
+            typer.echo(json.dumps(p.to_dict(file=str(f))))
+        else:
+            top = "  ".join(f"{d}: {c * 100:.1f}%" for d, c in p.top)
+            typer.echo(f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}")
+    if failed:
+        raise typer.Exit(1 if failed == len(files) else 2)
+
+
+def main() -> None:
+    try:
+        app()
+    except DigitsError as e:
+        echo_err(f"error: {e}")
+        sys.exit(1)

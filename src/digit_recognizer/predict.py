@@ -1,0 +1,88 @@
+"""Recognizer: the Python API and the one path image -> preprocess -> model -> postprocess for every caller."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .constants import IMAGE_SIZE
+from .errors import DigitsError
+from .inference import probabilities
+from .modelfile import LoadedModel, load_model
+from .preprocess import ImageInput, preprocess
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+TOP_K = 3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: tuple[float, ...]  # (10,)
+
+    @property
+    def top(self) -> list[tuple[int, float]]:
+        order = np.argsort(self.probabilities)[::-1][:TOP_K]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    def to_dict(self, **extra: Any) -> dict[str, Any]:
+        return {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
+                "probabilities": [round(p, 6) for p in self.probabilities]}
+
+
+def postprocess(probs: torch.Tensor) -> list[Prediction]:
+    """(N, 10) probabilities -> one Prediction per row."""
+    conf, digit = probs.max(dim=1)
+    return [Prediction(int(d), float(c), tuple(float(v) for v in row))
+            for d, c, row in zip(digit.tolist(), conf.tolist(), probs.tolist())]
+
+
+class Recognizer:
+    """A loaded model (or ensemble). `Recognizer.load()` gives the model shipped with the package."""
+
+    def __init__(self, loaded: LoadedModel, *, tta: bool | None = None):
+        self.loaded = loaded
+        # Test-time augmentation is part of a model's description (ensembles use it), not a caller's choice.
+        self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Recognizer":
+        return cls(load_model(path))
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.loaded.meta
+
+    def probabilities(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Preprocessed (N, 28, 28) uint8 images -> (N, 10) probabilities."""
+        x = torch.as_tensor(images)
+        if x.ndim == 2:
+            x = x.unsqueeze(0)
+        if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
+        return probabilities(self.loaded.nets, x, tta=self.tta)
+
+    def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
+        return postprocess(self.probabilities(images))
+
+    def predict(self, image: ImageInput) -> Prediction:
+        """One image: a path, bytes, PIL image or array (any size, any polarity)."""
+        return self.predict_arrays(preprocess(image)[None])[0]
+
+    def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction]:
+        return self.predict_arrays(np.stack([preprocess(im) for im in images]))
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders expanded (sorted) to the image files inside them."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out

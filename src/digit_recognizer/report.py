@@ -1,0 +1,171 @@
+"""Pictures (matplotlib PNGs) and one HTML page that shows them next to the metrics."""
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .constants import NUM_CLASSES
+from .data.dataset import Split
+from .data.formats import atomic_write_bytes
+from .evaluate import Evaluation
+
+GRID = 5  # images per side in picture grids
+
+
+def figure(w: float, h: float):
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None) -> None:
+    n = int(len(images) ** 0.5 + 0.999) if len(images) else 1
+    fig = figure(1.6 * n, 1.8 * n)
+    for i in range(n * n):
+        ax = fig.add_subplot(n, n, i + 1)
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i].numpy(), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(titles[i], fontsize=9, color=(colors[i] if colors else "black"))
+    save(fig, path)
+
+
+def sample_grid(split: Split, path: Path) -> None:
+    k = min(GRID * GRID, len(split))
+    image_grid(split.images[:k], [f"label {int(y)}" for y in split.labels[:k]], path)
+
+
+def class_counts(splits: dict[str, Split], path: Path) -> None:
+    fig = figure(8, 3.5)
+    ax = fig.add_subplot()
+    width = 0.8 / len(splits)
+    for j, (name, s) in enumerate(splits.items()):
+        counts = s.class_counts()
+        ax.bar([d + (j - (len(splits) - 1) / 2) * width for d in range(NUM_CLASSES)], counts, width, label=name)
+    ax.set_xticks(range(NUM_CLASSES))
+    ax.set(xlabel="digit", ylabel="images", title="Class counts per split")
+    ax.legend()
+    save(fig, path)
+
+
+def learning_curves(history: list[dict[str, Any]], path: Path) -> None:
+    fig = figure(9, 3.5)
+    epochs = [h["epoch"] for h in history]
+    for i, (key, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", label="validation")
+        ax.set(xlabel="epoch", ylabel=label, title=f"Learning curve: {label}")
+        ax.legend()
+    save(fig, path)
+
+
+def confusion_matrix(cm: torch.Tensor, path: Path) -> None:
+    fig = figure(6, 5.5)
+    ax = fig.add_subplot()
+    im = ax.imshow(cm.numpy(), cmap="Blues")
+    for t in range(NUM_CLASSES):
+        for p in range(NUM_CLASSES):
+            v = int(cm[t, p])
+            ax.text(p, t, str(v), ha="center", va="center", fontsize=8,
+                    color="white" if v > cm.max().item() / 2 else "black")
+    ax.set_xticks(range(NUM_CLASSES))
+    ax.set_yticks(range(NUM_CLASSES))
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
+    fig.colorbar(im, ax=ax)
+    save(fig, path)
+
+
+def predictions_grid(test: Split, ev: Evaluation, path: Path) -> None:
+    k = min(GRID * GRID, len(test))
+    preds = ev.preds[:k].tolist()
+    titles = [f"pred {p} / true {int(t)}" for p, t in zip(preds, test.labels[:k])]
+    colors = ["black" if p == int(t) else "red" for p, t in zip(preds, test.labels[:k])]
+    image_grid(test.images[:k], titles, path, colors)
+
+
+def worst_mistakes(test: Split, ev: Evaluation, path: Path) -> None:
+    idx = ev.worst(GRID * GRID)
+    titles = [f"true {int(test.labels[i])} p={ev.probs[i, test.labels[i]]:.2f}\n"
+              f"pred {int(ev.preds[i])} p={ev.probs[i].max():.2f}" for i in idx]
+    image_grid(test.images[idx], titles, path, ["red"] * len(idx))
+
+
+PICTURES = {
+    "samples.png": "Training samples", "class_counts.png": "Class balance",
+    "learning_curves.png": "Learning curves", "confusion_matrix.png": "Confusion matrix",
+    "predictions.png": "Test predictions", "worst_mistakes.png": "Worst mistakes (lowest probability of the true class)",
+}
+
+
+def write_report(run_dir: Path, splits: dict[str, Split], history: list[dict[str, Any]], ev: Evaluation,
+                 meta: dict[str, Any]) -> Path:
+    """All six pictures into run_dir/report/, and run_dir/report.html showing them with the metrics."""
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    test = splits["test"]
+    sample_grid(splits["train"], out / "samples.png")
+    class_counts(splits, out / "class_counts.png")
+    learning_curves(history, out / "learning_curves.png")
+    confusion_matrix(ev.confusion(), out / "confusion_matrix.png")
+    predictions_grid(test, ev, out / "predictions.png")
+    worst_mistakes(test, ev, out / "worst_mistakes.png")
+    rows = "".join(f"<tr><td>{c['digit']}</td><td>{c['precision']:.4f}</td><td>{c['recall']:.4f}</td>"
+                   f"<td>{c['support']}</td></tr>" for c in ev.per_class())
+    figs = "".join(f'<figure><img src="report/{f}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
+                   f"</figcaption></figure>" for f, t in PICTURES.items())
+    arch = meta.get("architecture", {}).get("name", "?")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>digits report: {html.escape(run_dir.name)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+figure{{display:inline-block;margin:1em;vertical-align:top}}img{{max-width:100%}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head>
+<body><h1>digits report: {html.escape(run_dir.name)}</h1>
+<p>Model <b>{html.escape(arch)}</b>, {meta.get("parameters", 0):,} parameters.
+Test accuracy <b>{ev.accuracy * 100:.2f}%</b> ({len(ev.labels) - round(ev.accuracy * len(ev.labels))} errors
+in {len(ev.labels):,}). Final validation accuracy {history[-1]["val_accuracy"] * 100:.2f}%.</p>
+<table><tr><th>digit</th><th>precision</th><th>recall</th><th>support</th></tr>{rows}</table>
+{figs}
+<details><summary>Model description (JSON)</summary><pre>{html.escape(json.dumps(meta, indent=2))}</pre></details>
+</body></html>"""
+    atomic_write_bytes(run_dir / "report.html", page.encode())
+    return run_dir / "report.html"
+
+
+def report_run(run_dir: Path, train: Split, test: Split) -> tuple[Path, Evaluation]:
+    """Evaluate a run's model on the test split, record the metrics in its JSON, and (re)write the report."""
+    from .config import from_dict
+    from .data.dataset import train_val_split
+    from .errors import DigitsError
+    from .evaluate import evaluate
+    from .modelfile import read_json, resolve, update_metrics
+    from .predict import Recognizer
+    from .train import TrainConfig
+
+    try:
+        cfg = from_dict(TrainConfig, json.loads((run_dir / "config.json").read_text()), str(run_dir))
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    except FileNotFoundError as e:
+        raise DigitsError(f"{run_dir}: not a finished training run (missing {Path(e.filename).name})") from None
+    except json.JSONDecodeError as e:
+        raise DigitsError(f"{run_dir}: corrupt run files ({e})") from None
+    if not history:
+        raise DigitsError(f"{run_dir}: no finished epoch to report")
+    recognizer = Recognizer.load(run_dir)
+    ev = evaluate(recognizer, test)
+    json_path = resolve(run_dir)
+    update_metrics(json_path, {"test_accuracy": ev.accuracy, "test_errors": ev.to_dict()["errors"]})
+    tr, va = train_val_split(train, cfg.val_fraction, cfg.split_seed)
+    page = write_report(run_dir, {"train": tr, "validation": va, "test": test}, history, ev, read_json(json_path))
+    return page, ev
