@@ -78,7 +78,8 @@ def train(
     run_dir = out or Path("runs") / f"{cfg.recipe}-seed{cfg.seed}"
     ds = load_data(data_dir, no_verify, progress)
     try:
-        result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress)
+        result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress,
+                              command=" ".join(["digits", *sys.argv[1:]]))
     except KeyboardInterrupt:
         echo_err(f"interrupted; continue with: digits train --resume --out {run_dir}")
         raise typer.Exit(130)

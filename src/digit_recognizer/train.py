@@ -113,7 +113,7 @@ def stderr_log(msg: str) -> None:
 
 
 def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = stderr_log) -> TrainResult:
+          log: Callable[[str], None] = stderr_log, command: str | None = None) -> TrainResult:
     """Train on `data` (the full training split; validation is carved from it) into run_dir."""
     from tqdm import tqdm
 
@@ -198,7 +198,7 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     final = (ema if ema is not None else model).to(memory_format=torch.contiguous_format).eval()
     last = history[-1]
     model_json = save_model(run_dir / "model", final, training={**to_dict(cfg), "train_seconds": elapsed,
-                                                              "train_size": len(tr), "val_size": len(va)},
+                                                              "train_size": len(tr), "val_size": len(va), "command": command},
                             metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]})
     return TrainResult(final, history, model_json, elapsed)
 

@@ -159,7 +159,8 @@ def from_mirrors(missing: list[str], mirrors: tuple[str, ...], timeout: float, p
             try:
                 data = gzip.decompress(download(url, timeout, progress))
             except (OSError, EOFError, urllib.error.URLError, ValueError) as e:
-                log(f"{url}: {getattr(e, 'reason', e)}")
+                why = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+                log(f"{url}: {why}")
                 if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
                     break  # host unreachable: don't try its other files
                 continue
