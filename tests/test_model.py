@@ -1,0 +1,144 @@
+"""Architectures, model files, checkpoints and resume."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from digit_recognizer.data.dataset import Split, stratified_split, train_val_split
+from digit_recognizer.errors import DigitsError
+from digit_recognizer.model import ARCHITECTURES, build_model, count_parameters
+from digit_recognizer.modelfile import load_model, save_model
+from digit_recognizer.train import make_config, train
+
+
+def test_tutorial_parameter_count():
+    assert count_parameters(build_model("tutorial")) == 159_254
+
+
+def test_keras_initialisation():
+    torch.manual_seed(0)
+    net = build_model("tutorial")
+    conv1 = net.features[0]
+    bound = math.sqrt(6 / 9)  # he_uniform: sqrt(6 / fan_in), fan_in = 1 * 3 * 3
+    assert conv1.weight.abs().max() <= bound and conv1.weight.abs().max() > 0.9 * bound
+    assert all((m.bias == 0).all() for m in net.modules() if hasattr(m, "bias") and m.bias is not None)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_every_architecture_runs_and_saves(tmp_path, name):
+    net = build_model(name).eval()
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    json_path = save_model(tmp_path / "m", net, metrics={"val_accuracy": 0.5})
+    meta = json.loads(json_path.read_text())
+    assert meta["parameters"] == count_parameters(net) and meta["architecture"]["name"] == name
+    loaded = load_model(json_path).nets[0]
+    with torch.no_grad():
+        assert torch.equal(net(x.unsqueeze(1)), loaded(x.unsqueeze(1)))
+    # Every way of naming the model reaches the same loader.
+    assert load_model(tmp_path / "m.safetensors").path == json_path
+
+
+def test_loader_errors(tmp_path):
+    with pytest.raises(DigitsError, match="no model there"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(DigitsError, match="not valid JSON"):
+        load_model(tmp_path)
+    save_model(tmp_path / "model", build_model("fast"))
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 50)
+    with pytest.raises(DigitsError, match="corrupt"):
+        load_model(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["architecture"]["surprise"] = 1
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DigitsError, match="unknown key"):
+        load_model(tmp_path)
+
+
+def test_config_rejects_unknown():
+    with pytest.raises(DigitsError, match="unknown recipe"):
+        make_config("nope")
+    with pytest.raises(DigitsError, match="unknown key"):
+        make_config("fast", colour="blue")
+    with pytest.raises(DigitsError, match="unknown model"):
+        make_config("fast", model="resnet9000")
+
+
+def test_split_is_deterministic_stratified_disjoint():
+    labels = torch.arange(1000) % 10
+    tr1, va1 = stratified_split(labels, 0.1, seed=3)
+    tr2, va2 = stratified_split(labels, 0.1, seed=3)
+    assert torch.equal(va1, va2) and torch.equal(tr1, tr2)
+    assert len(va1) == 100 and torch.bincount(labels[va1]).tolist() == [10] * 10
+    assert len(set(tr1.tolist()) & set(va1.tolist())) == 0 and len(tr1) + len(va1) == 1000
+    assert not torch.equal(stratified_split(labels, 0.1, seed=4)[1], va1)
+
+
+@pytest.fixture(scope="module")
+def small(mnist) -> Split:
+    return Split(mnist.train.images[:3000], mnist.train.labels[:3000])
+
+
+def test_resume_after_interrupt_gives_the_same_model(small, tmp_path):
+    cfg = make_config("fast", epochs=3, batch_size=64)
+    straight = train(cfg, small, tmp_path / "a", progress=False, log=lambda m: None)
+
+    def interrupt_after_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch 2/3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, small, tmp_path / "b", progress=False, log=interrupt_after_epoch_2)
+    assert not (tmp_path / "b" / "model.json").exists()
+    with pytest.raises(DigitsError, match="--resume"):
+        train(cfg, small, tmp_path / "b", progress=False, log=lambda m: None)
+    resumed = train(cfg, small, tmp_path / "b", resume=True, progress=False, log=lambda m: None)
+    assert len(resumed.history) == 3
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [h["val_loss"] for h in straight.history] == [h["val_loss"] for h in resumed.history]
+
+
+def test_seed_reproducible_and_ema(small, tmp_path):
+    cfg = make_config("fast", epochs=1, batch_size=128, ema=0.9, augment_degrees=10, augment_shift=0.1)
+    a = train(cfg, small, tmp_path / "a", progress=False, log=lambda m: None)
+    b = train(cfg, small, tmp_path / "b", progress=False, log=lambda m: None)
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+def test_corrupt_checkpoint_is_reported(small, tmp_path):
+    cfg = make_config("fast", epochs=1)
+    train(cfg, small, tmp_path, progress=False, log=lambda m: None)
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"garbage")
+    with pytest.raises(DigitsError, match="corrupt checkpoint"):
+        train(cfg, small, tmp_path, resume=True, progress=False, log=lambda m: None)
+
+
+class Untouchable(torch.Tensor):
+    """A tensor that fails the moment any torch operation reads it."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        raise AssertionError(f"the test split was read by {getattr(func, '__name__', func)}")
+
+
+def test_training_never_reads_the_test_split(mnist, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from digit_recognizer import cli
+    from digit_recognizer.data.dataset import Dataset
+
+    poisoned = Split(mnist.test.images.as_subclass(Untouchable), mnist.test.labels.as_subclass(Untouchable))
+    with pytest.raises(AssertionError, match="test split was read"):
+        poisoned.images.float()  # the trap works
+    small_train = Split(mnist.train.images[:2000], mnist.train.labels[:2000])
+    fake = Dataset(small_train, poisoned, mnist.source)
+    monkeypatch.setattr(cli, "load_data", lambda *a, **k: fake)
+    for recipe in ("fast", "best"):
+        result = CliRunner().invoke(cli.app, ["train", "--recipe", recipe, "--epochs", "1", "--no-report",
+                                              "--model", "fast", "--no-progress", "--out", str(tmp_path / recipe)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        assert (tmp_path / recipe / "model.json").exists()

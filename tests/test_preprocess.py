@@ -1,0 +1,118 @@
+"""Preprocessing people's images into MNIST form, and refusing bad ones with a clear message."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from digit_recognizer import Recognizer
+from digit_recognizer.errors import DigitsError
+from digit_recognizer.preprocess import (MAX_PIXELS, crop_to_ink, fit_and_centre, ink_bright, preprocess,
+                                         remove_background)
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer.load()
+
+
+def on_paper(digit: np.ndarray, scale: float, canvas=(480, 640), offset=(0.3, 0.6), ink=20, paper=235):
+    """An MNIST digit (bright on black) drawn as dark ink on a large light page, scaled and off-centre."""
+    size = max(1, int(round(28 * scale)))
+    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
+    page = np.full(canvas, paper, np.float32)
+    top, left = int(offset[0] * (canvas[0] - size)), int(offset[1] * (canvas[1] - size))
+    region = page[top:top + size, left:left + size]
+    page[top:top + size, left:left + size] = region * (1 - big) + ink * big
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def test_mnist_like_passes_through_unchanged(mnist):
+    for i in range(20):
+        x = mnist.test.images[i].numpy()
+        np.testing.assert_array_equal(preprocess(x), x)
+        buf = io.BytesIO()
+        Image.fromarray(x).save(buf, format="PNG")
+        np.testing.assert_array_equal(preprocess(buf.getvalue()), x)
+
+
+@pytest.mark.parametrize("scale", [2.0, 5.0, 12.0])
+def test_digits_on_paper_read_like_originals(mnist, recognizer, scale):
+    n = 200
+    originals = mnist.test.images[:n].numpy()
+    rng = np.random.default_rng(int(scale))
+    pages = [on_paper(d, scale, offset=tuple(rng.uniform(0.05, 0.95, 2))) for d in originals]
+    want = np.array([p.digit for p in recognizer.predict_arrays(originals)])
+    got = np.array([p.digit for p in recognizer.predict_many(pages)])
+    labels = mnist.test.labels[:n].numpy()
+    assert (got == want).mean() >= 0.97
+    assert (got == labels).mean() >= (want == labels).mean() - 0.03
+
+
+def test_steps():
+    page = on_paper(np.pad(np.full((10, 4), 255, np.uint8), 9), 6.0)  # a thick "1" on paper
+    x = ink_bright(page.astype(np.float32))
+    assert x[0, 0] < 50 and x.max() > 200  # background dark, ink bright
+    y = remove_background(x + 30, "t")  # a grey background level is removed
+    assert y[0, 0] == 0 and y.max() == 255
+    crop = crop_to_ink(y, "t")
+    assert crop.shape[0] > crop.shape[1] > 0 and crop.shape[0] < 100
+    out = fit_and_centre(crop)
+    rows, cols = np.nonzero(out > 64)
+    assert rows.max() - rows.min() + 1 <= 20 and cols.max() - cols.min() + 1 < 20
+    cy, cx = ndimage.center_of_mass(out.astype(float))
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+
+
+def save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "TIFF", "GIF"])
+def test_formats(mnist, recognizer, tmp_path, fmt):
+    digit = mnist.test.images[0].numpy()  # a 7
+    page = Image.fromarray(on_paper(digit, 6.0))
+    if fmt == "GIF":  # the first frame is the digit, the second is blank
+        blank = Image.new("L", page.size, 235)
+        data = save(page, fmt, save_all=True, append_images=[blank])
+    else:
+        data = save(page.convert("RGB") if fmt == "JPEG" else page, fmt)
+    path = tmp_path / f"digit.{fmt.lower()}"
+    path.write_bytes(data)
+    assert recognizer.predict(path).digit == int(mnist.test.labels[0])
+
+
+def test_transparent_drawing(mnist, recognizer):
+    alpha = np.asarray(Image.fromarray(mnist.test.images[1].numpy()).resize((280, 280)))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = alpha  # black strokes on a clear canvas, as a drawing app exports them
+    assert recognizer.predict(Image.fromarray(rgba, "RGBA")).digit == int(mnist.test.labels[1])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_text("hello, I am text"), "not an image"),
+    (lambda p: p.write_bytes(save(Image.new("L", (300, 200), 240), "PNG")), "no ink"),
+    (lambda p: p.write_bytes(save(Image.new("L", (300, 200), 10), "PNG")), "no ink"),
+    (lambda p: p.write_bytes(save(Image.new("1", (9000, 6000)), "PNG")), "too large"),
+    (lambda p: p.write_bytes(save(Image.effect_noise((400, 400), 80), "PNG")[:300]), "truncated or corrupt"),
+])
+def test_bad_images(tmp_path, make, message):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(DigitsError, match=message) as e:
+        preprocess(path)
+    assert str(path) in str(e.value)
+
+
+def test_huge_pixel_cap_is_checked_before_decoding():
+    assert 9000 * 6000 > MAX_PIXELS
+    with pytest.raises(DigitsError, match="array"):
+        preprocess(np.zeros((3, 3, 7)))
+    with pytest.raises(DigitsError, match="NaN"):
+        preprocess(np.full((28, 28), np.nan))
