@@ -166,6 +166,25 @@ def predict(
         raise typer.Exit(1 if failed == len(files) else 2)
 
 
+@app.command()
+def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath) -> None:
+    """Export a model to ONNX (dynamic batch; float pixels 0..255 in, logits out)."""
+    from .export import export_onnx
+    from .modelfile import load_model
+
+    typer.echo(f"wrote {export_onnx(load_model(model), onnx)}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+          port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,
+          max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes).")) -> None:
+    """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
+    from .serve import serve as run_server
+
+    run_server(host, port, model, max_bytes)
+
+
 def main() -> None:
     try:
         app()

@@ -1,5 +1,24 @@
-"""The one exception type users see: its message names the file or input and what is wrong."""
+"""The exceptions users see: each message names the file or input and what is wrong, in one line.
+
+Subclasses say what kind of problem it is, so the HTTP API can answer with the right status code.
+"""
 
 
 class DigitsError(Exception):
     """A problem with the user's input, files or environment, reported as one line by the CLI."""
+
+
+class EmptyInput(DigitsError):
+    """An empty file or request."""
+
+
+class NotAnImage(DigitsError):
+    """Bytes that no supported image decoder accepts, or an array that is not an image."""
+
+
+class TooLarge(DigitsError):
+    """More pixels than the decompression-bomb cap allows."""
+
+
+class NoInk(DigitsError):
+    """A blank or nearly uniform image: nothing to read."""

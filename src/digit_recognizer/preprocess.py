@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .constants import DIGIT_BOX, IMAGE_SIZE
-from .errors import DigitsError
+from .errors import DigitsError, EmptyInput, NoInk, NotAnImage, TooLarge
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
@@ -44,23 +44,25 @@ def open_image(src: ImageInput, name: str = "image") -> Image.Image:
         else:
             data = bytes(src)
         if not data:
-            raise DigitsError(f"{name}: empty file")
+            raise EmptyInput(f"{name}: empty file")
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise DigitsError(f"{name}: not an image (or a format Pillow cannot read)") from None
-        except (Image.DecompressionBombError, OSError, ValueError) as e:
-            raise DigitsError(f"{name}: cannot decode image ({e})") from None
+            raise NotAnImage(f"{name}: not an image (or a format Pillow cannot read)") from None
+        except Image.DecompressionBombError as e:
+            raise TooLarge(f"{name}: image too large ({e})") from None
+        except (OSError, ValueError) as e:
+            raise NotAnImage(f"{name}: cannot decode image ({e})") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise DigitsError(f"{name}: image too large ({w}x{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,})")
+        raise TooLarge(f"{name}: image too large ({w}x{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,})")
     if w == 0 or h == 0:
-        raise DigitsError(f"{name}: image has no pixels")
+        raise EmptyInput(f"{name}: image has no pixels")
     try:
         img.seek(0)  # first frame of a GIF/TIFF stack
         img.load()
     except (OSError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise DigitsError(f"{name}: truncated or corrupt image data ({e})") from None
+        raise NotAnImage(f"{name}: truncated or corrupt image data ({e})") from None
     return img
 
 
@@ -69,13 +71,13 @@ def array_image(a: np.ndarray, name: str) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
         a = a[..., 0] if a.shape[-1] == 1 else a
     if a.ndim not in (2, 3) or a.size == 0:
-        raise DigitsError(f"{name}: array of shape {a.shape} is not an image")
+        raise NotAnImage(f"{name}: array of shape {a.shape} is not an image")
     if a.size > MAX_PIXELS:
-        raise DigitsError(f"{name}: array too large ({a.size:,} values)")
+        raise TooLarge(f"{name}: array too large ({a.size:,} values)")
     if a.dtype != np.uint8:
         a = np.asarray(a, dtype=np.float64)
         if not np.isfinite(a).all():
-            raise DigitsError(f"{name}: array contains NaN or infinity")
+            raise NotAnImage(f"{name}: array contains NaN or infinity")
         # Floats in [0, 1] are scaled; anything else is taken as 0..255 and clipped.
         a = a * 255.0 if a.max(initial=0) <= 1.0 else a
         a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
@@ -113,14 +115,14 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     y = np.clip(x - np.median(x), 0, None)
     ink = float(np.percentile(y[y > 0], 99)) if (y > 0).any() else 0.0
     if ink < MIN_CONTRAST:
-        raise DigitsError(f"{name}: no ink found (blank or nearly uniform image)")
+        raise NoInk(f"{name}: no ink found (blank or nearly uniform image)")
     return np.clip(y * (255.0 / ink), 0, 255)
 
 
 def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     mask = x > INK_FRACTION * 255
     if not mask.any():
-        raise DigitsError(f"{name}: no ink found")
+        raise NoInk(f"{name}: no ink found")
     rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
     return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
@@ -153,7 +155,7 @@ def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:
     gray = to_gray(open_image(src, name))
     if is_mnist_like(gray):
         if gray.max() < MIN_CONTRAST:
-            raise DigitsError(f"{name}: no ink found (blank image)")
+            raise NoInk(f"{name}: no ink found (blank image)")
         return gray.astype(np.uint8)
     x = remove_background(ink_bright(gray), name)
     return fit_and_centre(crop_to_ink(x, name))

@@ -1,0 +1,130 @@
+"""Side-by-side benchmark: the tutorial's Keras code vs digits, same data, same machine, one run.
+
+    python benchmarks/compare_keras.py [--keras-epochs 10] [--fast-seeds 1]
+
+Installs TensorFlow (CPU) into benchmarks/.venv-keras on first use: a benchmark dependency only.
+Prints a table of medians and ratios (ours vs Keras); the machines are noisy, so quote ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KERAS_VENV = HERE / ".venv-keras"
+TF_REQUIREMENT = "tensorflow-cpu==2.21.0"
+TARGET = 0.992
+
+
+def keras_python() -> Path:
+    py = KERAS_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", TF_REQUIREMENT], check=True)
+    return py
+
+
+def run_keras(data_dir: Path, epochs: int) -> dict:
+    t0 = time.perf_counter()
+    out = subprocess.run([str(keras_python()), str(HERE / "keras_tutorial.py"), str(data_dir), "--epochs",
+                          str(epochs)], check=True, capture_output=True, text=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["wall_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def run_ours_train(args: list[str]) -> tuple[float, dict]:
+    """Whole `digits train` command, wall time, and the model JSON it wrote."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "train", *args,
+                        "--out", tmp + "/run", "--no-progress"], check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        meta = json.loads(Path(tmp, "run", "model.json").read_text())
+        meta["history"] = [json.loads(x) for x in Path(tmp, "run", "metrics.jsonl").read_text().splitlines()]
+    return wall, meta
+
+
+def our_inference() -> dict:
+    code = r"""
+import json, resource, time, statistics, torch
+from digit_recognizer.data import load_mnist
+from digit_recognizer.model import build_model
+from digit_recognizer.predict import Recognizer
+from digit_recognizer.modelfile import LoadedModel
+ds = load_mnist(progress=False)
+rec = Recognizer(LoadedModel([build_model("tutorial").eval()], {}, None))
+x = ds.test.images
+rec.probabilities(x[:64])
+reps = []
+for _ in range(5):
+    t0 = time.perf_counter(); rec.probabilities(x); reps.append(time.perf_counter() - t0)
+one = x[0].numpy()
+lat = []
+for i in range(300):
+    t0 = time.perf_counter(); rec.predict(one); lat.append(time.perf_counter() - t0)
+print(json.dumps({"predict_10k_seconds_median": statistics.median(reps),
+                  "single_latency_ms_median": statistics.median(lat[30:]) * 1e3,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keras-epochs", type=int, default=10)
+    ap.add_argument("--fast-seeds", type=int, default=1)
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from digit_recognizer.data import fetch_mnist
+
+    data_dir = fetch_mnist(progress=False).data_dir
+    print(f"data: {data_dir}", file=sys.stderr)
+
+    print("running the Keras tutorial ...", file=sys.stderr)
+    keras = run_keras(data_dir, args.keras_epochs)
+    k_epochs = keras["epochs"]
+    k_hit = next((e for e in k_epochs if e["test_accuracy"] >= TARGET), None)
+    k_time = (keras["setup_seconds"] + sum(e["seconds"] for e in k_epochs[:k_hit["epoch"]])) if k_hit else None
+
+    print("running digits train (fast) ...", file=sys.stderr)
+    fast = [run_ours_train(["--seed", str(s)]) for s in range(args.fast_seeds)]
+    fast_wall = statistics.median(w for w, _ in fast)
+    fast_acc = statistics.mean(m["metrics"]["test_accuracy"] for _, m in fast)
+
+    print("running digits train --recipe tutorial --epochs 1 ...", file=sys.stderr)
+    _, tut = run_ours_train(["--recipe", "tutorial", "--epochs", "1", "--no-report"])
+    our_epoch = tut["history"][0]["seconds"]
+    k_epoch = statistics.median(e["seconds"] for e in k_epochs)
+
+    print("running inference ...", file=sys.stderr)
+    inf = our_inference()
+
+    rows = [
+        ("time to >= 99.2% test acc (s)", k_time, fast_wall if fast_acc >= TARGET else None,
+         f"keras acc {k_epochs[-1]['test_accuracy']:.4f} / ours mean acc {fast_acc:.4f}"),
+        ("tutorial CNN, s per epoch", k_epoch, our_epoch, "batch 32, median epoch"),
+        ("predict 10k test images (s)", keras["predict_10k_seconds_median"], inf["predict_10k_seconds_median"],
+         "median of 5"),
+        ("single image latency (ms)", keras["single_latency_ms_median"], inf["single_latency_ms_median"],
+         "median; ours includes preprocessing"),
+        ("peak RSS, inference process (MB)", keras["peak_rss_mb"], inf["peak_rss_mb"],
+         "keras process also trained"),
+    ]
+    print(f"\n{'measure':<36}{'keras':>10}{'digits':>10}{'speed-up':>10}  note")
+    for name, k, o, note in rows:
+        ratio = f"{k / o:.2f}x" if k and o else "n/a"
+        fmt = lambda v: f"{v:.3f}" if v is not None else "not hit"
+        print(f"{name:<36}{fmt(k):>10}{fmt(o):>10}{ratio:>10}  {note}")
+    print(f"\nTensorFlow {keras['tensorflow']}; Keras epochs: " + json.dumps(k_epochs))
+
+
+if __name__ == "__main__":
+    main()

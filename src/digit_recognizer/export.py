@@ -1,0 +1,31 @@
+"""ONNX export: the network with its built-in normalisation, a dynamic batch dimension, pixels in, logits out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .constants import IMAGE_SIZE
+from .errors import DigitsError
+from .modelfile import LoadedModel
+
+OPSET = 17
+
+
+def export_onnx(loaded: LoadedModel, out: str | Path) -> Path:
+    """Write `out` (.onnx): input "pixels" float32 (B, 1, 28, 28) in 0..255 -> output "logits" (B, 10)."""
+    if len(loaded.nets) != 1:
+        raise DigitsError(f"{loaded.path}: ensembles export one member at a time; pass a member's model file")
+    out = Path(out)
+    net = loaded.nets[0].eval()
+    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    tmp = out.with_name(f".{out.name}.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.onnx.export(net, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
+                          dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
