@@ -46,13 +46,14 @@ def tta_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:
     return views
 
 
-def probabilities(nets: Sequence[Net], images: torch.Tensor, *, bf16: bool = False, tta: bool = False,
-                  temperature: float = 1.0) -> torch.Tensor:
-    """Mean softmax over ensemble members (and shifted views with tta) -> (N, 10), rows sum to 1."""
+def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Sequence[float] | None = None,
+                  bf16: bool = False, tta: bool = False) -> torch.Tensor:
+    """Mean calibrated softmax over ensemble members (and shifted views with tta) -> (N, 10), rows sum to 1."""
     views = tta_views(images, 1) if tta else [images]
+    temperatures = temperatures or [1.0] * len(nets)
     total = None
-    for net in nets:
+    for net, t in zip(nets, temperatures):
         for v in views:
-            p = F.softmax(logits(net, v, bf16=bf16) / temperature, dim=1)
+            p = F.softmax(logits(net, v, bf16=bf16) / t, dim=1)
             total = p if total is None else total + p
     return total / (len(nets) * len(views))

@@ -109,6 +109,11 @@ class LoadedModel:
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def temperatures(self) -> list[float]:
+        """Each member's softmax temperature, fitted on the validation split (1.0 if never calibrated)."""
+        return [float(m.get("temperature", 1.0)) for m in self.member_meta] or [1.0] * len(self.nets)
+
 
 def load_net(json_path: Path, meta: dict[str, Any]) -> Net:
     cfg = from_dict(ModelConfig, meta.get("architecture"), f"{json_path}: architecture")

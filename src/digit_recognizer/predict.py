@@ -64,7 +64,7 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
-        return probabilities(self.loaded.nets, x, tta=self.tta)
+        return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta)
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images))

@@ -32,7 +32,6 @@ def open_image(src: ImageInput, name: str = "image") -> Image.Image:
         return array_image(src, name)
     else:
         if isinstance(src, (str, Path)):
-            name = str(src)
             try:
                 data = Path(src).read_bytes()
             except FileNotFoundError:
@@ -70,7 +69,7 @@ def array_image(a: np.ndarray, name: str) -> Image.Image:
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
         a = a[..., 0] if a.shape[-1] == 1 else a
-    if a.ndim not in (2, 3) or a.size == 0:
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))) or a.size == 0:
         raise NotAnImage(f"{name}: array of shape {a.shape} is not an image")
     if a.size > MAX_PIXELS:
         raise TooLarge(f"{name}: array too large ({a.size:,} values)")
@@ -152,6 +151,8 @@ def is_mnist_like(gray: np.ndarray) -> bool:
 
 def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:
     """Any supported image -> (28, 28) uint8, ink 255 on background 0."""
+    if isinstance(src, (str, Path)):
+        name = str(src)
     gray = to_gray(open_image(src, name))
     if is_mnist_like(gray):
         if gray.max() < MIN_CONTRAST:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine
+from .calibration import calibrate
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import from_dict, to_dict
 from .data.dataset import Split, train_val_split
@@ -197,9 +198,13 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
 
     final = (ema if ema is not None else model).to(memory_format=torch.contiguous_format).eval()
     last = history[-1]
-    model_json = save_model(run_dir / "model", final, training={**to_dict(cfg), "train_seconds": elapsed,
-                                                              "train_size": len(tr), "val_size": len(va), "command": command},
-                            metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]})
+    cal = calibrate(logits(final, va.images, bf16=cfg.bf16), va.labels)
+    model_json = save_model(run_dir / "model", final,
+                            training={**to_dict(cfg), "train_seconds": elapsed, "train_size": len(tr),
+                                      "val_size": len(va), "command": command},
+                            metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+                                     "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]},
+                            extra={"temperature": cal["temperature"]})
     return TrainResult(final, history, model_json, elapsed)
 
 

@@ -1,0 +1,103 @@
+"""Bounded load test of `digits serve` on loopback: N requests at C concurrent connections.
+
+    python benchmarks/load_test.py [--requests 5000] [--concurrency 32]
+
+Starts its own server on 127.0.0.1 (a free port), posts MNIST-test digits as PNG uploads, and prints
+requests/s, p50/p99 latency and the error count. It stops by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "serve",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def payloads(n: int) -> list[bytes]:
+    from PIL import Image
+
+    from digit_recognizer.data import load_mnist
+
+    images = load_mnist(progress=False).test.images[:n].numpy()
+    out = []
+    for im in images:
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+async def load(url: str, bodies: list[bytes], total: int, concurrency: int) -> tuple[list[float], int, float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, files={"file": (f"{i}.png", bodies[i % len(bodies)], "image/png")})
+                    ok = r.status_code == 200 and "digit" in r.json()
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return latencies, errors, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    args = ap.parse_args()
+    port = free_port()
+    proc = start_server(port)
+    try:
+        bodies = payloads(500)
+        lat, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}/api/predict", bodies, args.requests,
+                                             args.concurrency))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lat.sort()
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
+    print(f"requests {len(lat)}  concurrency {args.concurrency}  errors {errors}")
+    print(f"throughput {len(lat) / wall:.0f} req/s  p50 {p(0.50):.1f} ms  p99 {p(0.99):.1f} ms  "
+          f"mean {statistics.mean(lat) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

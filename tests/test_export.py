@@ -1,0 +1,24 @@
+"""ONNX export: dynamic batch, same argmax on all 10,000 test images, logits within 1e-4 of PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import run_digits
+from digit_recognizer.inference import logits
+from digit_recognizer.modelfile import load_model
+
+
+def test_onnx_parity_on_mnist_test(mnist, tmp_path):
+    import onnxruntime as ort
+
+    out = tmp_path / "model.onnx"
+    res = run_digits("export", "--onnx", str(out))
+    assert res.returncode == 0, res.stderr
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = mnist.test.images.unsqueeze(1).float().numpy()  # (10000, 1, 28, 28) pixels 0..255
+    got = np.concatenate([session.run(["logits"], {"pixels": x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
+    odd = session.run(["logits"], {"pixels": x[:7]})[0]  # another batch size: the batch axis is dynamic
+    want = logits(load_model().nets[0], mnist.test.images).numpy()
+    assert got.shape == (10_000, 10) and odd.shape == (7, 10)
+    assert (got.argmax(1) == want.argmax(1)).all()
+    assert np.abs(got - want).max() <= 1e-4
