@@ -50,7 +50,7 @@ def test_predict_one_file_matches_cli_objects(client, recognizer, mnist):
     r = client.post("/api/predict", files={"file": ("seven.png", png(on_paper(digit)), "image/png")})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"file", "digit", "confidence", "probabilities"} and body["file"] == "seven.png"
+    assert set(body) == {"file", "digit", "confidence", "probabilities", "refused"} and body["file"] == "seven.png"
     want = recognizer.predict(on_paper(digit)).to_dict(file="seven.png")
     assert body == json.loads(json.dumps(want))
     assert body["digit"] == int(mnist.test.labels[0])
@@ -97,3 +97,12 @@ def test_malformed_multipart(client):
     r = client.post("/api/predict", content=b"--xyz\r\ngarbage",
                     headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert 400 <= r.status_code < 500
+
+
+def test_read_endpoint(client, mnist):
+    from digit_recognizer.synth import compose
+
+    img = compose([mnist.test.images[i].numpy() for i in (1, 2, 3)], np.random.default_rng(3), single=False)
+    r = client.post("/api/read", files={"file": ("n.jpg", img, "image/jpeg")})
+    assert r.status_code == 200 and r.json()["number"] == "210" and r.json()["file"] == "n.jpg"
+    assert client.post("/api/read", files={"file": ("x.txt", b"text", "text/plain")}).status_code == 415

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
+REFUSE_FRACTION = 0.005  # the default confidence threshold refuses this share of the validation split
 TEMPERATURE_GRID = torch.logspace(-1.5, 1.5, 301)  # 0.03 .. 31.6, about 1% apart
 
 
@@ -28,7 +29,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Temperature, ECE before/after, and the confidence below which a prediction is refused."""
     t = fit_temperature(logits, labels)
-    return {"temperature": t,
+    conf = F.softmax(logits / t, 1).max(1).values
+    return {"temperature": t, "min_confidence": float(torch.quantile(conf, REFUSE_FRACTION)),
             "val_ece_before": expected_calibration_error(F.softmax(logits, 1), labels),
             "val_ece_after": expected_calibration_error(F.softmax(logits / t, 1), labels)}

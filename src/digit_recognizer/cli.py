@@ -18,6 +18,8 @@ app.add_typer(data_app, name="data")
 DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
 NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
 ModelPath = typer.Option(None, "--model", help="Run folder or model file (default: the shipped model).")
+MinConfidence = typer.Option(None, "--min-confidence",
+                             help="Refuse predictions below this probability (default: calibrated per model).")
 
 
 def echo_err(msg: str) -> None:
@@ -91,12 +93,25 @@ def train(
 
 @app.command()
 def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json"),
+             images: Optional[Path] = typer.Option(None, help="Folder of your own images with labels.csv (file,label)."),
+             min_confidence: Optional[float] = MinConfidence,
              data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
-    """Test accuracy, per-class precision and recall, and the confusion matrix."""
+    """Test accuracy, per-class precision and recall, and the confusion matrix; or accuracy on --images."""
     from .evaluate import evaluate as run_eval
+    from .evaluate import evaluate_folder
     from .predict import Recognizer
 
-    recognizer = Recognizer.load(model)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    if images is not None:
+        res = evaluate_folder(recognizer, images)
+        if as_json:
+            typer.echo(json.dumps(res))
+            return
+        typer.echo(f"{res['folder']}: {res['n']} images ({res['mode']}), accuracy {res['accuracy'] * 100:.2f}%, "
+                   f"refused {res['refused']}, unreadable {res['unreadable']}")
+        for m in res["mistakes"][:10]:
+            typer.echo(f"  {m}")
+        return
     ds = load_data(data_dir, no_verify, progress=not as_json)
     result = run_eval(recognizer, ds.test).to_dict()
     if as_json:
@@ -123,17 +138,38 @@ def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Option
     typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
 
 
+def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
+    """Run handle(file) -> (json dict, text line) on every image; a bad file gets an error line, not a stop."""
+    from .predict import expand_paths
+
+    files = expand_paths(paths or [])
+    if not files:
+        raise DigitsError("no images given (pass files or folders)")
+    failed = 0
+    for f in files:
+        try:
+            obj, line = handle(f)
+        except DigitsError as e:
+            failed += 1
+            typer.echo(json.dumps({"file": str(f), "error": str(e)})) if as_json else echo_err(f"error: {e}")
+            continue
+        typer.echo(json.dumps(obj) if as_json else line)
+    if failed:
+        raise typer.Exit(1 if failed == len(files) else 2)
+
+
 @app.command()
 def predict(
     paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
     model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    min_confidence: Optional[float] = MinConfidence,
     kaggle: Optional[Path] = typer.Option(None, help="Kaggle test.csv to predict instead of images."),
     out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle."),
 ) -> None:
-    """Read the digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
-    from .predict import Recognizer, expand_paths
+    """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
+    from .predict import Recognizer
 
-    recognizer = Recognizer.load(model)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence)
     if kaggle is not None:
         from .data import read_kaggle_csv, write_submission
 
@@ -143,27 +179,31 @@ def predict(
         write_submission(dest, [p.digit for p in preds])
         typer.echo(f"wrote {len(preds):,} predictions to {dest}")
         return
-    files = expand_paths(paths or [])
-    if not files:
-        raise DigitsError("no images given (pass files or folders, or --kaggle test.csv)")
-    failed = 0
-    for f in files:
-        try:
-            p = recognizer.predict(f)
-        except DigitsError as e:
-            failed += 1
-            if as_json:
-                typer.echo(json.dumps({"file": str(f), "error": str(e)}))
-            else:
-                echo_err(f"error: {e}")
-            continue
-        if as_json:
-            typer.echo(json.dumps(p.to_dict(file=str(f))))
-        else:
-            top = "  ".join(f"{d}: {c * 100:.1f}%" for d, c in p.top)
-            typer.echo(f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}")
-    if failed:
-        raise typer.Exit(1 if failed == len(files) else 2)
+
+    def handle(f: Path):
+        p = recognizer.predict(f)
+        top = "  ".join(f"{d}: {c * 100:.1f}%" for d, c in p.top)
+        flag = f"   REFUSED: {p.reason}" if p.refused else ""
+        return p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}"
+
+    for_each_file(paths, as_json, handle)
+
+
+@app.command()
+def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
+         model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+         min_confidence: Optional[float] = MinConfidence) -> None:
+    """Read whole numbers: every digit in each image, left to right."""
+    from .predict import Recognizer
+
+    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+
+    def handle(f: Path):
+        r = recognizer.read(f)
+        confs = " ".join(f"{p.confidence:.2f}" for p in r.digits)
+        return r.to_dict(file=str(f)), f"{f}: {r.number}   (confidences {confs})"
+
+    for_each_file(paths, as_json, handle)
 
 
 @app.command()

@@ -22,3 +22,7 @@ class TooLarge(DigitsError):
 
 class NoInk(DigitsError):
     """A blank or nearly uniform image: nothing to read."""
+
+
+class NotADigit(DigitsError):
+    """Ink that does not look like a handwritten digit: noise, texture, scattered marks."""

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .constants import NUM_CLASSES
 from .data.dataset import Split
+from .errors import DigitsError, NoInk, NotADigit
 from .predict import Recognizer
 
 
@@ -51,3 +53,68 @@ class Evaluation:
 
 def evaluate(recognizer: Recognizer, split: Split) -> Evaluation:
     return Evaluation(recognizer.probabilities(split.images), split.labels)
+
+
+def read_labels(folder: Path) -> list[tuple[str, str]]:
+    """labels.csv rows (file, label); an empty label means the image should be refused (not a digit)."""
+    import csv
+
+    path = folder / "labels.csv"
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: not found (expected a labels.csv with columns file,label)") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DigitsError(f"{path}: not a readable CSV ({e})") from None
+    if not rows or [c.strip() for c in rows[0]] != ["file", "label"]:
+        raise DigitsError(f"{path}: first line must be the header 'file,label'")
+    out = []
+    for i, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2 or not (row[1].strip().isdigit() or row[1].strip() == ""):
+            raise DigitsError(f"{path}: line {i} must be 'file,label' with a label of digits (or empty)")
+        out.append((row[0].strip(), row[1].strip()))
+    if not out:
+        raise DigitsError(f"{path}: no labelled images")
+    return out
+
+
+def evaluate_folder(recognizer: Recognizer, folder: str | Path) -> dict[str, Any]:
+    """Accuracy on a user's labelled images: single digits, or whole numbers when labels have several digits.
+
+    A prediction counts as correct when it equals the label and is not refused; for an empty label it is
+    correct when the image is refused (blank, noise, not a digit, or below the confidence threshold).
+    """
+    from .predict import read_number
+
+    folder = Path(folder)
+    rows = read_labels(folder)
+    numbers = any(len(label) > 1 for _, label in rows)
+    counts = {"correct": 0, "refused": 0, "unreadable": 0}
+    mistakes = []
+    for name, label in rows:
+        path = folder / name
+        try:
+            if numbers:
+                r = read_number(recognizer, path, str(path))
+                answer, refused = r.number, "?" in r.number
+            else:
+                p = recognizer.predict(path)
+                answer, refused = str(p.digit), p.refused
+        except (NoInk, NotADigit):
+            answer, refused = "", True
+        except DigitsError as e:
+            counts["unreadable"] += 1
+            mistakes.append({"file": name, "label": label, "error": str(e)})
+            continue
+        counts["refused"] += refused
+        ok = refused if label == "" else (answer == label and not refused)
+        counts["correct"] += ok
+        if not ok and len(mistakes) < 50:
+            mistakes.append({"file": name, "label": label, "answer": answer, "refused": refused})
+    n = len(rows)
+    return {"folder": str(folder), "mode": "numbers" if numbers else "digits", "n": n,
+            "accuracy": counts["correct"] / n, "refused": counts["refused"], "unreadable": counts["unreadable"],
+            "mistakes": mistakes}

@@ -16,6 +16,7 @@ from .preprocess import ImageInput, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 TOP_K = 3
+DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
 
 
 @dataclass(frozen=True)
@@ -23,35 +24,47 @@ class Prediction:
     digit: int
     confidence: float
     probabilities: tuple[float, ...]  # (10,)
+    refused: bool = False  # confidence below the threshold: ambiguous, or probably not a digit
 
     @property
     def top(self) -> list[tuple[int, float]]:
         order = np.argsort(self.probabilities)[::-1][:TOP_K]
         return [(int(d), float(self.probabilities[d])) for d in order]
 
+    @property
+    def reason(self) -> str | None:
+        if not self.refused:
+            return None
+        (a, pa), (b, pb) = self.top[:2]
+        return f"low confidence ({pa:.2f}): ambiguous between {a} and {b}, or not a digit"
+
     def to_dict(self, **extra: Any) -> dict[str, Any]:
-        return {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
-                "probabilities": [round(p, 6) for p in self.probabilities]}
+        out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
+               "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused}
+        return {**out, "reason": self.reason} if self.refused else out
 
 
-def postprocess(probs: torch.Tensor) -> list[Prediction]:
-    """(N, 10) probabilities -> one Prediction per row."""
+def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
+    """(N, 10) probabilities -> one Prediction per row, refused below min_confidence."""
     conf, digit = probs.max(dim=1)
-    return [Prediction(int(d), float(c), tuple(float(v) for v in row))
+    return [Prediction(int(d), float(c), tuple(float(v) for v in row), c < min_confidence)
             for d, c, row in zip(digit.tolist(), conf.tolist(), probs.tolist())]
 
 
 class Recognizer:
     """A loaded model (or ensemble). `Recognizer.load()` gives the model shipped with the package."""
 
-    def __init__(self, loaded: LoadedModel, *, tta: bool | None = None):
+    def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None):
         self.loaded = loaded
+        # Calibrated on the validation split at training time; callers may choose their own trade-off.
+        self.min_confidence = float(loaded.meta.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
+                                    if min_confidence is None else min_confidence)
         # Test-time augmentation is part of a model's description (ensembles use it), not a caller's choice.
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Recognizer":
-        return cls(load_model(path))
+    def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None) -> "Recognizer":
+        return cls(load_model(path), min_confidence=min_confidence)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -67,7 +80,7 @@ class Recognizer:
         return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta)
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
-        return postprocess(self.probabilities(images))
+        return postprocess(self.probabilities(images), self.min_confidence)
 
     def predict(self, image: ImageInput) -> Prediction:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""
@@ -75,6 +88,10 @@ class Recognizer:
 
     def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction]:
         return self.predict_arrays(np.stack([preprocess(im) for im in images]))
+
+    def read(self, image: ImageInput) -> "Reading":
+        """A whole number: every digit in the image, left to right."""
+        return read_number(self, image, str(image) if isinstance(image, (str, Path)) else "image")
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -86,3 +103,29 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A whole number read from one image: digits left to right, with boxes (x, y, w, h)."""
+    digits: tuple[Prediction, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+    @property
+    def number(self) -> str:
+        # A refused digit is shown as "?" rather than guessed.
+        return "".join("?" if p.refused else str(p.digit) for p in self.digits)
+
+    def to_dict(self, **extra: Any) -> dict[str, Any]:
+        return {**extra, "number": self.number,
+                "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
+                            "refused": p.refused} for p, b in zip(self.digits, self.boxes)]}
+
+
+def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") -> Reading:
+    """Every digit in the image, left to right, through the same model path as predict."""
+    from .segment import segment
+
+    segs = segment(image, name)
+    preds = recognizer.predict_arrays(np.stack([s.image for s in segs]))
+    return Reading(tuple(preds), tuple(s.box for s in segs))

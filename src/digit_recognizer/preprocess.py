@@ -14,12 +14,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .constants import DIGIT_BOX, IMAGE_SIZE
-from .errors import DigitsError, EmptyInput, NoInk, NotAnImage, TooLarge
+from .errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
 MIN_CONTRAST = 24  # grey levels between background and ink below which we call the image blank
 INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
+MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
+MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 
@@ -118,10 +120,23 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     return np.clip(y * (255.0 / ink), 0, 255)
 
 
+def check_strokes(mask: np.ndarray, name: str) -> None:
+    """Refuse ink scattered over many small pieces (noise, paper texture): it is not a handwritten digit."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)  # 4-connectivity: random specks rarely join up
+    if n <= MAIN_STROKES:
+        return
+    sizes = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+    if sizes[:MAIN_STROKES].sum() < MIN_STROKE_SHARE * sizes.sum():
+        raise NotADigit(f"{name}: not a digit (ink scattered over {n} pieces: noise or texture)")
+
+
 def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     mask = x > INK_FRACTION * 255
     if not mask.any():
         raise NoInk(f"{name}: no ink found")
+    check_strokes(mask, name)
     rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
     return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 

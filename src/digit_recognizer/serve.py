@@ -14,13 +14,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .constants import IMAGE_SIZE
-from .errors import DigitsError, EmptyInput, NoInk, NotAnImage, TooLarge
-from .predict import Recognizer
+from .errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
+from .predict import Recognizer, read_number
 from .preprocess import preprocess
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
 MAX_FILES = 64  # per multipart request
-STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400, NoInk: 422}
+STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400, NoInk: 422, NotADigit: 422}
 
 
 class RequestError(Exception):
@@ -69,23 +69,31 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     async def request_error(_: Request, exc: RequestError):
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
-    def run(items: list[tuple[str | None, Any]], with_image: bool) -> list[dict[str, Any]]:
+    def answer(exc: DigitsError) -> RequestError:
+        return RequestError(next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422), str(exc))
+
+    def run_predict(items: list[tuple[str | None, Any]], with_image: bool) -> list[dict[str, Any]]:
         results = []
         for name, src in items:
             try:
                 x = src if isinstance(src, np.ndarray) else preprocess(src, name or "image")
             except DigitsError as e:
-                raise RequestError(next((s for cls, s in STATUS.items() if isinstance(e, cls)), 422), str(e))
-            p = recognizer.predict_arrays(x[None])[0]
-            out = p.to_dict(**({"file": name} if name is not None else {}))
+                raise answer(e) from None
+            out = recognizer.predict_arrays(x[None])[0].to_dict(**({"file": name} if name is not None else {}))
             if with_image:
                 out["image"] = x.tolist()
             results.append(out)
         return results
 
-    @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array")
-    async def predict(request: Request, image: bool = False):
-        """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}`. `?image=true` adds the 28x28 input seen."""
+    def run_read(items: list[tuple[str | None, Any]]) -> list[dict[str, Any]]:
+        try:
+            return [read_number(recognizer, src, name or "image").to_dict(**({"file": name} if name else {}))
+                    for name, src in items]
+        except DigitsError as e:
+            raise answer(e) from None
+
+    async def request_items(request: Request) -> list[tuple[str | None, Any]]:
+        """(name, image) pairs from multipart 'file' fields or a JSON pixel array."""
         body = await read_body(request, max_bytes)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
@@ -96,18 +104,27 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
             files = [f for f in form.getlist("file") if hasattr(f, "read")]
             if not files:
                 raise RequestError(422, "no file in the multipart field 'file'")
-            items = [(f.filename or "upload", await f.read()) for f in files]
-        elif ctype.startswith("application/json"):
+            return [(f.filename or "upload", await f.read()) for f in files]
+        if ctype.startswith("application/json"):
             try:
                 payload = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise RequestError(400, f"malformed JSON ({e})") from None
-            items = [(None, pixels_image(payload))]
-        elif not body:
+            return [(None, pixels_image(payload))]
+        if not body:
             raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
-        else:
-            raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
-        results = await run_in_threadpool(run, items, image)
+        raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
+
+    @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array")
+    async def predict(request: Request, image: bool = False):
+        """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}`. `?image=true` adds the 28x28 input seen."""
+        results = await run_in_threadpool(run_predict, await request_items(request), image)
+        return results[0] if len(results) == 1 else results
+
+    @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right")
+    async def read(request: Request):
+        """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
+        results = await run_in_threadpool(run_read, await request_items(request))
         return results[0] if len(results) == 1 else results
 
     @app.get("/api/health")

@@ -204,7 +204,7 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
                                       "val_size": len(va), "command": command},
                             metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
                                      "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]},
-                            extra={"temperature": cal["temperature"]})
+                            extra={"temperature": cal["temperature"], "min_confidence": cal["min_confidence"]})
     return TrainResult(final, history, model_json, elapsed)
 
 

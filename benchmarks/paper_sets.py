@@ -1,0 +1,75 @@
+"""Real-looking test sets from digits the model never trained on, and how well they are read.
+
+    python benchmarks/paper_sets.py --split val    # tune on sets made from the validation split's digits
+    python benchmarks/paper_sets.py --split test   # measure once, at the end, on the test split's digits
+
+Writes DIR/{singles,numbers,refuse}/ (images + labels.csv) and prints `digits evaluate --images` for each,
+plus the clean MNIST accuracy and refusal rate of the same model for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_set(folder: Path, items: list[tuple[bytes, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["file,label"]
+    for i, (data, label) in enumerate(items):
+        name = f"{i:05d}.{'jpg' if data[:2] == b'\xff\xd8' else 'png'}"
+        (folder / name).write_bytes(data)
+        lines.append(f"{name},{label}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=["val", "test"], default="val")
+    ap.add_argument("--n", type=int, default=1000, help="images per set")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    from digit_recognizer.data import load_mnist, train_val_split
+    from digit_recognizer.evaluate import evaluate, evaluate_folder
+    from digit_recognizer.predict import Recognizer
+    from digit_recognizer.synth import compose, not_a_digit
+
+    ds = load_mnist(progress=False)
+    source = ds.test if args.split == "test" else train_val_split(ds.train, 0.1, 0)[1]
+    images, labels = source.images.numpy(), source.labels.numpy()
+    rng = np.random.default_rng({"val": 1, "test": 2}[args.split])
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
+
+    singles = []
+    for _ in range(args.n):
+        i = int(rng.integers(len(images)))
+        singles.append((compose([images[i]], rng, single=True), str(labels[i])))
+    numbers = []
+    for _ in range(args.n):
+        idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+        numbers.append((compose([images[i] for i in idx], rng, single=False), "".join(str(labels[i]) for i in idx)))
+    refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
+    for name, items in (("singles", singles), ("numbers", numbers), ("refuse", refuse)):
+        write_set(out / name, items)
+
+    rec = Recognizer.load(args.model)
+    clean = evaluate(rec, source)
+    refused_clean = sum(p.refused for p in rec.predict_arrays(source.images))
+    print(f"model {rec.loaded.path}; digits from the {args.split} split; sets in {out}")
+    print(f"clean MNIST ({args.split}): accuracy {clean.accuracy * 100:.2f}%, "
+          f"refused {refused_clean / len(source) * 100:.2f}% at min_confidence {rec.min_confidence:.3f}")
+    for name in ("singles", "numbers", "refuse"):
+        res = evaluate_folder(rec, out / name)
+        what = "refused" if name == "refuse" else "read exactly"
+        print(f"{name:<8} {res['n']} images: {res['accuracy'] * 100:.2f}% {what} "
+              f"(refused {res['refused']}, unreadable {res['unreadable']})")
+        Path(out / f"{name}-result.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

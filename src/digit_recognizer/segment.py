@@ -1,0 +1,118 @@
+"""Finding the digits in an image of a number: ink mask -> connected components -> merged strokes ->
+split touching digits -> one MNIST-style 28x28 crop per digit, left to right.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import NoInk
+from .preprocess import ImageInput, fit_and_centre, ink_bright, open_image, remove_background, to_gray
+
+INK_THRESHOLD = 0.35  # of full ink level: what counts as a stroke pixel
+SPECK_HEIGHT = 0.25  # a group shorter than this fraction of the tallest one ...
+SPECK_AREA_RATIO = 0.1  # ... and with less than this fraction of the largest one's ink is dirt
+MERGE_OVERLAP = 0.5  # components overlapping horizontally by this much of the narrower are one digit
+MAX_ASPECT = 1.1  # a group wider than this times its height holds touching digits
+DIGIT_ASPECT = 0.65  # typical width / height of one handwritten digit, to guess how many are touching
+
+
+@dataclass(frozen=True)
+class Segment:
+    box: tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
+    image: np.ndarray  # (28, 28) uint8
+
+
+def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
+    """Background-free ink image (bright on dark) and the scale from it back to the original pixels."""
+    img = open_image(src, name)
+    gray = to_gray(img)
+    return remove_background(ink_bright(gray), name), img.size[0] / gray.shape[1]
+
+
+def components(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        out.append((sl[0], sl[1], labels[sl] == i))
+    return out
+
+
+def drop_specks(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Drop groups that are both much shorter and much lighter than the real digits: dirt, dots."""
+    if not masks:
+        return masks
+    heights = [np.ptp(np.nonzero(m.any(1))[0]) + 1 for m in masks]
+    areas = [int(m.sum()) for m in masks]
+    return [m for m, h, a in zip(masks, heights, areas)
+            if not (h < SPECK_HEIGHT * max(heights) and a < SPECK_AREA_RATIO * max(areas))]
+
+
+def merge_overlapping(comps, shape) -> list[np.ndarray]:
+    """Group components whose column ranges overlap (a 5's detached bar, a 4 in two strokes) into masks."""
+    comps = sorted(comps, key=lambda c: c[1].start)
+    groups: list[list] = []
+    for c in comps:
+        x0, x1 = c[1].start, c[1].stop
+        if groups:
+            g = groups[-1]
+            gx0, gx1 = min(k[1].start for k in g), max(k[1].stop for k in g)
+            overlap = min(x1, gx1) - max(x0, gx0)
+            if overlap > MERGE_OVERLAP * min(x1 - x0, gx1 - gx0):
+                g.append(c)
+                continue
+        groups.append([c])
+    masks = []
+    for g in groups:
+        m = np.zeros(shape, bool)
+        for rs, cs, cm in g:
+            m[rs, cs] |= cm
+        masks.append(m)
+    return masks
+
+
+def split_touching(mask: np.ndarray) -> list[np.ndarray]:
+    """Split a too-wide group at the columns with the least ink, into as many digits as its width suggests."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if w <= MAX_ASPECT * h:
+        return [mask]
+    k = max(2, int(round(w / (DIGIT_ASPECT * h))))
+    profile = mask[:, cols[0]:cols[-1] + 1].sum(0).astype(float)
+    cuts, x0 = [], 0
+    for i in range(1, k):
+        centre = int(i * w / k)
+        lo, hi = max(x0 + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k) + 1)
+        cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre
+        cuts.append(cut)
+        x0 = cut
+    parts, start = [], 0
+    for cut in cuts + [w]:
+        m = np.zeros_like(mask)
+        m[:, cols[0] + start:cols[0] + cut] = mask[:, cols[0] + start:cols[0] + cut]
+        if m.any():
+            parts.append(m)
+        start = cut
+    return parts
+
+
+def segment(src: ImageInput, name: str = "image") -> list[Segment]:
+    """The digits in the image, left to right, each as an MNIST-style crop with its box."""
+    ink, scale = ink_image(src, name)
+    mask = ink > INK_THRESHOLD * 255
+    comps = components(mask)
+    if not comps:
+        raise NoInk(f"{name}: no ink found")
+    masks = [p for m in drop_specks(merge_overlapping(comps, mask.shape)) for p in split_touching(m)]
+    out = []
+    for m in sorted(masks, key=lambda m: np.nonzero(m.any(0))[0][0]):
+        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        # Keep this digit's own ink (soft edges included), not its neighbours'.
+        own = ndimage.binary_dilation(m, iterations=2)[r0:r1, c0:c1]
+        crop = np.where(own, ink[r0:r1, c0:c1], 0)
+        box = tuple(int(round(v * scale)) for v in (c0, r0, c1 - c0, r1 - r0))
+        out.append(Segment(box, fit_and_centre(crop)))
+    return out

@@ -1,0 +1,122 @@
+"""Real-looking images: segmentation of whole numbers, refusal of non-digits, evaluation on a user's folder."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import run_digits
+from digit_recognizer.errors import NoInk, NotADigit
+from digit_recognizer.predict import Recognizer
+from digit_recognizer.preprocess import preprocess
+from digit_recognizer.segment import segment
+from digit_recognizer.synth import compose, not_a_digit
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Recognizer.load()
+
+
+def page_with(digits: list[np.ndarray], heights: list[int], gaps: list[int], specks: int = 0) -> np.ndarray:
+    """Dark digits on a white page at the given heights (px) and horizontal gaps (px, negative = touching)."""
+    parts = [np.asarray(Image.fromarray(d).resize((h, h), Image.Resampling.BICUBIC), np.float32)
+             for d, h in zip(digits, heights)]
+    w = sum(p.shape[1] for p in parts) + sum(gaps) + 80
+    page = np.zeros((max(heights) + 80, w), np.float32)
+    x = 40
+    for p, gap in zip(parts, [0] + gaps):
+        x += gap
+        region = page[40:40 + p.shape[0], x:x + p.shape[1]]
+        page[40:40 + p.shape[0], x:x + p.shape[1]] = np.maximum(region, p)
+        x += p.shape[1]
+    rng = np.random.default_rng(0)
+    for _ in range(specks):
+        y, x = rng.integers(5, page.shape[0] - 5), rng.integers(5, page.shape[1] - 5)
+        page[y:y + 2, x:x + 2] = 255
+    return (245 - page * 0.9).astype(np.uint8)
+
+
+def test_reads_a_number_with_different_heights_and_specks(mnist, rec):
+    idx = [1, 2, 3, 4]  # 2 1 0 4
+    img = page_with([mnist.test.images[i].numpy() for i in idx], [90, 60, 120, 80], [10, 25, 5], specks=12)
+    r = rec.read(img)
+    assert r.number == "".join(str(int(mnist.test.labels[i])) for i in idx)
+    xs = [b[0] for b in r.boxes]
+    assert xs == sorted(xs) and all(b[2] > 0 and b[3] > 0 for b in r.boxes)
+
+
+def test_touching_digits_are_split(mnist):
+    digits = [mnist.test.images[i].numpy() for i in (0, 3)]  # 7, 0
+    img = page_with(digits, [100, 100], [-22])  # the 28x28 frames overlap so the strokes touch
+    assert len(segment(img)) == 2
+
+
+def test_broken_strokes_are_one_digit(rec):
+    """A 4 drawn in two strokes that do not touch, and a 5 whose top bar is detached."""
+    four = Image.new("L", (200, 240), 255)
+    d = ImageDraw.Draw(four)
+    d.line([(120, 20), (30, 150), (170, 150)], fill=0, width=14)
+    d.line([(130, 95), (130, 225)], fill=0, width=14)  # starts below the first stroke's corner: a gap
+    five = Image.new("L", (200, 240), 255)
+    d = ImageDraw.Draw(five)
+    d.line([(70, 25), (165, 25)], fill=0, width=14)  # the bar, detached
+    d.line([(60, 45), (55, 110)], fill=0, width=14)
+    d.arc([(45, 90), (165, 215)], start=-150, end=140, fill=0, width=14)
+    for img in (four, five):
+        assert len(segment(np.asarray(img))) == 1
+    assert rec.read(np.asarray(four)).number == "4"
+    assert rec.read(np.asarray(five)).number == "5"
+
+
+def test_blank_and_noise_are_refused():
+    rng = np.random.default_rng(0)
+    refused = 0
+    for _ in range(60):
+        try:
+            preprocess(not_a_digit(rng))
+        except (NoInk, NotADigit):
+            refused += 1
+    assert refused == 60
+
+
+def test_mnist_is_rarely_refused(mnist, rec):
+    preds = rec.predict_arrays(mnist.test.images)
+    assert sum(p.refused for p in preds) / len(preds) <= 0.01
+    assert all(p.reason for p in preds if p.refused)
+
+
+def test_min_confidence_and_read_cli(mnist, tmp_path):
+    rng = np.random.default_rng(3)
+    img = compose([mnist.test.images[i].numpy() for i in (1, 2, 3)], rng, single=False)
+    (tmp_path / "n.jpg").write_bytes(img)
+    res = run_digits("read", str(tmp_path / "n.jpg"), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["number"] == "210" and len(out["digits"]) == 3
+    assert set(out["digits"][0]) == {"digit", "confidence", "box", "refused"}
+    strict = json.loads(run_digits("read", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1.01").stdout)
+    assert strict["number"] == "???"
+    single = json.loads(run_digits("predict", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1.01").stdout)
+    assert single["refused"] is True and "low confidence" in single["reason"]
+
+
+def test_evaluate_images_folder(mnist, tmp_path, rec):
+    rng = np.random.default_rng(4)
+    rows = ["file,label"]
+    for i in range(6):
+        (tmp_path / f"{i}.jpg").write_bytes(compose([mnist.test.images[i].numpy()], rng, single=True))
+        rows.append(f"{i}.jpg,{int(mnist.test.labels[i])}")
+    (tmp_path / "blank.png").write_bytes(not_a_digit(np.random.default_rng(0)))
+    rows.append("blank.png,")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    res = run_digits("evaluate", "--images", str(tmp_path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["mode"] == "digits" and out["n"] == 7 and out["accuracy"] >= 6 / 7
+    (tmp_path / "labels.csv").write_text("name,digit\n")
+    bad = run_digits("evaluate", "--images", str(tmp_path))
+    assert bad.returncode == 1 and "header" in bad.stderr
