@@ -15,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+JPEG_MAGIC = b"\xff\xd8"
+
 
 def write_set(folder: Path, items: list[tuple[bytes, str]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["file,label"]
     for i, (data, label) in enumerate(items):
-        name = f"{i:05d}.{'jpg' if data[:2] == b'\xff\xd8' else 'png'}"
+        suffix = "jpg" if data[:2] == JPEG_MAGIC else "png"
+        name = f"{i:05d}.{suffix}"
         (folder / name).write_bytes(data)
         lines.append(f"{name},{label}")
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")

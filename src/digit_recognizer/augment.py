@@ -20,3 +20,17 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float, scale: 
                          torch.stack([sin, cos, u[:, 3] * 2 * shift], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_stroke(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
+    """Thicken (a thick marker) or thin (a fine pen) a random share p of the images' strokes by one pixel.
+
+    x: (B, 1, H, W) float pixels, ink bright. A 3x3 max-pool dilates the ink; a min-pool erodes it.
+    """
+    u = torch.rand(x.shape[0], generator=gen)
+    thick = F.max_pool2d(x, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    # Erosion can wipe out thin digits entirely; keep at least half the ink's peak by mixing.
+    thin = 0.5 * (thin + x)
+    pick = u.view(-1, 1, 1, 1)
+    return torch.where(pick < p / 2, thick, torch.where(pick < p, thin, x))

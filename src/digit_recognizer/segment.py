@@ -15,8 +15,10 @@ INK_THRESHOLD = 0.35  # of full ink level: what counts as a stroke pixel
 SPECK_HEIGHT = 0.25  # a group shorter than this fraction of the tallest one ...
 SPECK_AREA_RATIO = 0.1  # ... and with less than this fraction of the largest one's ink is dirt
 MERGE_OVERLAP = 0.5  # components overlapping horizontally by this much of the narrower are one digit
-MAX_ASPECT = 1.1  # a group wider than this times its height holds touching digits
-DIGIT_ASPECT = 0.65  # typical width / height of one handwritten digit, to guess how many are touching
+MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
+DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
+FRAGMENT = 0.45  # a group narrower and shorter than this times the typical height is a piece of a neighbour
+MERGE_GAP = 0.08  # ... and is merged into the closest group within this many typical heights
 
 
 @dataclass(frozen=True)
@@ -73,25 +75,62 @@ def merge_overlapping(comps, shape) -> list[np.ndarray]:
     return masks
 
 
-def split_touching(mask: np.ndarray) -> list[np.ndarray]:
-    """Split a too-wide group at the columns with the least ink, into as many digits as its width suggests."""
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+def extent(m: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) of a mask's ink, end-exclusive."""
+    rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+    return cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+
+
+def typical_height(masks: list[np.ndarray]) -> float:
+    return float(np.median([extent(m)[3] - extent(m)[2] for m in masks]))
+
+
+def merge_fragments(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Small pieces (a stroke broken by faint ink) join the horizontally nearest group if it is close."""
+    masks = sorted(masks, key=lambda m: extent(m)[0])
+    h = typical_height(masks)
+    changed = True
+    while changed and len(masks) > 1:
+        changed = False
+        for i, m in enumerate(masks):
+            x0, x1, y0, y1 = extent(m)
+            if x1 - x0 >= FRAGMENT * h or y1 - y0 >= FRAGMENT * h * 1.5:
+                continue
+            gaps = []
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(masks):
+                    nx0, nx1, _, _ = extent(masks[j])
+                    gaps.append((max(nx0 - x1, x0 - nx1, 0), j))
+            gap, j = min(gaps)
+            if gap <= MERGE_GAP * h:
+                masks[j] = masks[j] | m
+                del masks[i]
+                changed = True
+                break
+    return masks
+
+
+def split_touching(mask: np.ndarray, height: float) -> list[np.ndarray]:
+    """Split a group wider than a digit at the columns with the least ink, into as many digits as its width
+    suggests given the typical digit height in the image."""
+    x0, x1, y0, y1 = extent(mask)
+    w = x1 - x0
+    h = max(height, y1 - y0) if y1 - y0 < 1.5 * height else height
     if w <= MAX_ASPECT * h:
         return [mask]
     k = max(2, int(round(w / (DIGIT_ASPECT * h))))
-    profile = mask[:, cols[0]:cols[-1] + 1].sum(0).astype(float)
-    cuts, x0 = [], 0
+    profile = mask[:, x0:x1].sum(0).astype(float)
+    cuts, last = [], 0
     for i in range(1, k):
         centre = int(i * w / k)
-        lo, hi = max(x0 + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k) + 1)
+        lo, hi = max(last + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k) + 1)
         cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre
         cuts.append(cut)
-        x0 = cut
+        last = cut
     parts, start = [], 0
     for cut in cuts + [w]:
         m = np.zeros_like(mask)
-        m[:, cols[0] + start:cols[0] + cut] = mask[:, cols[0] + start:cols[0] + cut]
+        m[:, x0 + start:x0 + cut] = mask[:, x0 + start:x0 + cut]
         if m.any():
             parts.append(m)
         start = cut
@@ -105,11 +144,12 @@ def segment(src: ImageInput, name: str = "image") -> list[Segment]:
     comps = components(mask)
     if not comps:
         raise NoInk(f"{name}: no ink found")
-    masks = [p for m in drop_specks(merge_overlapping(comps, mask.shape)) for p in split_touching(m)]
+    groups = merge_fragments(drop_specks(merge_overlapping(comps, mask.shape)))
+    height = typical_height(groups)
+    masks = [p for m in groups for p in split_touching(m, height)]
     out = []
-    for m in sorted(masks, key=lambda m: np.nonzero(m.any(0))[0][0]):
-        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    for m in sorted(masks, key=lambda m: extent(m)[0]):
+        c0, c1, r0, r1 = extent(m)
         # Keep this digit's own ink (soft edges included), not its neighbours'.
         own = ndimage.binary_dilation(m, iterations=2)[r0:r1, c0:c1]
         crop = np.where(own, ink[r0:r1, c0:c1], 0)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .augment import random_affine
+from .augment import random_affine, random_stroke
 from .calibration import calibrate
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import from_dict, to_dict
@@ -50,6 +50,7 @@ class TrainConfig:
     augment_degrees: float = 0.0
     augment_scale: float = 0.0
     augment_shift: float = 0.0  # fraction of the image size
+    augment_stroke: float = 0.0  # share of images whose strokes are thickened or thinned by a pixel
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
 
 
@@ -60,7 +61,7 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1),
     "best": TrainConfig("best", model="wide", epochs=15, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
-                        augment_degrees=10, augment_scale=0.1, augment_shift=0.1, ema=0.999),
+                        augment_degrees=10, augment_scale=0.1, augment_shift=0.1, augment_stroke=0.5, ema=0.999),
 }
 DEFAULT_RECIPE = "fast"
 
@@ -165,6 +166,8 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
         for i in bar:
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             xb, yb = x_all[idx].float(), tr.labels[idx]  # (B, 1, 28, 28), (B,)
+            if cfg.augment_stroke:
+                xb = random_stroke(xb, gen, cfg.augment_stroke)
             if augment:
                 xb = random_affine(xb, gen, cfg.augment_degrees, cfg.augment_scale, cfg.augment_shift)
             if cfg.channels_last:
