@@ -59,7 +59,8 @@ from digit_recognizer.model import build_model
 from digit_recognizer.predict import Recognizer
 from digit_recognizer.modelfile import LoadedModel
 ds = load_mnist(progress=False)
-rec = Recognizer(LoadedModel([build_model("tutorial").eval()], {}, None))
+net = build_model("tutorial").eval().to(memory_format=torch.channels_last)  # as modelfile.load_net does
+rec = Recognizer(LoadedModel([net], {}, None))
 x = ds.test.images
 rec.probabilities(x[:64])
 reps = []

@@ -29,7 +29,7 @@ def test_keras_initialisation():
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_every_architecture_runs_and_saves(tmp_path, name):
-    net = build_model(name).eval()
+    net = build_model(name).eval().to(memory_format=torch.channels_last)  # the layout load_model gives
     x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
     json_path = save_model(tmp_path / "m", net, metrics={"val_accuracy": 0.5})
     meta = json.loads(json_path.read_text())

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .model import Net
 
-EVAL_BATCH = 2000  # images per forward pass in batch inference
+EVAL_BATCH = 256  # images per forward pass: measured fastest of 256..10000 on a 2-core CPU
 
 
 def autocast(enabled: bool):

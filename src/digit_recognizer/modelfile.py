@@ -126,7 +126,8 @@ def load_net(json_path: Path, meta: dict[str, Any]) -> Net:
         raise DigitsError(f"{weights_path}: weights file not found") from None
     except (SafetensorError, RuntimeError) as e:
         raise DigitsError(f"{weights_path}: weights are corrupt or do not match the architecture ({e})") from None
-    return net.eval()
+    # NHWC: oneDNN's fast layout for these convolutions (tutorial CNN, 10k test images: 2.0 s vs 2.8 s).
+    return net.eval().to(memory_format=torch.channels_last)
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
