@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import run_digits
 from digit_recognizer.report import PICTURES
 
-TRAIN_FLOOR = 0.98  # one epoch of the fast recipe; measured 98.8% on the 2-core CI machine
+TRAIN_FLOOR = 0.99  # `digits train` as is (fast recipe, 2 epochs): measured 99.22-99.41% over seeds 0-2
 SHIPPED_FLOOR = 0.99
 
 
@@ -22,8 +22,8 @@ def env(mnist_dir):
 
 @pytest.fixture(scope="module")
 def trained_run(env, tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "fast1"
-    res = run_digits("train", "--epochs", "1", "--out", str(run), "--no-progress", env=env)
+    run = tmp_path_factory.mktemp("runs") / "fast"
+    res = run_digits("train", "--out", str(run), "--no-progress", env=env)
     assert res.returncode == 0, res.stderr
     return run
 
@@ -32,7 +32,7 @@ def test_train_real_mnist_with_accuracy_floor(trained_run):
     meta = json.loads((trained_run / "model.json").read_text())
     assert meta["metrics"]["test_accuracy"] >= TRAIN_FLOOR
     assert meta["training"]["recipe"] == "fast" and meta["training"]["command"].startswith("digits train")
-    assert len((trained_run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert len((trained_run / "metrics.jsonl").read_text().splitlines()) == meta["training"]["epochs"]
     for name in ["config.json", "checkpoint.safetensors", "model.safetensors", "report.html"]:
         assert (trained_run / name).is_file(), name
     page = (trained_run / "report.html").read_text()

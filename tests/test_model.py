@@ -65,6 +65,23 @@ def test_config_rejects_unknown():
         make_config("fast", colour="blue")
     with pytest.raises(DigitsError, match="unknown model"):
         make_config("fast", model="resnet9000")
+    with pytest.raises(DigitsError, match="unknown precision"):
+        make_config("fast", precision="fp16")
+
+
+def test_precisions_agree(mnist):
+    from digit_recognizer import Recognizer
+    from digit_recognizer.inference import use_bf16
+
+    assert use_bf16("bf16") and not use_bf16("fp32")
+    x = mnist.test.images[:512]
+    ref = Recognizer.load(precision="fp32").probabilities(x)
+    for precision in ("auto", "bf16"):
+        p = Recognizer.load(precision=precision).probabilities(x)
+        assert (p.argmax(1) == ref.argmax(1)).float().mean() >= 0.998
+        assert (p - ref).abs().max() < 0.05
+    with pytest.raises(DigitsError, match="unknown precision"):
+        Recognizer.load(precision="fp8")
 
 
 def test_split_is_deterministic_stratified_disjoint():

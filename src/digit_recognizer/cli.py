@@ -65,6 +65,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the recipe's (peak) learning rate."),
     seed: int = typer.Option(0, help="Seed for initialisation, shuffling and augmentation."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 where the CPU has native bf16), fp32 or bf16."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint."),
     report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
@@ -76,7 +77,8 @@ def train(
     from .train import make_config
     from .train import train as run_training
 
-    cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                      precision=precision)
     run_dir = out or Path("runs") / f"{cfg.recipe}-seed{cfg.seed}"
     ds = load_data(data_dir, no_verify, progress)
     try:

@@ -2,14 +2,40 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .errors import DigitsError
 from .model import Net
 
-EVAL_BATCH = 256  # images per forward pass: measured fastest of 256..10000 on a 2-core CPU
+EVAL_BATCH = 256  # images per forward pass: measured fastest of 32..10000 on a 2-core CPU, fp32 and bf16
+# Below this many images, bf16 casts cost more than they save (one image: 0.49 ms in bf16, 0.31 ms in fp32).
+BF16_MIN_BATCH = 64
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=None)
+def bf16_is_fast() -> bool:
+    """Whether bf16 convolutions run natively here (oneDNN with AVX512-BF16 or AMX, or a bf16 GPU).
+
+    On an AVX2-only CPU, bf16 autocast is emulated and about 7x slower than fp32 (measured).
+    """
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and \
+        (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def use_bf16(precision: str) -> bool:
+    """Resolve a precision setting ('auto' = bf16 where it is fast) to whether to autocast to bf16."""
+    if precision not in PRECISIONS:
+        raise DigitsError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    return precision == "bf16" or (precision == "auto" and bf16_is_fast())
 
 
 def autocast(enabled: bool):
@@ -47,8 +73,13 @@ def tta_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:
 
 
 def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Sequence[float] | None = None,
-                  bf16: bool = False, tta: bool = False) -> torch.Tensor:
-    """Mean calibrated softmax over ensemble members (and shifted views with tta) -> (N, 10), rows sum to 1."""
+                  precision: str = "fp32", tta: bool = False) -> torch.Tensor:
+    """Mean calibrated softmax over ensemble members (and shifted views with tta) -> (N, 10), rows sum to 1.
+
+    precision "auto" runs batches of BF16_MIN_BATCH or more in bf16 where the CPU does bf16 natively
+    (tutorial CNN, 10k test images: 0.40 s vs 0.65 s; no argmax changed on the test set).
+    """
+    bf16 = len(images) >= BF16_MIN_BATCH and use_bf16(precision)
     views = tta_views(images, 1) if tta else [images]
     temperatures = temperatures or [1.0] * len(nets)
     total = None

@@ -30,8 +30,9 @@ class ModelConfig:
 ARCHITECTURES = {
     # The tutorial's Keras CNN, layer for layer: 159,254 parameters, inputs scaled to [0, 1].
     "tutorial": ModelConfig("tutorial", ("c32", "p", "c64", "c64", "p"), hidden=(100,)),
-    # Small and BatchNorm-ed: few FLOPs per image (CPU training is compute-bound), >99% in two epochs.
-    "fast": ModelConfig("fast", ("c16", "p", "c32", "p", "c64", "p"), hidden=(), padding=1, batchnorm=True,
+    # Small and BatchNorm-ed: few FLOPs per image (CPU training is compute-bound), >99.2% in two epochs.
+    # The dense layer costs 1% of the FLOPs and gained 0.1-0.2 points of validation accuracy.
+    "fast": ModelConfig("fast", ("c16", "p", "c32", "p", "c64", "p"), hidden=(128,), padding=1, batchnorm=True,
                         mean=MNIST_MEAN, std=MNIST_STD),
     # Wider and deeper for the best-accuracy recipe (about 1.2M parameters).
     "wide": ModelConfig("wide", ("c64", "c64", "p", "c128", "c128", "p", "c256", "p"), hidden=(256,),

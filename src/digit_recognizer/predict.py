@@ -10,7 +10,7 @@ import torch
 
 from .constants import IMAGE_SIZE
 from .errors import DigitsError
-from .inference import probabilities
+from .inference import probabilities, use_bf16
 from .modelfile import LoadedModel, load_model
 from .preprocess import ImageInput, preprocess
 
@@ -54,8 +54,11 @@ def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Predic
 class Recognizer:
     """A loaded model (or ensemble). `Recognizer.load()` gives the model shipped with the package."""
 
-    def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None):
+    def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None,
+                 precision: str = "auto"):
         self.loaded = loaded
+        use_bf16(precision)  # rejects unknown names now, not at the first prediction
+        self.precision = precision  # "auto": large batches in bf16 where the CPU has it natively; or fp32 / bf16
         # Calibrated on the validation split at training time; callers may choose their own trade-off.
         self.min_confidence = float(loaded.meta.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
                                     if min_confidence is None else min_confidence)
@@ -63,8 +66,9 @@ class Recognizer:
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None) -> "Recognizer":
-        return cls(load_model(path), min_confidence=min_confidence)
+    def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
+             precision: str = "auto") -> "Recognizer":
+        return cls(load_model(path), min_confidence=min_confidence, precision=precision)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -77,7 +81,8 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
-        return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta)
+        return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
+                             precision=self.precision)
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)
