@@ -154,8 +154,10 @@ def test_training_never_reads_the_test_split(mnist, monkeypatch, tmp_path):
     small_train = Split(mnist.train.images[:2000], mnist.train.labels[:2000])
     fake = Dataset(small_train, poisoned, mnist.source)
     monkeypatch.setattr(cli, "load_data", lambda *a, **k: fake)
-    for recipe in ("fast", "best"):
-        result = CliRunner().invoke(cli.app, ["train", "--recipe", recipe, "--epochs", "1", "--no-report",
-                                              "--model", "fast", "--no-progress", "--out", str(tmp_path / recipe)])
+    for recipe, extra in (("fast", []), ("best", []), ("best", ["--ensemble", "2"])):
+        out = tmp_path / f"{recipe}{len(extra)}"
+        result = CliRunner().invoke(cli.app, ["train", "--recipe", recipe, "--epochs", "1", "--no-report", *extra,
+                                              "--model", "fast", "--no-progress", "--out", str(out)])
         assert result.exit_code == 0, result.output + repr(result.exception)
-        assert (tmp_path / recipe / "model.json").exists()
+        assert (out / "model.json").exists()
+    assert len(load_model(tmp_path / "best2").nets) == 2  # the ensemble went through the CLI

@@ -68,6 +68,7 @@ def train(
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where the CPU has native bf16), fp32 or bf16."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint."),
+    ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
     report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -79,15 +80,25 @@ def train(
 
     cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                       precision=precision)
-    run_dir = out or Path("runs") / f"{cfg.recipe}-seed{cfg.seed}"
+    name = f"{cfg.recipe}-seed{cfg.seed}" + (f"-x{ensemble}" if ensemble > 1 else "")
+    run_dir = out or Path("runs") / name
     ds = load_data(data_dir, no_verify, progress)
+    command = " ".join(["digits", *sys.argv[1:]])
     try:
-        result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress,
-                              command=" ".join(["digits", *sys.argv[1:]]))
+        if ensemble > 1:
+            from .ensemble import train_ensemble
+
+            model_json = train_ensemble(cfg, ds.train, run_dir, ensemble, resume=resume, progress=progress,
+                                        command=command)
+            seconds = json.loads(model_json.read_text())["training"]["train_seconds"]
+        else:
+            result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress, command=command)
+            model_json, seconds = result.model_json, result.seconds
     except KeyboardInterrupt:
-        echo_err(f"interrupted; continue with: digits train --resume --out {run_dir}")
+        again = f" --ensemble {ensemble}" if ensemble > 1 else ""
+        echo_err(f"interrupted; continue with: digits train --resume{again} --out {run_dir}")
         raise typer.Exit(130)
-    typer.echo(f"trained in {result.seconds:.1f} s; model: {result.model_json}")
+    typer.echo(f"trained in {seconds:.1f} s; model: {model_json}")
     if report:
         page, ev = report_run(run_dir, ds.train, ds.test)
         typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")

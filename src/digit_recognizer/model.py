@@ -34,9 +34,10 @@ ARCHITECTURES = {
     # The dense layer costs 1% of the FLOPs and gained 0.1-0.2 points of validation accuracy.
     "fast": ModelConfig("fast", ("c16", "p", "c32", "p", "c64", "p"), hidden=(128,), padding=1, batchnorm=True,
                         mean=MNIST_MEAN, std=MNIST_STD),
-    # Wider and deeper for the best-accuracy recipe (about 1.2M parameters).
-    "wide": ModelConfig("wide", ("c64", "c64", "p", "c128", "c128", "p", "c256", "p"), hidden=(256,),
-                        padding=1, batchnorm=True, dropout=0.25, mean=MNIST_MEAN, std=MNIST_STD),
+    # Twice the fast net's channels and a wider dense layer (390,634 parameters) for the best-accuracy recipe:
+    # 14 s per epoch here in bf16, so 30 augmented epochs fit in 10 minutes.
+    "wide": ModelConfig("wide", ("c32", "p", "c64", "p", "c128", "p"), hidden=(256,), padding=1, batchnorm=True,
+                        mean=MNIST_MEAN, std=MNIST_STD),
 }
 
 

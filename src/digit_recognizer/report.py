@@ -126,15 +126,17 @@ def write_report(run_dir: Path, splits: dict[str, Split], history: list[dict[str
     figs = "".join(f'<figure><img src="report/{f}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
                    f"</figcaption></figure>" for f, t in PICTURES.items())
     arch = meta.get("architecture", {}).get("name", "?")
+    val_acc = meta.get("metrics", {}).get("val_accuracy", history[-1]["val_accuracy"])
+    kind = f" &times; {len(meta['members'])} members, averaged with test-time shifts" if "members" in meta else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>digits report: {html.escape(run_dir.name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 figure{{display:inline-block;margin:1em;vertical-align:top}}img{{max-width:100%}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head>
 <body><h1>digits report: {html.escape(run_dir.name)}</h1>
-<p>Model <b>{html.escape(arch)}</b>, {meta.get("parameters", 0):,} parameters.
+<p>Model <b>{html.escape(arch)}</b>{kind}, {meta.get("parameters", 0):,} parameters.
 Test accuracy <b>{ev.accuracy * 100:.2f}%</b> ({len(ev.labels) - round(ev.accuracy * len(ev.labels))} errors
-in {len(ev.labels):,}). Final validation accuracy {history[-1]["val_accuracy"] * 100:.2f}%.</p>
+in {len(ev.labels):,}). Validation accuracy {val_acc * 100:.2f}%.</p>
 <table><tr><th>digit</th><th>precision</th><th>recall</th><th>support</th></tr>{rows}</table>
 {figs}
 <details><summary>Model description (JSON)</summary><pre>{html.escape(json.dumps(meta, indent=2))}</pre></details>

@@ -1,0 +1,62 @@
+"""Ensembles: training N members, loading them through the one loader, averaging with shifted views, resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from digit_recognizer.data.dataset import Split
+from digit_recognizer.ensemble import train_ensemble
+from digit_recognizer.errors import DigitsError
+from digit_recognizer.inference import logits, tta_views
+from digit_recognizer.modelfile import load_model
+from digit_recognizer.predict import Recognizer
+from digit_recognizer.train import make_config
+
+QUIET = {"progress": False, "log": lambda m: None}
+
+
+@pytest.fixture(scope="module")
+def small(mnist) -> Split:
+    return Split(mnist.train.images[:2000], mnist.train.labels[:2000])
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(small, tmp_path_factory):
+    run = tmp_path_factory.mktemp("ens") / "run"
+    train_ensemble(make_config("fast", epochs=1, batch_size=64), small, run, 2, **QUIET)
+    return run
+
+
+def test_members_are_different_seeds_and_load_as_one_model(ensemble_run):
+    meta = json.loads((ensemble_run / "model.json").read_text())
+    assert meta["members"] == ["member-0/model.json", "member-1/model.json"] and meta["tta"] is True
+    seeds = [json.loads((ensemble_run / m).read_text())["training"]["seed"] for m in meta["members"]]
+    assert seeds == [0, 1]
+    loaded = load_model(ensemble_run)
+    assert len(loaded.nets) == 2 and 0 < meta["min_confidence"] < 1 and 0 < meta["metrics"]["val_accuracy"] <= 1
+    assert not torch.equal(loaded.nets[0].head[-1].weight, loaded.nets[1].head[-1].weight)
+    assert meta["parameters"] == 2 * json.loads((ensemble_run / meta["members"][0]).read_text())["parameters"]
+
+
+def test_probabilities_average_members_and_shifted_views(ensemble_run, mnist):
+    loaded = load_model(ensemble_run)
+    x = mnist.test.images[:32]
+    expected = torch.stack([F.softmax(logits(net, v) / t, 1) for net, t in zip(loaded.nets, loaded.temperatures)
+                            for v in tta_views(x, 1)]).mean(0)
+    got = Recognizer(loaded, precision="fp32").probabilities(x)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert Recognizer(loaded).predict(x[0].numpy()).digit == int(expected[0].argmax())
+
+
+def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
+    before = (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(DigitsError, match="already holds a model"):
+        train_ensemble(make_config("fast", epochs=1, batch_size=64), small, ensemble_run, 2, **QUIET)
+    train_ensemble(make_config("fast", epochs=1, batch_size=64), small, ensemble_run, 3, resume=True, **QUIET)
+    assert (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns == before
+    assert len(load_model(ensemble_run).nets) == 3
+    with pytest.raises(DigitsError, match="at least 2"):
+        train_ensemble(make_config("fast", epochs=1), small, tmp_path, 1, **QUIET)
