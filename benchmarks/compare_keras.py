@@ -147,8 +147,9 @@ def main() -> None:
     inf = our_inference()
 
     rows = [
-        ("time to >= 99.2% test acc (s; - = not hit)", k_time, fast_wall if fast_acc >= TARGET else None,
-         f"keras acc {k_epochs[-1]['test_accuracy']:.4f} / ours mean acc {fast_acc:.4f}"),
+        ("time to >= 99.2% test acc (s)", k_time, fast_wall if fast_acc >= TARGET else None,
+         f"keras: first epoch at >= 99.2%, - = never; ours: whole `digits train`, median of "
+         f"{args.fast_seeds} seeds, mean acc {fast_acc:.4f}"),
         ("tutorial CNN, s per epoch", k_epoch, our_epoch, "batch 32, median epoch incl. validation"),
         ("predict 10k test images (s)", keras["predict_10k_seconds_median"], inf["predict_10k_seconds_median"],
          "median of 5"),
@@ -163,6 +164,10 @@ def main() -> None:
         ratio = f"{k / o:.2f}x" if k and o else "n/a"
         fmt = lambda v: f"{v:.3f}" if v is not None else "-"
         print(f"{name:<36}{fmt(k):>10}{fmt(o):>10}{ratio:>10}  {note}")
+    if k_time is None:
+        k_total = keras["setup_seconds"] + sum(e["seconds"] for e in k_epochs)
+        print(f"\nKeras did not reach {TARGET:.1%} in {len(k_epochs)} epochs ({k_total:.1f} s); against that lower "
+              f"bound, ours is >= {k_total / fast_wall:.1f}x faster to {TARGET:.1%}")
     print(f"\ntutorial recipe ({args.tutorial_epochs} epochs): test accuracy ours "
           f"{tut['metrics']['test_accuracy']:.4f}, Keras {k_epochs[-1]['test_accuracy']:.4f}; bf16 {tut['training']['bf16']}")
     print(f"tutorial training step: {train_gflops:.0f} GFLOP/s achieved; this CPU's large-GEMM throughput "

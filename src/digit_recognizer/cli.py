@@ -80,6 +80,8 @@ def train(
 
     cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                       precision=precision)
+    if ensemble < 1:
+        raise DigitsError("--ensemble must be at least 1")
     name = f"{cfg.recipe}-seed{cfg.seed}" + (f"-x{ensemble}" if ensemble > 1 else "")
     run_dir = out or Path("runs") / name
     ds = load_data(data_dir, no_verify, progress)
