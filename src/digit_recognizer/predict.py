@@ -17,6 +17,7 @@ from .preprocess import ImageInput, preprocess
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 TOP_K = 3
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
+WHOLE_MARGIN = 0.8  # a split group is read whole when its confidence exceeds this times its least sure part's
 
 
 @dataclass(frozen=True)
@@ -132,5 +133,24 @@ def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") 
     from .segment import segment
 
     segs = segment(image, name)
-    preds = recognizer.predict_arrays(np.stack([s.image for s in segs]))
-    return Reading(tuple(preds), tuple(s.box for s in segs))
+    wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
+    preds = recognizer.predict_arrays(np.stack([s.image for s in segs + wholes]))
+    whole_pred = {id(w): p for w, p in zip(wholes, preds[len(segs):])}
+    # A group split as touching digits is read as one digit instead when the model is surer of that
+    # reading than of its least sure part (a wide flat 5 or 0 is one digit; "12" touching is two).
+    least_sure_part: dict[int, float] = {}
+    for s, p in zip(segs, preds):
+        if s.whole is not None:
+            least_sure_part[id(s.whole)] = min(p.confidence, least_sure_part.get(id(s.whole), 1.0))
+    digits, boxes, done = [], [], set()
+    for s, p in zip(segs, preds):
+        key = id(s.whole)
+        if s.whole is not None and whole_pred[key].confidence > least_sure_part[key] * WHOLE_MARGIN:
+            if key not in done:
+                done.add(key)
+                digits.append(whole_pred[key])
+                boxes.append(s.whole.box)
+            continue
+        digits.append(p)
+        boxes.append(s.box)
+    return Reading(tuple(digits), tuple(boxes))

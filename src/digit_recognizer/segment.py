@@ -25,6 +25,9 @@ MERGE_GAP = 0.08  # ... and is merged into the closest group within this many ty
 class Segment:
     box: tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
     image: np.ndarray  # (28, 28) uint8
+    # For a part of a group split as touching digits: the whole group as one digit (shared by its parts),
+    # the other reading, since a wide flat 5 or 0 looks like two touching digits to geometry alone.
+    whole: Segment | None = None
 
 
 def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
@@ -146,13 +149,19 @@ def segment(src: ImageInput, name: str = "image") -> list[Segment]:
         raise NoInk(f"{name}: no ink found")
     groups = merge_fragments(drop_specks(merge_overlapping(comps, mask.shape)))
     height = typical_height(groups)
-    masks = [p for m in groups for p in split_touching(m, height)]
     out = []
-    for m in sorted(masks, key=lambda m: extent(m)[0]):
-        c0, c1, r0, r1 = extent(m)
-        # Keep this digit's own ink (soft edges included), not its neighbours'.
-        own = ndimage.binary_dilation(m, iterations=2)[r0:r1, c0:c1]
-        crop = np.where(own, ink[r0:r1, c0:c1], 0)
-        box = tuple(int(round(v * scale)) for v in (c0, r0, c1 - c0, r1 - r0))
-        out.append(Segment(box, fit_and_centre(crop)))
+    for group in groups:
+        parts = split_touching(group, height)
+        whole = crop_segment(group, ink, scale) if len(parts) > 1 else None
+        out += [crop_segment(p, ink, scale, whole) for p in parts]
+    out.sort(key=lambda s: s.box[0])
     return out
+
+
+def crop_segment(m: np.ndarray, ink: np.ndarray, scale: float, whole: Segment | None = None) -> Segment:
+    c0, c1, r0, r1 = extent(m)
+    # Keep this digit's own ink (soft edges included), not its neighbours'.
+    own = ndimage.binary_dilation(m, iterations=2)[r0:r1, c0:c1]
+    crop = np.where(own, ink[r0:r1, c0:c1], 0)
+    box = tuple(int(round(v * scale)) for v in (c0, r0, c1 - c0, r1 - r0))
+    return Segment(box, fit_and_centre(crop), whole)
