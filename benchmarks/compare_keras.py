@@ -172,7 +172,7 @@ def main() -> None:
           f"{tut['metrics']['test_accuracy']:.4f}, Keras {k_epochs[-1]['test_accuracy']:.4f}; bf16 {tut['training']['bf16']}")
     print(f"tutorial training step: {train_gflops:.0f} GFLOP/s achieved; this CPU's large-GEMM throughput "
           f"{gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16 (torch.mm 2048x2048)")
-    print(f"ours, fast recipe per seed: " + json.dumps([{"wall_s": round(w, 1), "test": m["metrics"]["test_accuracy"]}
+    print("ours, fast recipe per seed: " + json.dumps([{"wall_s": round(w, 1), "test": m["metrics"]["test_accuracy"]}
                                                         for w, m in fast]))
     print(f"TensorFlow {keras['tensorflow']}; Keras epochs: " + json.dumps(k_epochs))
 

@@ -1,7 +1,6 @@
 """The drawing page in a real browser: Debian's Chromium, driven by Playwright, against `digits serve`."""
 from __future__ import annotations
 
-import io
 import socket
 import subprocess
 import sys

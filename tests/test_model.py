@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from digit_recognizer.data.dataset import Split, stratified_split, train_val_split
+from digit_recognizer.data.dataset import Split, stratified_split
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.model import ARCHITECTURES, build_model, count_parameters
 from digit_recognizer.modelfile import load_model, save_model

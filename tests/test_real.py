@@ -1,7 +1,6 @@
 """Real-looking images: segmentation of whole numbers, refusal of non-digits, evaluation on a user's folder."""
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
