@@ -90,9 +90,8 @@ def train(
         if ensemble > 1:
             from .ensemble import train_ensemble
 
-            model_json = train_ensemble(cfg, ds.train, run_dir, ensemble, resume=resume, progress=progress,
-                                        command=command)
-            seconds = json.loads(model_json.read_text())["training"]["train_seconds"]
+            model_json, seconds = train_ensemble(cfg, ds.train, run_dir, ensemble, resume=resume,
+                                                 progress=progress, command=command)
         else:
             result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress, command=command)
             model_json, seconds = result.model_json, result.seconds

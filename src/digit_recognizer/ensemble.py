@@ -6,7 +6,6 @@ the report and the server use an ensemble exactly as they use a single model.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -17,21 +16,21 @@ from .calibration import REFUSE_FRACTION, expected_calibration_error
 from .checkpoint import CHECKPOINT_FILE
 from .config import to_dict
 from .data.dataset import Split, train_val_split
-from .data.formats import atomic_write_bytes
 from .errors import DigitsError
 from .modelfile import (FORMAT, FORMAT_VERSION, MODEL_STEM, LoadedModel, load_net, preprocessing_info, read_json,
                         versions, write_json)
 from .predict import Recognizer
-from .train import TrainConfig, stderr_log, train, write_metrics
+from .train import TrainConfig, read_metrics, stderr_log, train, write_metrics
 
 MEMBER_DIR = "member-{}"
 
 
 def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
                    progress: bool = True, log: Callable[[str], None] = stderr_log,
-                   command: str | None = None) -> Path:
-    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir; returns the ensemble's model JSON.
+                   command: str | None = None) -> tuple[Path, float]:
+    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir.
 
+    Returns the ensemble's model JSON and the members' training seconds, summed.
     With resume, finished members are kept and an interrupted one continues from its checkpoint.
     """
     if n < 2:
@@ -40,14 +39,14 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
     if (run_dir / f"{MODEL_STEM}.json").exists() and not resume:
         raise DigitsError(f"{run_dir} already holds a model; use --resume, or another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
+    write_json(run_dir / "config.json", to_dict(cfg))
     histories, seconds, members = [], 0.0, []
     for k in range(n):
         member = run_dir / MEMBER_DIR.format(k)
         members.append(f"{member.name}/{MODEL_STEM}.json")
         if resume and (member / f"{MODEL_STEM}.json").exists():
             log(f"member {k + 1}/{n}: already trained")
-            history = [json.loads(x) for x in (member / "metrics.jsonl").read_text().splitlines() if x]
+            history = read_metrics(member)
         else:
             log(f"member {k + 1}/{n} (seed {cfg.seed + k})")
             result = train(replace(cfg, seed=cfg.seed + k), data, member, progress=progress, log=log,
@@ -59,8 +58,8 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
     write_metrics(run_dir, [{key: sum(h[e][key] for h in histories) / n for key in histories[0][e]}
                             for e in range(len(histories[0]))])
     _, va = train_val_split(data, cfg.val_fraction, cfg.split_seed)
-    return write_ensemble(run_dir, members, va, {**to_dict(cfg), "ensemble": n, "train_seconds": seconds,
-                                                 "command": command})
+    training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command}
+    return write_ensemble(run_dir, members, va, training), seconds
 
 
 def write_ensemble(run_dir: Path, members: list[str], val: Split, training: dict[str, Any]) -> Path:

@@ -126,7 +126,7 @@ def load_net(json_path: Path, meta: dict[str, Any]) -> Net:
         raise DigitsError(f"{weights_path}: weights file not found") from None
     except (SafetensorError, RuntimeError) as e:
         raise DigitsError(f"{weights_path}: weights are corrupt or do not match the architecture ({e})") from None
-    # NHWC: oneDNN's fast layout for these convolutions (tutorial CNN, 10k test images: 2.0 s vs 2.8 s).
+    # NHWC: oneDNN's fast layout for these convolutions (tutorial CNN, 10k test images in fp32: 0.66 s vs 1.52 s).
     return net.eval().to(memory_format=torch.channels_last)
 
 

@@ -135,22 +135,17 @@ def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") 
     segs = segment(image, name)
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
     preds = recognizer.predict_arrays(np.stack([s.image for s in segs + wholes]))
-    whole_pred = {id(w): p for w, p in zip(wholes, preds[len(segs):])}
+    parts, whole_pred = list(zip(segs, preds)), dict(zip(map(id, wholes), preds[len(segs):]))
     # A group split as touching digits is read as one digit instead when the model is surer of that
     # reading than of its least sure part (a wide flat 5 or 0 is one digit; "12" touching is two).
-    least_sure_part: dict[int, float] = {}
-    for s, p in zip(segs, preds):
-        if s.whole is not None:
-            least_sure_part[id(s.whole)] = min(p.confidence, least_sure_part.get(id(s.whole), 1.0))
-    digits, boxes, done = [], [], set()
-    for s, p in zip(segs, preds):
-        key = id(s.whole)
-        if s.whole is not None and whole_pred[key].confidence > least_sure_part[key] * WHOLE_MARGIN:
-            if key not in done:
-                done.add(key)
-                digits.append(whole_pred[key])
-                boxes.append(s.whole.box)
-            continue
-        digits.append(p)
-        boxes.append(s.box)
-    return Reading(tuple(digits), tuple(boxes))
+    read_whole = {k for k, w in whole_pred.items()
+                  if w.confidence > WHOLE_MARGIN * min(p.confidence for s, p in parts if id(s.whole) == k)}
+    out: list[tuple[Prediction, tuple[int, int, int, int]]] = []
+    shown: set[int] = set()
+    for s, p in parts:
+        if id(s.whole) not in read_whole:
+            out.append((p, s.box))
+        elif id(s.whole) not in shown:  # the group's first part stands for the whole group
+            shown.add(id(s.whole))
+            out.append((whole_pred[id(s.whole)], s.whole.box))
+    return Reading(tuple(p for p, _ in out), tuple(b for _, b in out))

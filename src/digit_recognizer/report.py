@@ -153,11 +153,11 @@ def report_run(run_dir: Path, train: Split, test: Split) -> tuple[Path, Evaluati
     from .evaluate import evaluate
     from .modelfile import read_json, resolve, update_metrics
     from .predict import Recognizer
-    from .train import TrainConfig
+    from .train import TrainConfig, read_metrics
 
     try:
         cfg = from_dict(TrainConfig, json.loads((run_dir / "config.json").read_text()), str(run_dir))
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        history = read_metrics(run_dir)
     except FileNotFoundError as e:
         raise DigitsError(f"{run_dir}: not a finished training run (missing {Path(e.filename).name})") from None
     except json.JSONDecodeError as e:

@@ -25,7 +25,7 @@ from .data.formats import atomic_write_bytes
 from .errors import DigitsError
 from .inference import autocast, logits, use_bf16
 from .model import Net, build_model, get_architecture
-from .modelfile import save_model
+from .modelfile import save_model, write_json
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
             log(f"resuming with the run's own config from {config_path}")
     elif (run_dir / CHECKPOINT_FILE).exists():
         raise DigitsError(f"{run_dir} already holds a training run; use --resume, or another --out")
-    atomic_write_bytes(config_path, (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
+    write_json(config_path, to_dict(cfg))
 
     tr, va = train_val_split(data, cfg.val_fraction, cfg.split_seed)
     bf16 = use_bf16(cfg.precision)
@@ -228,3 +228,8 @@ def update_ema(ema: Net, model: Net, decay: float) -> None:
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """metrics.jsonl, rewritten whole each epoch so it always matches the checkpoint."""
     atomic_write_bytes(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch history from metrics.jsonl (FileNotFoundError / JSONDecodeError for the caller to word)."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
