@@ -60,3 +60,18 @@ def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
     assert len(load_model(ensemble_run).nets) == 3
     with pytest.raises(DigitsError, match="at least 2"):
         train_ensemble(make_config("fast", epochs=1), small, tmp_path, 1, **QUIET)
+
+
+def test_a_single_model_saved_with_tta_predicts_with_it(small, mnist, tmp_path):
+    from digit_recognizer.train import train
+
+    cfg = make_config("fast", epochs=1, batch_size=64, tta=True)
+    meta = json.loads(train(cfg, small, tmp_path / "run", **QUIET).model_json.read_text())
+    assert meta["tta"] is True and 0 < meta["metrics"]["val_accuracy_tta"] <= 1
+    rec = Recognizer.load(tmp_path / "run", precision="fp32")
+    assert rec.tta
+    x = mnist.test.images[:16]
+    (net,), (t,) = rec.loaded.nets, rec.loaded.temperatures
+    expected = torch.stack([F.softmax(logits(net, v) / t, 1) for v in tta_views(x, 1)]).mean(0)
+    assert torch.allclose(rec.probabilities(x), expected, atol=1e-6)
+    assert make_config("best").tta and not make_config("fast").tta

@@ -28,10 +28,14 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(TEMPERATURE_GRID[nll.argmin()])
 
 
+def refusal_threshold(probs: torch.Tensor) -> float:
+    """The confidence below which REFUSE_FRACTION of these (validation) predictions fall. probs: (N, 10)."""
+    return float(torch.quantile(probs.max(1).values, REFUSE_FRACTION))
+
+
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Temperature, ECE before/after, and the confidence below which a prediction is refused."""
     t = fit_temperature(logits, labels)
-    conf = F.softmax(logits / t, 1).max(1).values
-    return {"temperature": t, "min_confidence": float(torch.quantile(conf, REFUSE_FRACTION)),
+    return {"temperature": t, "min_confidence": refusal_threshold(F.softmax(logits / t, 1)),
             "val_ece_before": expected_calibration_error(F.softmax(logits, 1), labels),
             "val_ece_after": expected_calibration_error(F.softmax(logits / t, 1), labels)}

@@ -69,6 +69,9 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint."),
     ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
+                                       help="Save the model to average 5 shifted views per image (5x the "
+                                            "compute; default: the recipe's, on for best)."),
     report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -79,7 +82,7 @@ def train(
     from .train import train as run_training
 
     cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      precision=precision)
+                      precision=precision, tta=tta)
     if ensemble < 1:
         raise DigitsError("--ensemble must be at least 1")
     name = f"{cfg.recipe}-seed{cfg.seed}" + (f"-x{ensemble}" if ensemble > 1 else "")

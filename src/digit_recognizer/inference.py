@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .constants import NUM_CLASSES
 from .errors import DigitsError
 from .model import Net
 
@@ -79,12 +80,12 @@ def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Se
     precision "auto" runs batches of BF16_MIN_BATCH or more in bf16 where the CPU does bf16 natively
     (tutorial CNN, 10k test images: 0.40 s vs 0.65 s; no argmax changed on the test set).
     """
-    bf16 = len(images) >= BF16_MIN_BATCH and use_bf16(precision)
-    views = tta_views(images, 1) if tta else [images]
+    views = tta_views(images, 1) if tta else [images.reshape(-1, 1, *images.shape[-2:])]
+    x = torch.cat(views)  # (V*N, 1, 28, 28): all views in the same forward passes (one image + TTA = one batch)
+    bf16 = len(x) >= BF16_MIN_BATCH and use_bf16(precision)
     temperatures = temperatures or [1.0] * len(nets)
     total = None
     for net, t in zip(nets, temperatures):
-        for v in views:
-            p = F.softmax(logits(net, v, bf16=bf16) / t, dim=1)
-            total = p if total is None else total + p
-    return total / (len(nets) * len(views))
+        p = F.softmax(logits(net, x, bf16=bf16) / t, dim=1).reshape(len(views), -1, NUM_CLASSES).mean(0)
+        total = p if total is None else total + p
+    return total / len(nets)

@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine, random_stroke
-from .calibration import calibrate
+from .calibration import calibrate, refusal_threshold
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import from_dict, to_dict
 from .data.dataset import Split, train_val_split
 from .data.formats import atomic_write_bytes
 from .errors import DigitsError
-from .inference import autocast, logits, use_bf16
+from .inference import autocast, logits, probabilities, use_bf16
 from .model import Net, build_model, get_architecture
 from .modelfile import save_model, write_json
 
@@ -52,6 +52,7 @@ class TrainConfig:
     augment_shift: float = 0.0  # fraction of the image size
     augment_stroke: float = 0.0  # share of images whose strokes are thickened or thinned by a pixel
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
+    tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
 
 
 RECIPES = {
@@ -63,7 +64,8 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1),
     "best": TrainConfig("best", model="wide", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
-                        augment_degrees=10, augment_scale=0.1, augment_shift=0.1, augment_stroke=0.5, ema=0.999),
+                        augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
+                        augment_stroke=0.5, ema=0.999, tta=True),
 }
 DEFAULT_RECIPE = "fast"
 
@@ -100,8 +102,8 @@ def make_optimizer(cfg: TrainConfig, model: Net) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate_loss_acc(net: Net, split: Split) -> tuple[float, float]:
-    out = logits(net, split.images)  # fp32: the reference precision
+def evaluate_loss_acc(net: Net, split: Split, bf16: bool = False) -> tuple[float, float]:
+    out = logits(net, split.images, bf16=bf16)
     return F.cross_entropy(out, split.labels).item(), (out.argmax(1) == split.labels).float().mean().item()
 
 
@@ -163,8 +165,9 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(n, generator=gen)
         model.train()
-        seen = correct = 0
-        loss_sum = 0.0
+        seen = 0
+        # Running sums stay tensors: a .item() per step would cost ~1% of a batch-32 step (measured).
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)
         for i in bar:
@@ -188,31 +191,39 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
             if ema is not None:
                 update_ema(ema, model, cfg.ema)
             seen += len(yb)
-            loss_sum += loss.item() * len(yb)
-            correct += (out.argmax(1) == yb).sum().item()
-            if i % 20 == 0 or i == steps - 1:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", lr=f"{lr:.3g}")
+            loss_sum += loss.detach() * len(yb)
+            correct += (out.argmax(1) == yb).sum()
+            if progress and (i % 20 == 0 or i == steps - 1):
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}",
+                                lr=f"{lr:.3g}")
         bar.close()
         final = ema if ema is not None else model
-        val_loss, val_acc = evaluate_loss_acc(final, va)
+        # At the run's precision: bf16 validation took 0.23 s instead of 0.40 s per tutorial epoch here.
+        val_loss, val_acc = evaluate_loss_acc(final, va, bf16)
+        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
         elapsed += time.perf_counter() - t0  # an epoch = training + validation, as Keras' fit() counts it
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
                         "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr, "seconds": elapsed})
         write_metrics(run_dir, history)
         save_checkpoint(run_dir, modules, opt, {"history": history, "seconds": elapsed})
-        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} acc {train_acc:.4f} "
             f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({elapsed:.1f} s)")
 
     final = (ema if ema is not None else model).to(memory_format=torch.contiguous_format).eval()
     last = history[-1]
     # Calibrated in fp32, the reference precision (bf16 batch predictions differ by < 0.03 in a logit).
     cal = calibrate(logits(final, va.images), va.labels)
+    metrics = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+               "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]}
+    if cfg.tta:  # accuracy and refusal threshold as the saved model will predict: with shifted views
+        probs = probabilities([final], va.images, temperatures=[cal["temperature"]], tta=True)
+        metrics["val_accuracy_tta"] = (probs.argmax(1) == va.labels).float().mean().item()
+        cal["min_confidence"] = refusal_threshold(probs)
     model_json = save_model(run_dir / "model", final,
                             training={**to_dict(cfg), "train_seconds": elapsed, "bf16": bf16,
                                       "train_size": len(tr), "val_size": len(va), "command": command},
-                            metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
-                                     "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]},
-                            extra={"temperature": cal["temperature"], "min_confidence": cal["min_confidence"]})
+                            metrics=metrics, extra={"temperature": cal["temperature"],
+                                                    "min_confidence": cal["min_confidence"], "tta": cfg.tta})
     return TrainResult(final, history, model_json, elapsed)
 
 
