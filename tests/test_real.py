@@ -82,6 +82,18 @@ def test_broken_strokes_are_one_digit(rec):
     assert rec.read(np.asarray(five)).number == "5"
 
 
+def test_a_bar_written_apart_joins_its_digit(rec):
+    """A 5 whose bar sits up and to the right of its body (little column overlap), after a 1: two digits."""
+    img = Image.new("L", (420, 260), 255)
+    d = ImageDraw.Draw(img)
+    d.line([(60, 40), (60, 215)], fill=0, width=14)  # the 1
+    d.line([(230, 60), (225, 120)], fill=0, width=14)  # the 5's stem and bowl
+    d.arc([(210, 95), (320, 215)], start=-150, end=140, fill=0, width=14)
+    d.line([(290, 30), (380, 22)], fill=0, width=14)  # its bar
+    assert len(segment(np.asarray(img))) == 2
+    assert rec.read(np.asarray(img)).number == "15"
+
+
 def test_blank_and_noise_are_refused():
     rng = np.random.default_rng(0)
     refused = 0

@@ -18,6 +18,7 @@ MERGE_OVERLAP = 0.5  # components overlapping horizontally by this much of the n
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
 FRAGMENT = 0.45  # a group narrower and shorter than this times the typical height is a piece of a neighbour
+FLAT = 0.4  # so is a piece flatter than this times the typical height and wider than tall: a detached bar
 MERGE_GAP = 0.08  # ... and is merged into the closest group within this many typical heights
 
 
@@ -85,7 +86,9 @@ def extent(m: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def typical_height(masks: list[np.ndarray]) -> float:
-    return float(np.median([extent(m)[3] - extent(m)[2] for m in masks]))
+    """Median height of the groups at least half as tall as the tallest: fragments must not drag it down."""
+    heights = [extent(m)[3] - extent(m)[2] for m in masks]
+    return float(np.median([h for h in heights if 2 * h >= max(heights)]))
 
 
 def merge_fragments(masks: list[np.ndarray]) -> list[np.ndarray]:
@@ -97,7 +100,9 @@ def merge_fragments(masks: list[np.ndarray]) -> list[np.ndarray]:
         changed = False
         for i, m in enumerate(masks):
             x0, x1, y0, y1 = extent(m)
-            if x1 - x0 >= FRAGMENT * h or y1 - y0 >= FRAGMENT * h * 1.5:
+            small = x1 - x0 < FRAGMENT * h and y1 - y0 < FRAGMENT * h * 1.5
+            bar = y1 - y0 < FLAT * h and x1 - x0 > y1 - y0  # a 5's top stroke written apart from its body
+            if not (small or bar):
                 continue
             gaps = []
             for j in (i - 1, i + 1):
