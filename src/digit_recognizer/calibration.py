@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
-REFUSE_FRACTION = 0.005  # the default confidence threshold refuses this share of the validation split
+# Refuse an answer when, calibrated, it is more likely wrong than right. (A threshold refusing 0.5% of the
+# validation split, 0.74 for the shipped model, left 31 of 1,000 numbers on paper unread, half of them right.)
+REFUSE_BELOW = 0.5
 TEMPERATURE_GRID = torch.logspace(-1.5, 1.5, 301)  # 0.03 .. 31.6, about 1% apart
 
 
@@ -28,14 +30,18 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(TEMPERATURE_GRID[nll.argmin()])
 
 
-def refusal_threshold(probs: torch.Tensor) -> float:
-    """The confidence below which REFUSE_FRACTION of these (validation) predictions fall. probs: (N, 10)."""
-    return float(torch.quantile(probs.max(1).values, REFUSE_FRACTION))
+def refusal_stats(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """The default threshold, the share of these (validation) predictions it refuses and the accuracy of the
+    rest. probs: (N, 10) calibrated probabilities."""
+    conf, pred = probs.max(1)
+    kept = conf >= REFUSE_BELOW
+    return {"min_confidence": REFUSE_BELOW, "val_refused": 1 - kept.float().mean().item(),
+            "val_accuracy_answered": (pred[kept] == labels[kept]).float().mean().item() if kept.any() else 0.0}
 
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Temperature, ECE before/after, and the confidence below which a prediction is refused."""
     t = fit_temperature(logits, labels)
-    return {"temperature": t, "min_confidence": refusal_threshold(F.softmax(logits / t, 1)),
+    return {"temperature": t, **refusal_stats(F.softmax(logits / t, 1), labels),
             "val_ece_before": expected_calibration_error(F.softmax(logits, 1), labels),
             "val_ece_after": expected_calibration_error(F.softmax(logits / t, 1), labels)}

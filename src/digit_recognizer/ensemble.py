@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .calibration import expected_calibration_error, refusal_threshold
+from .calibration import expected_calibration_error, refusal_stats
 from .checkpoint import CHECKPOINT_FILE
 from .config import to_dict
 from .data.dataset import Split, train_val_split
@@ -74,9 +74,12 @@ def write_ensemble(run_dir: Path, members: list[str], val: Split, training: dict
     nets = [load_net(run_dir / m, mm) for m, mm in zip(members, metas)]
     recognizer = Recognizer(LoadedModel(nets, meta, json_path, metas))
     probs = recognizer.probabilities(val.images)  # (N, 10): members x shifted views, averaged
+    refusals = refusal_stats(probs, val.labels)
     meta["metrics"] = {"val_accuracy": (probs.argmax(1) == val.labels).float().mean().item(),
                        "val_ece": expected_calibration_error(probs, val.labels),
+                       "val_refused": refusals["val_refused"],
+                       "val_accuracy_answered": refusals["val_accuracy_answered"],
                        "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
-    meta["min_confidence"] = refusal_threshold(probs)
+    meta["min_confidence"] = refusals["min_confidence"]
     write_json(json_path, meta)
     return json_path

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine, random_stroke
-from .calibration import calibrate, refusal_threshold
+from .calibration import calibrate, refusal_stats
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import from_dict, to_dict
 from .data.dataset import Split, train_val_split
@@ -213,12 +213,12 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     last = history[-1]
     # Calibrated in fp32, the reference precision (bf16 batch predictions differ by < 0.03 in a logit).
     cal = calibrate(logits(final, va.images), va.labels)
-    metrics = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
-               "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]}
-    if cfg.tta:  # accuracy and refusal threshold as the saved model will predict: with shifted views
+    if cfg.tta:  # accuracy and refusals as the saved model will predict: with shifted views
         probs = probabilities([final], va.images, temperatures=[cal["temperature"]], tta=True)
-        metrics["val_accuracy_tta"] = (probs.argmax(1) == va.labels).float().mean().item()
-        cal["min_confidence"] = refusal_threshold(probs)
+        cal.update(refusal_stats(probs, va.labels),
+                   val_accuracy_tta=(probs.argmax(1) == va.labels).float().mean().item())
+    metrics = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+               **{k: v for k, v in cal.items() if k.startswith("val_")}}
     model_json = save_model(run_dir / "model", final,
                             training={**to_dict(cfg), "train_seconds": elapsed, "bf16": bf16,
                                       "train_size": len(tr), "val_size": len(va), "command": command},
