@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 
 import numpy as np
@@ -63,24 +59,6 @@ def distort(strokes, rng: np.random.Generator):
     return out
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "serve",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(url + "/api/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("digits serve did not start")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-digit", type=int, default=20)
@@ -88,10 +66,11 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
+    from digit_recognizer.localserver import local_server
+
     rng = np.random.default_rng(args.seed)
-    proc, url = start_server()
     results: list[tuple[int, str]] = []
-    try:
+    with local_server() as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1000, "height": 800})
@@ -112,9 +91,6 @@ def main() -> None:
                     got = page.evaluate("[document.body.dataset.prediction, document.body.dataset.refused]")
                     results.append((digit, "?" if got[1] == "true" else got[0]))
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     right = sum(str(d) == got for d, got in results)
     refused = sum(got == "?" for _, got in results)
     print(f"{len(results)} drawings ({args.per_digit} per digit): {right / len(results) * 100:.2f}% read right, "

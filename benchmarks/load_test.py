@@ -10,32 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "serve",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def payloads(n: int) -> list[bytes]:
@@ -83,15 +59,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    port = free_port()
-    proc = start_server(port)
-    try:
+    from digit_recognizer.localserver import local_server
+
+    with local_server() as url:
         bodies = payloads(500)
-        lat, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}/api/predict", bodies, args.requests,
-                                             args.concurrency))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        lat, errors, wall = asyncio.run(load(url + "/api/predict", bodies, args.requests, args.concurrency))
     lat.sort()
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
     print(f"requests {len(lat)}  concurrency {args.concurrency}  errors {errors}")

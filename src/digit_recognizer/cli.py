@@ -19,7 +19,7 @@ DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DA
 NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
 ModelPath = typer.Option(None, "--model", help="Run folder or model file (default: the shipped model).")
 MinConfidence = typer.Option(None, "--min-confidence",
-                             help="Refuse predictions below this probability (default: calibrated per model).")
+                             help="Refuse predictions below this calibrated probability (default: the model's, 0.5).")
 
 
 def echo_err(msg: str) -> None:
