@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digit_recognizer.errors import DigitsError
 from digit_recognizer.predict import Recognizer
 from digit_recognizer.serve import create_app
 
@@ -106,3 +107,11 @@ def test_read_endpoint(client, mnist):
     r = client.post("/api/read", files={"file": ("n.jpg", img, "image/jpeg")})
     assert r.status_code == 200 and r.json()["number"] == "210" and r.json()["file"] == "n.jpg"
     assert client.post("/api/read", files={"file": ("x.txt", b"text", "text/plain")}).status_code == 415
+
+
+def test_local_server_reports_a_server_that_cannot_start():
+    from digit_recognizer.localserver import local_server
+
+    with pytest.raises(DigitsError, match="digits serve exited"):
+        with local_server("--max-bytes", "not-a-number"):
+            pass
