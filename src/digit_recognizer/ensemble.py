@@ -77,8 +77,7 @@ def write_ensemble(run_dir: Path, members: list[str], val: Split, training: dict
     refusals = refusal_stats(probs, val.labels)
     meta["metrics"] = {"val_accuracy": (probs.argmax(1) == val.labels).float().mean().item(),
                        "val_ece": expected_calibration_error(probs, val.labels),
-                       "val_refused": refusals["val_refused"],
-                       "val_accuracy_answered": refusals["val_accuracy_answered"],
+                       **{k: v for k, v in refusals.items() if k.startswith("val_")},
                        "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
     meta["min_confidence"] = refusals["min_confidence"]
     write_json(json_path, meta)

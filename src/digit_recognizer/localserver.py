@@ -5,6 +5,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Iterator
@@ -24,9 +25,11 @@ def free_port() -> int:
 def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
     """Yield the server's URL once /api/health answers; stop the server on exit. args go to `digits serve`."""
     port = free_port()
+    # stderr to a file, not a pipe: a pipe nobody reads would block a long-running server once it fills.
+    errors = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "serve",
                              "--host", "127.0.0.1", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=errors)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -36,7 +39,8 @@ def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise DigitsError("digits serve exited: " + proc.stderr.read().decode(errors="replace"))
+                    errors.seek(0)
+                    raise DigitsError("digits serve exited: " + errors.read().decode(errors="replace"))
                 if time.monotonic() > deadline:
                     raise DigitsError(f"digits serve did not answer within {timeout:.0f} s")
                 time.sleep(0.2)
@@ -47,4 +51,4 @@ def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        proc.stderr.close()
+        errors.close()

@@ -212,18 +212,23 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     final = (ema if ema is not None else model).to(memory_format=torch.contiguous_format).eval()
     last = history[-1]
     # Calibrated in fp32, the reference precision (bf16 batch predictions differ by < 0.03 in a logit).
-    cal = calibrate(logits(final, va.images), va.labels)
-    if cfg.tta:  # accuracy and refusals as the saved model will predict: with shifted views
-        probs = probabilities([final], va.images, temperatures=[cal["temperature"]], tta=True)
-        cal.update(refusal_stats(probs, va.labels),
-                   val_accuracy_tta=(probs.argmax(1) == va.labels).float().mean().item())
+    val_logits = logits(final, va.images)  # (N, 10)
+    cal = calibrate(val_logits, va.labels)
     metrics = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
-               **{k: v for k, v in cal.items() if k.startswith("val_")}}
+               "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"]}
+    # Refusals measured as the saved model will predict: with shifted views when it uses them.
+    if cfg.tta:
+        probs = probabilities([final], va.images, temperatures=[cal["temperature"]], tta=True)
+        metrics["val_accuracy_tta"] = (probs.argmax(1) == va.labels).float().mean().item()
+    else:
+        probs = F.softmax(val_logits / cal["temperature"], 1)
+    refusals = refusal_stats(probs, va.labels)
+    metrics.update((k, v) for k, v in refusals.items() if k.startswith("val_"))
     model_json = save_model(run_dir / "model", final,
                             training={**to_dict(cfg), "train_seconds": elapsed, "bf16": bf16,
                                       "train_size": len(tr), "val_size": len(va), "command": command},
                             metrics=metrics, extra={"temperature": cal["temperature"],
-                                                    "min_confidence": cal["min_confidence"], "tta": cfg.tta})
+                                                    "min_confidence": refusals["min_confidence"], "tta": cfg.tta})
     return TrainResult(final, history, model_json, elapsed)
 
 
