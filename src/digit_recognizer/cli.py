@@ -112,13 +112,15 @@ def train(
 def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json"),
              images: Optional[Path] = typer.Option(None, help="Folder of your own images with labels.csv (file,label)."),
              min_confidence: Optional[float] = MinConfidence,
+             precision: str = typer.Option("auto", help="auto (int8 or bf16 for large batches where the CPU runs "
+                                           "them natively), fp32, bf16 or int8."),
              data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
     """Test accuracy, per-class precision and recall, and the confusion matrix; or accuracy on --images."""
     from .evaluate import evaluate as run_eval
     from .evaluate import evaluate_folder
     from .predict import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, precision=precision)
     if images is not None:
         res = evaluate_folder(recognizer, images)
         if as_json:

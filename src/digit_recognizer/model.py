@@ -92,10 +92,13 @@ class Net(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, 1, 28, 28) pixels in [0, 255], any dtype -> float32 (x / 255 - mean) / std
+        return (x.float() * (1.0 / (PIXEL_MAX * self.cfg.std))) - (self.cfg.mean / self.cfg.std)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 1, 28, 28) pixels in [0, 255], any dtype -> logits (B, 10)
-        x = (x.float() * (1.0 / (PIXEL_MAX * self.cfg.std))) - (self.cfg.mean / self.cfg.std)
-        return self.head(self.features(x))
+        return self.head(self.features(self.normalize(x)))
 
 
 def build_model(cfg: ModelConfig | str) -> Net:

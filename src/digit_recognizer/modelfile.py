@@ -109,6 +109,22 @@ class LoadedModel:
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
 
+    _int8: list[torch.nn.Module] | None = field(default=None, repr=False)
+
+    @property
+    def has_int8(self) -> bool:
+        """Whether every member carries int8 activation ranges (recorded by training)."""
+        return bool(self.member_meta) and all("int8_ranges" in m for m in self.member_meta)
+
+    def int8_nets(self) -> list[torch.nn.Module]:
+        """The members quantized to int8 from their recorded ranges, built on first use."""
+        from .quantize import quantize
+
+        if self._int8 is None:
+            self._int8 = [quantize(net, m["int8_ranges"], str(self.path))
+                          for net, m in zip(self.nets, self.member_meta)]
+        return self._int8
+
     @property
     def temperatures(self) -> list[float]:
         """Each member's softmax temperature, fitted on the validation split (1.0 if never calibrated)."""

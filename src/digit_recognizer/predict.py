@@ -10,7 +10,7 @@ import torch
 
 from .constants import IMAGE_SIZE
 from .errors import DigitsError
-from .inference import probabilities, use_bf16
+from .inference import check_precision, probabilities
 from .modelfile import LoadedModel, load_model
 from .preprocess import ImageInput, preprocess
 
@@ -58,8 +58,9 @@ class Recognizer:
     def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None,
                  precision: str = "auto"):
         self.loaded = loaded
-        use_bf16(precision)  # rejects unknown names now, not at the first prediction
-        self.precision = precision  # "auto": large batches in bf16 where the CPU has it natively; or fp32 / bf16
+        # "auto": large batches in int8 or bf16 (inference.engine); or fp32 / bf16 / int8. Checked now, not at
+        # the first prediction.
+        self.precision = check_precision(precision)
         # Calibrated on the validation split at training time; callers may choose their own trade-off.
         self.min_confidence = float(loaded.meta.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
                                     if min_confidence is None else min_confidence)
@@ -83,7 +84,7 @@ class Recognizer:
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
         return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
-                             precision=self.precision)
+                             precision=self.precision, int8_nets=self.loaded.int8_nets if self.loaded.has_int8 else None)
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)

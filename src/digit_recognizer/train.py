@@ -24,6 +24,7 @@ from .data.dataset import Split, train_val_split
 from .data.formats import atomic_write_bytes
 from .errors import DigitsError
 from .inference import autocast, logits, probabilities, use_bf16
+from .quantize import activation_ranges
 from .model import Net, build_model, get_architecture
 from .modelfile import save_model, write_json
 
@@ -224,11 +225,14 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
         probs = F.softmax(val_logits / cal["temperature"], 1)
     refusals = refusal_stats(probs, va.labels)
     metrics.update((k, v) for k, v in refusals.items() if k.startswith("val_"))
+    # Activation ranges for int8 inference, from training images only (the validation split stays unseen).
+    ranges = activation_ranges(final, tr.images)
     model_json = save_model(run_dir / "model", final,
                             training={**to_dict(cfg), "train_seconds": elapsed, "bf16": bf16,
                                       "train_size": len(tr), "val_size": len(va), "command": command},
                             metrics=metrics, extra={"temperature": cal["temperature"],
-                                                    "min_confidence": refusals["min_confidence"], "tta": cfg.tta})
+                                                    "min_confidence": refusals["min_confidence"], "tta": cfg.tta,
+                                                    "int8_ranges": ranges})
     return TrainResult(final, history, model_json, elapsed)
 
 

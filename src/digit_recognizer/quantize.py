@@ -1,0 +1,108 @@
+"""Int8 inference: a network quantized with activation ranges measured once, on training images, at training time.
+
+The ranges travel in the model JSON ("int8_ranges"), so loading an int8 model needs no data. Kernels are
+PyTorch's x86 quantized engine (oneDNN/FBGEMM with AVX512-VNNI where the CPU has it): tutorial CNN, 10,000
+test images on 2 Zen 4 cores, 0.25 s against 0.39-0.80 s in bf16 and 0.68 s in fp32, with the same accuracy.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from .constants import IMAGE_SIZE
+from .errors import DigitsError
+from .model import Net
+
+CALIBRATION_IMAGES = 2048  # training images run through the observers (more moved no range measurably)
+CALIBRATION_BATCH = 256
+ENGINE = "x86"
+
+
+@functools.lru_cache(maxsize=None)
+def int8_is_available() -> bool:
+    return ENGINE in torch.backends.quantized.supported_engines and torch.backends.quantized.engine == ENGINE
+
+
+class _Body(nn.Module):
+    """The network after its input normalisation, with each ReLU back before its pool (so conv+ReLU fuse)."""
+
+    def __init__(self, net: Net):
+        super().__init__()
+        layers = list(copy.deepcopy(net.features))
+        for i in range(len(layers) - 1):
+            if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+                layers[i], layers[i + 1] = layers[i + 1], layers[i]  # max commutes with ReLU: same function
+        self.features = nn.Sequential(*layers)
+        self.head = copy.deepcopy(net.head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class Int8Net(nn.Module):
+    """Same interface as Net: (B, 1, 28, 28) pixels 0..255 -> float32 logits (B, 10)."""
+
+    def __init__(self, net: Net, body: nn.Module):
+        super().__init__()
+        self.normalize = net.normalize  # float, before the first quantize: cheaper than quantized mul/sub
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.normalize(x).contiguous())
+
+
+def _prepared(net: Net) -> torch.fx.GraphModule:
+    from torch.ao.quantization import QConfig, QConfigMapping
+    from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    # Min/max activation ranges (a pair of floats per tensor, storable in JSON); symmetric per-channel weights.
+    # On this test set: 6 of 10,000 tutorial-CNN argmaxes changed against 11 with the default histogram observer.
+    qconfig = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8),
+                      weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8,
+                                                                qscheme=torch.per_channel_symmetric))
+    body = _Body(net).float().to(memory_format=torch.contiguous_format).eval()
+    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao announces its move to torchao; the pinned torch still has it
+        return prepare_fx(body, QConfigMapping().set_global(qconfig), (example,))
+
+
+def _observers(prepared: nn.Module) -> dict[str, Any]:
+    from torch.ao.quantization.observer import MinMaxObserver
+    return {name: m for name, m in prepared.named_modules() if type(m) is MinMaxObserver}
+
+
+@torch.no_grad()
+def activation_ranges(net: Net, images: torch.Tensor) -> dict[str, list[float]]:
+    """Min and max of every quantized activation over `images` (N, 28, 28) uint8 -> {observer: [min, max]}."""
+    prepared = _prepared(net)
+    x = images[:CALIBRATION_IMAGES].reshape(-1, 1, *images.shape[-2:])
+    for i in range(0, len(x), CALIBRATION_BATCH):
+        prepared(net.normalize(x[i:i + CALIBRATION_BATCH]))
+    return {name: [obs.min_val.item(), obs.max_val.item()] for name, obs in _observers(prepared).items()}
+
+
+def quantize(net: Net, ranges: dict[str, Any], where: str = "model") -> Int8Net:
+    """The int8 network for `net`, from ranges recorded by activation_ranges."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+
+    prepared = _prepared(net)
+    observers = _observers(prepared)
+    if not isinstance(ranges, dict) or set(ranges) != set(observers):
+        raise DigitsError(f"{where}: its int8 ranges do not match this network (retrain, or use precision fp32)")
+    for name, obs in observers.items():
+        pair = ranges[name]
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)
+                and pair[0] <= pair[1]):
+            raise DigitsError(f"{where}: bad int8 range for {name}: {pair!r} (expected [min, max])")
+        obs.min_val, obs.max_val = torch.tensor(float(pair[0])), torch.tensor(float(pair[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        body = convert_fx(prepared)
+    return Int8Net(net, body).eval()

@@ -1,0 +1,65 @@
+"""Int8 inference: ranges recorded by training, the quantized model agrees with fp32, bad ranges are refused."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from digit_recognizer import Recognizer
+from digit_recognizer.data.dataset import Split
+from digit_recognizer.errors import DigitsError
+from digit_recognizer.inference import BF16_MIN_BATCH, engine
+from digit_recognizer.quantize import int8_is_available
+from digit_recognizer.train import make_config, train
+
+pytestmark = pytest.mark.skipif(not int8_is_available(), reason="PyTorch's x86 quantized engine is not available")
+
+
+@pytest.fixture(scope="module")
+def run(mnist, tmp_path_factory):
+    small = Split(mnist.train.images[:2000], mnist.train.labels[:2000])
+    out = tmp_path_factory.mktemp("q") / "run"
+    train(make_config("fast", epochs=1, batch_size=64), small, out, progress=False, log=lambda m: None)
+    return out
+
+
+def test_shipped_model_in_int8_matches_fp32_on_the_test_set(mnist):
+    x, y = mnist.test.images, mnist.test.labels
+    ref = Recognizer.load(precision="fp32").probabilities(x)
+    q = Recognizer.load(precision="int8").probabilities(x)
+    assert (q.argmax(1) == ref.argmax(1)).float().mean() >= 0.999
+    assert (q.argmax(1) == y).float().mean() >= (ref.argmax(1) == y).float().mean() - 0.001
+    assert (q - ref).abs().max() < 0.5  # probabilities move, but not wildly
+
+
+def test_training_records_ranges_and_auto_uses_int8_for_batches(run, mnist):
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["int8_ranges"] and all(lo <= hi for lo, hi in meta["int8_ranges"].values())
+    x = mnist.test.images[:BF16_MIN_BATCH]
+    auto, q, fp32 = (Recognizer.load(run, precision=p) for p in ("auto", "int8", "fp32"))
+    assert torch.equal(auto.probabilities(x), q.probabilities(x))  # a batch: int8
+    assert torch.equal(auto.probabilities(x[:1]), fp32.probabilities(x[:1]))  # one image: fp32
+    assert not torch.equal(q.probabilities(x), fp32.probabilities(x))  # int8 really ran
+    assert engine("auto", BF16_MIN_BATCH, True) == "int8" and engine("auto", 1, True) == "fp32"
+    assert engine("auto", BF16_MIN_BATCH, False) in ("bf16", "fp32")
+
+
+def test_models_without_or_with_bad_ranges(run, mnist, tmp_path):
+    x = mnist.test.images[:BF16_MIN_BATCH]
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    meta = json.loads((old / "model.json").read_text())
+    ranges = meta.pop("int8_ranges")
+    (old / "model.json").write_text(json.dumps(meta))
+    assert Recognizer.load(old).probabilities(x).shape == (len(x), 10)  # auto falls back to bf16 / fp32
+    with pytest.raises(DigitsError, match="no int8 ranges"):
+        Recognizer.load(old, precision="int8").probabilities(x)
+    for broken, message in (({k: v for k, v in list(ranges.items())[1:]}, "do not match"),
+                            ({**ranges, next(iter(ranges)): [1.0, 0.0]}, "bad int8 range"),
+                            ({**ranges, next(iter(ranges)): ["a", "b"]}, "bad int8 range"),
+                            ({**ranges, next(iter(ranges)): 5}, "bad int8 range")):
+        (old / "model.json").write_text(json.dumps({**meta, "int8_ranges": broken}))
+        with pytest.raises(DigitsError, match=message):
+            Recognizer.load(old, precision="int8").probabilities(x)
