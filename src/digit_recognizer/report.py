@@ -17,10 +17,10 @@ from .evaluate import Evaluation
 GRID = 5  # images per side in picture grids
 
 
-def figure(w: float, h: float):
+def figure(w: float, h: float, layout: str | None = "constrained"):
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+    return Figure(figsize=(w, h), dpi=100, layout=layout)
 
 
 def save(fig, path: Path) -> None:
@@ -30,14 +30,23 @@ def save(fig, path: Path) -> None:
 
 
 def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None) -> None:
+    """(N, H, W) images in an n x n mosaic, each with its title above it, drawn as one image on one axes
+    (25 subplots with constrained layout took 1.6 s per grid; this takes a tenth of that)."""
     n = int(len(images) ** 0.5 + 0.999) if len(images) else 1
-    fig = figure(1.6 * n, 1.8 * n)
-    for i in range(n * n):
-        ax = fig.add_subplot(n, n, i + 1)
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i].numpy(), cmap="gray", vmin=0, vmax=255)
-            ax.set_title(titles[i], fontsize=9, color=(colors[i] if colors else "black"))
+    h, w = images.shape[-2:] if len(images) else (1, 1)
+    band, gap = h // 2, w // 4  # pixels above each tile for its title, and between tiles
+    cell_h, cell_w = band + h + gap, w + gap
+    mosaic = torch.full((n * cell_h, n * cell_w), 255, dtype=torch.uint8)  # white background
+    fig = figure(1.6 * n, 1.8 * n, layout=None)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    for i in range(len(images)):
+        r, c = divmod(i, n)
+        y, x = r * cell_h + band, c * cell_w + gap // 2
+        mosaic[y:y + h, x:x + w] = images[i]
+        ax.text(x + w / 2, y - 1, titles[i], ha="center", va="bottom", fontsize=9,
+                color=colors[i] if colors else "black")
+    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     save(fig, path)
 
 
