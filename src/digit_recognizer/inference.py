@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .constants import NUM_CLASSES
 from .errors import DigitsError
 from .model import Net
-from .quantize import int8_is_available
+from .quantize import int8_is_available, int8_is_fast
 
 EVAL_BATCH = 256  # images per forward pass: measured fastest of 32..10000 on a 2-core CPU, fp32 and bf16
 # Below this many images, bf16 casts and int8 quantizing cost more than they save
@@ -50,17 +50,19 @@ def engine(precision: str, rows: int, has_int8: bool) -> str:
     """The arithmetic for a forward pass of `rows` images: "fp32", "bf16" or "int8".
 
     "auto": fp32 below BF16_MIN_BATCH images; above, int8 when the model carries int8 ranges and the CPU has
-    PyTorch's x86 quantized engine, else bf16 where the CPU runs it natively, else fp32.
+    PyTorch's x86 quantized engine with VNNI, else bf16 where the CPU runs it natively, else fp32.
     """
     check_precision(precision)
     if precision == "int8" and not has_int8:
         raise DigitsError("this model carries no int8 ranges (models trained before int8 support do not); "
                           "retrain it, or use precision auto, fp32 or bf16")
+    if precision == "int8" and not int8_is_available():
+        raise DigitsError("int8 needs PyTorch's x86 quantized engine, which this PyTorch build lacks")
     if precision != "auto":
         return precision
     if rows < BF16_MIN_BATCH:
         return "fp32"
-    if has_int8 and int8_is_available():
+    if has_int8 and int8_is_fast():
         return "int8"
     return "bf16" if bf16_is_fast() else "fp32"
 

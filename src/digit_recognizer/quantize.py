@@ -25,7 +25,15 @@ ENGINE = "x86"
 
 @functools.lru_cache(maxsize=None)
 def int8_is_available() -> bool:
+    """Whether PyTorch's x86 quantized engine is in use (the int8 precision setting needs it)."""
     return ENGINE in torch.backends.quantized.supported_engines and torch.backends.quantized.engine == ENGINE
+
+
+@functools.lru_cache(maxsize=None)
+def int8_is_fast() -> bool:
+    """Whether int8 runs on VNNI dot products here. Without VNNI the kernels fall back to 16-bit
+    intermediate sums, which can saturate with full-range (8-bit) activations like ours."""
+    return int8_is_available() and torch.cpu._is_vnni_supported()
 
 
 class _Body(nn.Module):
