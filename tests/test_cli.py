@@ -121,6 +121,7 @@ def test_data_commands(mnist_dir, tmp_path):
     (["predict"], "no images given"),
     (["predict", "--kaggle", "/nonexistent.csv"], "not found"),
     (["report", "/tmp"], "not a finished training run"),
+    (["evaluate", "--precision", "int4"], "unknown precision"),
 ])
 def test_errors_are_one_line(args, message, env):
     res = run_digits(*args, env=env)

@@ -83,8 +83,9 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
+        int8_nets = self.loaded.int8_nets if self.loaded.has_int8 else None
         return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
-                             precision=self.precision, int8_nets=self.loaded.int8_nets if self.loaded.has_int8 else None)
+                             precision=self.precision, int8_nets=int8_nets)
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)

@@ -24,9 +24,9 @@ from .data.dataset import Split, train_val_split
 from .data.formats import atomic_write_bytes
 from .errors import DigitsError
 from .inference import autocast, logits, probabilities, use_bf16
-from .quantize import activation_ranges
 from .model import Net, build_model, get_architecture
 from .modelfile import save_model, write_json
+from .quantize import activation_ranges
 
 
 @dataclass(frozen=True)
