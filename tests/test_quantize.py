@@ -59,7 +59,8 @@ def test_models_without_or_with_bad_ranges(run, mnist, tmp_path):
     for broken, message in (({k: v for k, v in list(ranges.items())[1:]}, "do not match"),
                             ({**ranges, next(iter(ranges)): [1.0, 0.0]}, "bad int8 range"),
                             ({**ranges, next(iter(ranges)): ["a", "b"]}, "bad int8 range"),
-                            ({**ranges, next(iter(ranges)): 5}, "bad int8 range")):
+                            ({**ranges, next(iter(ranges)): 5}, "bad int8 range"),
+                            ({**ranges, next(iter(ranges)): [0.0, float("inf")]}, "bad int8 range")):
         (old / "model.json").write_text(json.dumps({**meta, "int8_ranges": broken}))
         with pytest.raises(DigitsError, match=message):
             Recognizer.load(old, precision="int8").probabilities(x)
