@@ -253,9 +253,9 @@ def keep_freed_memory() -> None:
     """Let glibc reuse freed heap memory for the next step's tensors instead of fresh, zeroed mmap pages.
 
     A training step allocates and frees the same few-MB activations every time; with glibc's defaults they
-    come back as new pages. Measured here (whole process, 1,700 steps): page faults per step fell from 820-1,080
-    to 180 (fast net, batch 64) and from 186 to 36 (tutorial CNN, batch 32). The CLI owns its process, so it sets this;
-    the Python API leaves the allocator to its caller.
+    come back as new pages. Measured here (whole process, 1,700 steps): page faults per step fell from
+    820-1,080 to 180 (fast net, batch 64) and from 186 to 36 (tutorial CNN, batch 32). The CLI owns its
+    process, so it sets this; the Python API leaves the allocator to its caller.
     """
     import ctypes
     import platform

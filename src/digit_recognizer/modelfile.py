@@ -109,7 +109,7 @@ class LoadedModel:
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
 
-    _int8: list[torch.nn.Module] | None = field(default=None, repr=False)
+    _int8: list[torch.nn.Module] | None = field(default=None, init=False, repr=False)  # int8_nets' cache
 
     @property
     def has_int8(self) -> bool:
