@@ -27,6 +27,24 @@ def test_keras_initialisation():
     assert all((m.bias == 0).all() for m in net.modules() if hasattr(m, "bias") and m.bias is not None)
 
 
+def test_layer_specs():
+    from torch import nn
+
+    from digit_recognizer.model import ModelConfig, Net
+
+    kinds = lambda net: [type(m).__name__[:4] for m in net.features]  # noqa: E731
+    base = ModelConfig("t", ("s8", "c8", "p"), hidden=(), padding=1, batchnorm=True)
+    # A strided layer halves 28 -> 14; the pool halves again: 8 channels * 7 * 7 into the output layer.
+    assert Net(base).head[-1].in_features == 8 * 7 * 7
+    assert isinstance(Net(base).features[0], nn.Conv2d) and Net(base).features[0].stride == (2, 2)
+    # Models saved before pool_before_bn existed load with the pool after BatchNorm, as they were trained.
+    assert kinds(Net(base)) == ["Conv", "Batc", "ReLU", "Conv", "Batc", "MaxP", "ReLU"]
+    first = ModelConfig("t", ("s8", "c8", "p"), hidden=(), padding=1, batchnorm=True, pool_before_bn=True)
+    assert kinds(Net(first)) == ["Conv", "Batc", "ReLU", "Conv", "MaxP", "Batc", "ReLU"]
+    with pytest.raises(DigitsError, match="bad layer spec 'x3'"):
+        Net(ModelConfig("t", ("x3",)))
+
+
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_every_architecture_runs_and_saves(tmp_path, name):
     net = build_model(name).eval().to(memory_format=torch.channels_last)  # the layout load_model gives

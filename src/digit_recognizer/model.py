@@ -1,7 +1,9 @@
 """CNN architectures as named, frozen configs. Every network takes raw pixels and normalises them itself.
 
 A `layers` spec reads left to right: "cN" = 3x3 conv to N channels (+BatchNorm if enabled) + ReLU,
-"p" = 2x2 max-pool. Sizes of later layers are derived from the spec and IMAGE_SIZE.
+"sN" = the same with a 4x4 stride-2 conv (halves the size: the receptive field of a 3x3 conv and 2x2 pool,
+at a quarter of the positions), "p" = 2x2 max-pool. Sizes of later layers are derived from the spec and
+IMAGE_SIZE.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from .constants import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, PIXEL_MAX
 from .errors import DigitsError
 
 
+STRIDED_KERNEL, STRIDED_PADDING = 4, 1  # "sN" layers: 28x28 -> 14x14
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -22,6 +27,9 @@ class ModelConfig:
     padding: int = 0  # conv padding: 0 = 'valid' as in Keras, 1 = 'same'
     batchnorm: bool = False
     dropout: float = 0.0  # before each dense layer
+    # With batchnorm: conv -> pool -> BatchNorm -> ReLU (as airbench), so BatchNorm and ReLU see a quarter of the
+    # elements. Not the same function as pooling after BatchNorm (a negative BatchNorm scale turns max into min).
+    pool_before_bn: bool = False
     # Inputs are pixels in [0, 255]; the network computes (x / 255 - mean) / std.
     mean: float = 0.0
     std: float = 1.0
@@ -31,9 +39,11 @@ ARCHITECTURES = {
     # The tutorial's Keras CNN, layer for layer: 159,254 parameters, inputs scaled to [0, 1].
     "tutorial": ModelConfig("tutorial", ("c32", "p", "c64", "c64", "p"), hidden=(100,)),
     # Small and BatchNorm-ed: few FLOPs per image (CPU training is compute-bound), >99.2% in two epochs.
-    # The dense layer costs 1% of the FLOPs and gained 0.1-0.2 points of validation accuracy.
-    "fast": ModelConfig("fast", ("c16", "p", "c32", "p", "c64", "p"), hidden=(128,), padding=1, batchnorm=True,
-                        mean=MNIST_MEAN, std=MNIST_STD),
+    # The dense layer costs 1% of the FLOPs and gained 0.1-0.2 points of validation accuracy. The strided
+    # first layer and pooling before BatchNorm made a training step 1.3x faster than 3x3 conv + BatchNorm +
+    # pool at 28x28, with the same validation accuracy over 5 seeds (99.09% vs 99.10%).
+    "fast": ModelConfig("fast", ("s16", "c32", "p", "c64", "p"), hidden=(128,), padding=1, batchnorm=True,
+                        pool_before_bn=True, mean=MNIST_MEAN, std=MNIST_STD),
     # Twice the fast net's channels and a wider dense layer (390,634 parameters) for the best-accuracy recipe:
     # 30 augmented epochs took 420-450 s here in bf16, inside the 10-minute budget.
     "wide": ModelConfig("wide", ("c32", "p", "c64", "p", "c128", "p"), hidden=(256,), padding=1, batchnorm=True,
@@ -58,15 +68,23 @@ class Net(nn.Module):
                 # Pool before the preceding ReLU: the same function (max commutes with ReLU) on a quarter of
                 # the elements, 5% faster per tutorial training step; module indices are unchanged.
                 at = len(feats) - 1 if feats and isinstance(feats[-1], nn.ReLU) else len(feats)
+                if cfg.pool_before_bn and at > 0 and isinstance(feats[at - 1], nn.BatchNorm2d):
+                    at -= 1
                 feats.insert(at, nn.MaxPool2d(2))
                 size //= 2
-            elif spec.startswith("c") and spec[1:].isdigit():
+            elif spec[:1] in ("c", "s") and spec[1:].isdigit():
                 out = int(spec[1:])
-                feats.append(nn.Conv2d(channels, out, 3, padding=cfg.padding, bias=not cfg.batchnorm))
+                if spec[0] == "c":
+                    feats.append(nn.Conv2d(channels, out, 3, padding=cfg.padding, bias=not cfg.batchnorm))
+                    size = size - 2 + 2 * cfg.padding
+                else:
+                    feats.append(nn.Conv2d(channels, out, STRIDED_KERNEL, stride=2, padding=STRIDED_PADDING,
+                                           bias=not cfg.batchnorm))
+                    size = (size + 2 * STRIDED_PADDING - STRIDED_KERNEL) // 2 + 1
                 if cfg.batchnorm:
                     feats.append(nn.BatchNorm2d(out))
                 feats.append(nn.ReLU(inplace=True))
-                channels, size = out, size - 2 + 2 * cfg.padding
+                channels = out
             else:
                 raise DigitsError(f"model '{cfg.name}': bad layer spec '{spec}'")
         self.features = nn.Sequential(*feats)
