@@ -44,10 +44,11 @@ ARCHITECTURES = {
     # pool at 28x28, with the same validation accuracy over 5 seeds (99.09% vs 99.10%).
     "fast": ModelConfig("fast", ("s16", "c32", "p", "c64", "p"), hidden=(128,), padding=1, batchnorm=True,
                         pool_before_bn=True, mean=MNIST_MEAN, std=MNIST_STD),
-    # Twice the fast net's channels and a wider dense layer (390,634 parameters) for the best-accuracy recipe:
-    # 30 augmented epochs took 420-450 s here in bf16, inside the 10-minute budget.
-    "wide": ModelConfig("wide", ("c32", "p", "c64", "p", "c128", "p"), hidden=(256,), padding=1, batchnorm=True,
-                        mean=MNIST_MEAN, std=MNIST_STD),
+    # Twice the fast net's channels and a wider dense layer for the best-accuracy recipe. Built like the fast
+    # net: an epoch took 10.4-10.9 s instead of 13 s, and 36 epochs matched 30 of the earlier 3x3-conv-first
+    # version on validation (74 vs 73 errors over 3 seeds; 71 vs 71 with shifted views) in the same time.
+    "wide": ModelConfig("wide", ("s32", "c64", "p", "c128", "p"), hidden=(256,), padding=1, batchnorm=True,
+                        pool_before_bn=True, mean=MNIST_MEAN, std=MNIST_STD),
 }
 
 

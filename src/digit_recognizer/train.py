@@ -63,7 +63,7 @@ RECIPES = {
     # 1 epoch of wider nets and batch 128 at the same time; no augmentation in so short a run.
     "fast": TrainConfig("fast", model="fast", epochs=2, batch_size=64, lr=0.2, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1),
-    "best": TrainConfig("best", model="wide", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
+    "best": TrainConfig("best", model="wide", epochs=36, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
                         augment_stroke=0.5, ema=0.999, tta=True),
