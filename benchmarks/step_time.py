@@ -15,12 +15,11 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from digit_recognizer.cli import keep_freed_memory
-from digit_recognizer.inference import autocast, use_bf16
+from digit_recognizer.inference import use_bf16
 from digit_recognizer.model import Net, get_architecture
-from digit_recognizer.train import RECIPES, make_optimizer
+from digit_recognizer.train import RECIPES, make_optimizer, train_step
 
 
 def earlier(name: str):
@@ -40,12 +39,7 @@ def make_step(model_cfg, recipe: str, bf16: bool):
     y = torch.randint(0, 10, (b,))
 
     def step() -> None:
-        with autocast(bf16):
-            out = net(x)
-        loss = F.cross_entropy(out.float(), y, label_smoothing=train_cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(net, opt, x, y, bf16, train_cfg.label_smoothing)  # the training loop's own step
     return step
 
 

@@ -183,12 +183,7 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
             lr = lr_at(cfg, epoch * steps + i, cfg.epochs * steps)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with autocast(bf16):
-                out = model(xb)
-            loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss, out = train_step(model, opt, xb, yb, bf16, cfg.label_smoothing)
             if ema is not None:
                 update_ema(ema, model, cfg.ema)
             seen += len(yb)
@@ -234,6 +229,18 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
                                                     "min_confidence": refusals["min_confidence"], "tta": cfg.tta,
                                                     "int8_ranges": ranges})
     return TrainResult(final, history, model_json, elapsed)
+
+
+def train_step(model: Net, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, bf16: bool,
+               label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch: xb (B, 1, 28, 28) float pixels, yb (B,) -> (loss, logits (B, 10))."""
+    with autocast(bf16):
+        out = model(xb)
+    loss = F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, out
 
 
 @torch.no_grad()
