@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import Callable, Sequence
 
 import torch
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 
 from .constants import NUM_CLASSES
 from .errors import DigitsError
+from .hardware import cpu_bf16_is_native
 from .model import Net
 from .quantize import int8_is_available, int8_is_fast
 
@@ -22,16 +22,9 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 PRECISIONS = (*TRAIN_PRECISIONS, "int8")  # int8 is inference only, for models that carry int8 ranges
 
 
-@functools.lru_cache(maxsize=None)
 def bf16_is_fast() -> bool:
-    """Whether bf16 convolutions run natively here (oneDNN with AVX512-BF16 or AMX, or a bf16 GPU).
-
-    On an AVX2-only CPU, bf16 autocast is emulated and about 7x slower than fp32 (measured).
-    """
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and \
-        (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    """Whether bf16 runs natively for this (CPU) work; a CUDA build or a GPU in the machine does not count."""
+    return cpu_bf16_is_native()
 
 
 def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:

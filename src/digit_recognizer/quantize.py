@@ -6,27 +6,42 @@ test images on 2 Zen 4 cores, 0.25 s against 0.39-0.80 s in bf16 and 0.68 s in f
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
+import threading
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from .constants import IMAGE_SIZE
 from .errors import DigitsError
+from .hardware import cpu_has
 from .model import Net
 
 CALIBRATION_IMAGES = 2048  # training images run through the observers (more moved no range measurably)
 CALIBRATION_BATCH = 256
 ENGINE = "x86"
+# torch.ao.quantization announces its move to torchao (DeprecationWarning) and its observers ask for
+# quant_min/quant_max (UserWarning) on every build; only these are silenced, around our own calls.
+QUIET_WARNINGS = ((DeprecationWarning, r"torch\.ao\.quantization"), (UserWarning, r"Please use quant_min"),
+                  (UserWarning, r"torch\.quantize_per_tensor"))
+# A torch.fx setting that only some releases have (2.13 does, 2.11 does not): read by name, never assumed.
+FX_NO_STACK_TRACES = "do_not_emit_stack_traces"
+_FX_SETTINGS = threading.Lock()  # torch.fx's config is process-wide; the server quantizes from worker threads
 
 
 @functools.lru_cache(maxsize=None)
 def int8_is_available() -> bool:
-    """Whether PyTorch's x86 quantized engine is in use (the int8 precision setting needs it)."""
+    """Whether PyTorch's x86 quantized engine is in use and its FX graph-mode quantization is importable
+    (the int8 precision setting needs both; later PyTorch releases move it to the torchao package)."""
+    try:
+        import torch.ao.quantization.quantize_fx  # noqa: F401
+    except ImportError:
+        return False
     return ENGINE in torch.backends.quantized.supported_engines and torch.backends.quantized.engine == ENGINE
 
 
@@ -34,7 +49,7 @@ def int8_is_available() -> bool:
 def int8_is_fast() -> bool:
     """Whether int8 runs on VNNI dot products here. Without VNNI the kernels fall back to 16-bit
     intermediate sums, which can saturate with full-range (8-bit) activations like ours."""
-    return int8_is_available() and torch.cpu._is_vnni_supported()
+    return int8_is_available() and cpu_has("vnni")
 
 
 class _Body(nn.Module):
@@ -65,11 +80,40 @@ class Int8Net(nn.Module):
         return self.body(self.normalize(x).contiguous())
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for category, message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
+@contextlib.contextmanager
+def no_fx_stack_traces() -> Iterator[None]:
+    """No stack traces on FX-traced nodes: symbolizing them imports torch._inductor, 1.8 of the 2.1 s it took
+    to build the shipped model's int8 network. The setting exists only in some PyTorch releases (2.13 has it,
+    2.11 does not); where it is missing, tracing is just slower."""
+    try:
+        import torch.fx.config as fx_config
+    except ImportError:
+        fx_config = None
+    if not hasattr(fx_config, FX_NO_STACK_TRACES):
+        yield
+        return
+    with _FX_SETTINGS:
+        saved = getattr(fx_config, FX_NO_STACK_TRACES)
+        setattr(fx_config, FX_NO_STACK_TRACES, True)
+        try:
+            yield
+        finally:
+            setattr(fx_config, FX_NO_STACK_TRACES, saved)
+
+
 def _prepared(net: Net) -> torch.fx.GraphModule:
-    import torch.fx.config as fx_config
-    from torch.ao.quantization import QConfig, QConfigMapping
-    from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
-    from torch.ao.quantization.quantize_fx import prepare_fx
+    with quiet():
+        from torch.ao.quantization import QConfig, QConfigMapping
+        from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
+        from torch.ao.quantization.quantize_fx import prepare_fx
 
     # Min/max activation ranges (a pair of floats per tensor, storable in JSON); symmetric per-channel weights.
     # Tutorial CNN after 2 epochs: 6 of the 10,000 test argmaxes changed against fp32, 11 with the default
@@ -79,16 +123,8 @@ def _prepared(net: Net) -> torch.fx.GraphModule:
                                                                 qscheme=torch.per_channel_symmetric))
     body = _Body(net).float().to(memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
-    # No stack traces on the traced nodes: symbolizing them imports torch._inductor, 1.8 of the 2.1 s it took
-    # to build the shipped model's int8 network.
-    saved = fx_config.do_not_emit_stack_traces
-    fx_config.do_not_emit_stack_traces = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao announces its move to torchao; the pinned torch still has it
-            return prepare_fx(body, QConfigMapping().set_global(qconfig), (example,))
-    finally:
-        fx_config.do_not_emit_stack_traces = saved
+    with no_fx_stack_traces(), quiet():
+        return prepare_fx(body, QConfigMapping().set_global(qconfig), (example,))
 
 
 def _observers(prepared: nn.Module) -> dict[str, Any]:
@@ -97,8 +133,11 @@ def _observers(prepared: nn.Module) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def activation_ranges(net: Net, images: torch.Tensor) -> dict[str, list[float]]:
-    """Min and max of every quantized activation over `images` (N, 28, 28) uint8 -> {observer: [min, max]}."""
+def activation_ranges(net: Net, images: torch.Tensor) -> dict[str, list[float]] | None:
+    """Min and max of every quantized activation over `images` (N, 28, 28) uint8 -> {observer: [min, max]};
+    None where this PyTorch has no int8 engine (the model then predicts in fp32 or bf16)."""
+    if not int8_is_available():
+        return None
     prepared = _prepared(net)
     x = images[:CALIBRATION_IMAGES].reshape(-1, 1, *images.shape[-2:])
     for i in range(0, len(x), CALIBRATION_BATCH):
@@ -108,8 +147,8 @@ def activation_ranges(net: Net, images: torch.Tensor) -> dict[str, list[float]]:
 
 def quantize(net: Net, ranges: dict[str, Any], where: str = "model") -> Int8Net:
     """The int8 network for `net`, from ranges recorded by activation_ranges."""
-    from torch.ao.quantization.quantize_fx import convert_fx
-
+    with quiet():
+        from torch.ao.quantization.quantize_fx import convert_fx
     prepared = _prepared(net)
     observers = _observers(prepared)
     if not isinstance(ranges, dict) or set(ranges) != set(observers):
@@ -121,7 +160,6 @@ def quantize(net: Net, ranges: dict[str, Any], where: str = "model") -> Int8Net:
                 and pair[0] <= pair[1]):
             raise DigitsError(f"{where}: bad int8 range for {name}: {pair!r} (expected [min, max])")
         obs.min_val, obs.max_val = torch.tensor(float(pair[0])), torch.tensor(float(pair[1]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         body = convert_fx(prepared)
     return Int8Net(net, body).eval()

@@ -222,12 +222,14 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     metrics.update((k, v) for k, v in refusals.items() if k.startswith("val_"))
     # Activation ranges for int8 inference, from training images only (the validation split stays unseen).
     ranges = activation_ranges(final, tr.images)
+    if ranges is None:
+        log("int8 ranges not recorded: this PyTorch has no x86 quantized engine (the model runs in fp32/bf16)")
     model_json = save_model(run_dir / "model", final,
                             training={**to_dict(cfg), "train_seconds": elapsed, "bf16": bf16,
                                       "train_size": len(tr), "val_size": len(va), "command": command},
                             metrics=metrics, extra={"temperature": cal["temperature"],
                                                     "min_confidence": refusals["min_confidence"], "tta": cfg.tta,
-                                                    "int8_ranges": ranges})
+                                                    **({"int8_ranges": ranges} if ranges is not None else {})})
     return TrainResult(final, history, model_json, elapsed)
 
 
