@@ -42,7 +42,7 @@ def run_keras(data_dir: Path, epochs: int) -> dict:
 def run_ours_train(args: list[str], out: Path) -> tuple[float, dict]:
     """Whole `digits train` command into `out`, wall time, and the model JSON it wrote."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "train", *args,
+    subprocess.run([sys.executable, "-c", "from digit_recognizer.app.cli import main; main()", "train", *args,
                     "--out", str(out), "--no-progress"], check=True, capture_output=True)
     wall = time.perf_counter() - t0
     meta = json.loads((out / "model.json").read_text())
@@ -55,7 +55,7 @@ def our_inference(tutorial_run: Path) -> dict:
     code = r"""
 import json, resource, sys, time, statistics, torch
 from digit_recognizer.data import load_mnist
-from digit_recognizer.predict import Recognizer
+from digit_recognizer.inference.recognizer import Recognizer
 ds = load_mnist(progress=False)
 x, y = ds.test.images, ds.test.labels
 def batch(rec):
@@ -103,7 +103,7 @@ print(json.dumps(out))
 def tutorial_train_flops_per_image() -> float:
     """Forward FLOPs of the tutorial CNN per image, times 3 for forward + backward (2 FLOPs per MAC)."""
     import torch
-    from digit_recognizer.model import build_model
+    from digit_recognizer.models.net import build_model
 
     macs = []
     hook = lambda m, i, o: macs.append(m.weight.numel() * (o[0, 0].numel() if o.ndim == 4 else 1))

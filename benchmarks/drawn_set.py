@@ -66,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from digit_recognizer.localserver import local_server
+    from digit_recognizer.testing.localserver import local_server
 
     rng = np.random.default_rng(args.seed)
     results: list[tuple[int, str]] = []

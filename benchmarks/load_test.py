@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    from digit_recognizer.localserver import local_server
+    from digit_recognizer.testing.localserver import local_server
 
     with local_server() as url:
         bodies = payloads(500)

@@ -38,9 +38,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from digit_recognizer.data import load_mnist, train_val_split
-    from digit_recognizer.evaluate import evaluate, evaluate_folder
-    from digit_recognizer.predict import Recognizer
-    from digit_recognizer.synth import compose, not_a_digit
+    from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
+    from digit_recognizer.inference.recognizer import Recognizer
+    from digit_recognizer.testing.synth import compose, not_a_digit
 
     ds = load_mnist(progress=False)
     source = ds.test if args.split == "test" else train_val_split(ds.train, 0.1, 0)[1]

@@ -16,10 +16,11 @@ import time
 
 import torch
 
-from digit_recognizer.cli import keep_freed_memory
-from digit_recognizer.inference import use_bf16
-from digit_recognizer.model import Net, get_architecture
-from digit_recognizer.train import RECIPES, make_optimizer, train_step
+from digit_recognizer.app.cli import keep_freed_memory
+from digit_recognizer.inference.device import use_bf16
+from digit_recognizer.models.net import Net, get_architecture
+from digit_recognizer.training.loop import make_optimizer, train_step
+from digit_recognizer.training.recipes import RECIPES
 
 
 def earlier(name: str):

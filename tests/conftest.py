@@ -25,6 +25,6 @@ def mnist_dir(mnist) -> Path:
 
 def run_digits(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the `digits` CLI as a user would, in a subprocess."""
-    cmd = [sys.executable, "-c", "from digit_recognizer.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from digit_recognizer.app.cli import main; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_recognizer.localserver import local_server
+from digit_recognizer.testing.localserver import local_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

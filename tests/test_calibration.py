@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from digit_recognizer.calibration import (REFUSE_BELOW, calibrate, expected_calibration_error, fit_temperature,
+from digit_recognizer.training.calibration import (REFUSE_BELOW, calibrate, expected_calibration_error, fit_temperature,
                                           refusal_stats)
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_digits
-from digit_recognizer.report import PICTURES
+from digit_recognizer.app.report import PICTURES
 
 TRAIN_FLOOR = 0.99  # `digits train` as is (fast recipe, 2 epochs): measured 99.22-99.41% over seeds 0-2
 SHIPPED_FLOOR = 0.996  # the shipped model (best recipe, wide net): measured 99.66%

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from digit_recognizer.data.dataset import Split
-from digit_recognizer.ensemble import train_ensemble
+from digit_recognizer.training.ensemble import train_ensemble
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference import logits, tta_views
-from digit_recognizer.modelfile import load_model
-from digit_recognizer.predict import Recognizer
-from digit_recognizer.train import make_config
+from digit_recognizer.inference.engine import logits, tta_views
+from digit_recognizer.models.modelfile import load_model
+from digit_recognizer.inference.recognizer import Recognizer
+from digit_recognizer.training.recipes import make_config
 
 QUIET = {"progress": False, "log": lambda m: None}
 
@@ -63,7 +63,7 @@ def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
 
 
 def test_a_single_model_saved_with_tta_predicts_with_it(small, mnist, tmp_path):
-    from digit_recognizer.train import train
+    from digit_recognizer.training.loop import train
 
     cfg = make_config("fast", epochs=1, batch_size=64, tta=True)
     meta = json.loads(train(cfg, small, tmp_path / "run", **QUIET).model_json.read_text())

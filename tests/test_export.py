@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import run_digits
-from digit_recognizer.inference import logits
-from digit_recognizer.modelfile import load_model
+from digit_recognizer.inference.engine import logits
+from digit_recognizer.models.modelfile import load_model
 
 
 def test_onnx_parity_on_mnist_test(mnist, tmp_path):

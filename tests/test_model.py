@@ -9,9 +9,10 @@ import torch
 
 from digit_recognizer.data.dataset import Split, stratified_split
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.model import ARCHITECTURES, build_model, count_parameters
-from digit_recognizer.modelfile import load_model, save_model
-from digit_recognizer.train import make_config, train
+from digit_recognizer.models.net import ARCHITECTURES, build_model, count_parameters
+from digit_recognizer.models.modelfile import load_model, model_meta, save_model
+from digit_recognizer.training.loop import train
+from digit_recognizer.training.recipes import make_config
 
 
 def test_tutorial_parameter_count():
@@ -30,7 +31,7 @@ def test_keras_initialisation():
 def test_layer_specs():
     from torch import nn
 
-    from digit_recognizer.model import ModelConfig, Net
+    from digit_recognizer.models.net import ModelConfig, Net
 
     kinds = lambda net: [type(m).__name__[:4] for m in net.features]  # noqa: E731
     base = ModelConfig("t", ("s8", "c8", "p"), hidden=(), padding=1, batchnorm=True)
@@ -49,7 +50,7 @@ def test_layer_specs():
 def test_every_architecture_runs_and_saves(tmp_path, name):
     net = build_model(name).eval().to(memory_format=torch.channels_last)  # the layout load_model gives
     x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
-    json_path = save_model(tmp_path / "m", net, metrics={"val_accuracy": 0.5})
+    json_path = save_model(tmp_path / "m", net, model_meta(net, metrics={"val_accuracy": 0.5}))
     meta = json.loads(json_path.read_text())
     assert meta["parameters"] == count_parameters(net) and meta["architecture"]["name"] == name
     loaded = load_model(json_path).nets[0]
@@ -89,7 +90,7 @@ def test_config_rejects_unknown():
 
 def test_precisions_agree(mnist):
     from digit_recognizer import Recognizer
-    from digit_recognizer.inference import use_bf16
+    from digit_recognizer.inference.device import use_bf16
 
     assert use_bf16("bf16") and not use_bf16("fp32")
     x = mnist.test.images[:512]
@@ -163,7 +164,7 @@ class Untouchable(torch.Tensor):
 def test_training_never_reads_the_test_split(mnist, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from digit_recognizer import cli
+    from digit_recognizer.app import cli
     from digit_recognizer.data.dataset import Dataset
 
     poisoned = Split(mnist.test.images.as_subclass(Untouchable), mnist.test.labels.as_subclass(Untouchable))

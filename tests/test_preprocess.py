@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.preprocess import (MAX_PIXELS, crop_to_ink, fit_and_centre, ink_bright, preprocess,
+from digit_recognizer.inference.preprocess import (MAX_PIXELS, crop_to_ink, fit_and_centre, ink_bright, preprocess,
                                          remove_background)
 
 

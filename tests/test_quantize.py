@@ -10,9 +10,9 @@ import torch
 from digit_recognizer import Recognizer
 from digit_recognizer.data.dataset import Split
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference import BF16_MIN_BATCH, engine
-from digit_recognizer.quantize import int8_is_fast
-from digit_recognizer.train import make_config, train
+from digit_recognizer.inference.device import BF16_MIN_BATCH, engine, int8_is_fast
+from digit_recognizer.training.loop import train
+from digit_recognizer.training.recipes import make_config
 
 pytestmark = pytest.mark.skipif(not int8_is_fast(), reason="no x86 quantized engine with VNNI on this CPU")
 

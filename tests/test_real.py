@@ -9,10 +9,10 @@ from PIL import Image, ImageDraw
 
 from conftest import run_digits
 from digit_recognizer.errors import NoInk, NotADigit
-from digit_recognizer.predict import Recognizer
-from digit_recognizer.preprocess import preprocess
-from digit_recognizer.segment import segment
-from digit_recognizer.synth import compose, not_a_digit
+from digit_recognizer.inference.recognizer import Recognizer
+from digit_recognizer.inference.preprocess import preprocess
+from digit_recognizer.inference.segment import segment
+from digit_recognizer.testing.synth import compose, not_a_digit
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.predict import Recognizer
-from digit_recognizer.serve import create_app
+from digit_recognizer.inference.recognizer import Recognizer
+from digit_recognizer.app.serve import create_app
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_malformed_multipart(client):
 
 
 def test_read_endpoint(client, mnist):
-    from digit_recognizer.synth import compose
+    from digit_recognizer.testing.synth import compose
 
     img = compose([mnist.test.images[i].numpy() for i in (1, 2, 3)], np.random.default_rng(3), single=False)
     r = client.post("/api/read", files={"file": ("n.jpg", img, "image/jpeg")})
@@ -110,7 +110,7 @@ def test_read_endpoint(client, mnist):
 
 
 def test_local_server_reports_a_server_that_cannot_start():
-    from digit_recognizer.localserver import local_server
+    from digit_recognizer.testing.localserver import local_server
 
     with pytest.raises(DigitsError, match="digits serve exited"):
         with local_server("--max-bytes", "not-a-number"):

@@ -10,10 +10,12 @@ import sys
 import pytest
 import torch
 
-from digit_recognizer import hardware, quantize
+from digit_recognizer.inference import device as hardware
+from digit_recognizer.inference import int8 as quantize
 from digit_recognizer.data.dataset import Split
-from digit_recognizer.predict import Recognizer
-from digit_recognizer.train import make_config, train
+from digit_recognizer.inference.recognizer import Recognizer
+from digit_recognizer.training.loop import train
+from digit_recognizer.training.recipes import make_config
 
 PRIVATE_PROBES = [probe for probe, _ in hardware.CPU_FEATURES.values()]
 
@@ -26,8 +28,8 @@ def tiny_split(n: int = 320, seed: int = 0) -> Split:
 
 
 def clear_caches() -> None:
-    for fn in (hardware.cpuinfo_flags, hardware.cpu_bf16_is_native, quantize.int8_is_available,
-               quantize.int8_is_fast):
+    for fn in (hardware.cpuinfo_flags, hardware.cpu_bf16_is_native, hardware.int8_is_available,
+               hardware.int8_is_fast):
         fn.cache_clear()
 
 
@@ -54,7 +56,7 @@ def test_training_finishes_without_private_torch_apis(tmp_path, monkeypatch, fre
     result, _ = train_tiny(tmp_path)
     recognizer = Recognizer.load(result.model_json, precision="fp32")
     assert len(recognizer.predict_arrays(tiny_split(4, seed=1).images)) == 4
-    if quantize.int8_is_available():  # the ranges were recorded and build an int8 network
+    if hardware.int8_is_available():  # the ranges were recorded and build an int8 network
         assert "int8_ranges" in recognizer.meta
         int8 = Recognizer.load(result.model_json, precision="int8")
         assert int8.probabilities(tiny_split(64, seed=2).images).shape == (64, 10)
@@ -63,7 +65,7 @@ def test_training_finishes_without_private_torch_apis(tmp_path, monkeypatch, fre
 def test_training_finishes_without_int8_quantization(tmp_path, monkeypatch, fresh_caches):
     # A release whose torch.ao quantization has moved out (to torchao): import fails.
     monkeypatch.setitem(sys.modules, "torch.ao.quantization.quantize_fx", None)
-    assert not quantize.int8_is_available()
+    assert not hardware.int8_is_available()
     result, lines = train_tiny(tmp_path)
     assert any("int8 ranges not recorded" in line for line in lines)
     recognizer = Recognizer.load(result.model_json)
@@ -87,6 +89,6 @@ def test_cpu_bf16_ignores_cuda(monkeypatch, fresh_caches):
     hardware.cpu_bf16_is_native.cache_clear()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    from digit_recognizer.inference import bf16_is_fast
+    from digit_recognizer.inference.device import bf16_is_fast
 
     assert bf16_is_fast() == native

@@ -12,14 +12,14 @@ __all__ = ["Recognizer", "Prediction", "DigitsError", "__version__"]
 
 if TYPE_CHECKING:
     from .errors import DigitsError
-    from .predict import Prediction, Recognizer
+    from .inference.recognizer import Prediction, Recognizer
 
 
 def __getattr__(name: str):
     # Lazy, so `digits --help` and `import digit_recognizer` don't pay for importing torch.
     if name in ("Recognizer", "Prediction"):
-        from . import predict
-        return getattr(predict, name)
+        from .inference import recognizer
+        return getattr(recognizer, name)
     if name == "DigitsError":
         from .errors import DigitsError
         return DigitsError

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from .constants import NUM_CLASSES
-from .data.dataset import Split
-from .errors import DigitsError, NoInk, NotADigit
-from .predict import Recognizer
+from ..constants import NUM_CLASSES
+from ..data.dataset import Split
+from ..errors import DigitsError, NoInk, NotADigit
+from .recognizer import Recognizer
 
 
 @dataclass
@@ -87,7 +87,7 @@ def evaluate_folder(recognizer: Recognizer, folder: str | Path) -> dict[str, Any
     A prediction counts as correct when it equals the label and is not refused; for an empty label it is
     correct when the image is refused (blank, noise, not a digit, or below the confidence threshold).
     """
-    from .predict import read_number
+    from .recognizer import read_number
 
     folder = Path(folder)
     rows = read_labels(folder)

@@ -13,8 +13,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .constants import DIGIT_BOX, IMAGE_SIZE
-from .errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
+from ..constants import DIGIT_BOX, IMAGE_SIZE
+from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway

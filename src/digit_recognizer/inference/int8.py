@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 import threading
 import warnings
@@ -17,14 +16,13 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from .constants import IMAGE_SIZE
-from .errors import DigitsError
-from .hardware import cpu_has
-from .model import Net
+from ..constants import IMAGE_SIZE
+from ..errors import DigitsError
+from ..models.net import Net
+from .device import ENGINE, int8_is_available
 
 CALIBRATION_IMAGES = 2048  # training images run through the observers (more moved no range measurably)
 CALIBRATION_BATCH = 256
-ENGINE = "x86"
 # torch.ao.quantization announces its move to torchao (DeprecationWarning) and its observers ask for
 # quant_min/quant_max (UserWarning) on every build; only these are silenced, around our own calls.
 QUIET_WARNINGS = ((DeprecationWarning, r"torch\.ao\.quantization"), (UserWarning, r"Please use quant_min"),
@@ -32,24 +30,6 @@ QUIET_WARNINGS = ((DeprecationWarning, r"torch\.ao\.quantization"), (UserWarning
 # A torch.fx setting that only some releases have (2.13 does, 2.11 does not): read by name, never assumed.
 FX_NO_STACK_TRACES = "do_not_emit_stack_traces"
 _FX_SETTINGS = threading.Lock()  # torch.fx's config is process-wide; the server quantizes from worker threads
-
-
-@functools.lru_cache(maxsize=None)
-def int8_is_available() -> bool:
-    """Whether PyTorch's x86 quantized engine is in use and its FX graph-mode quantization is importable
-    (the int8 precision setting needs both; later PyTorch releases move it to the torchao package)."""
-    try:
-        import torch.ao.quantization.quantize_fx  # noqa: F401
-    except ImportError:
-        return False
-    return ENGINE in torch.backends.quantized.supported_engines and torch.backends.quantized.engine == ENGINE
-
-
-@functools.lru_cache(maxsize=None)
-def int8_is_fast() -> bool:
-    """Whether int8 runs on VNNI dot products here. Without VNNI the kernels fall back to 16-bit
-    intermediate sums, which can saturate with full-range (8-bit) activations like ours."""
-    return int8_is_available() and cpu_has("vnni")
 
 
 class _Body(nn.Module):

@@ -13,10 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .constants import IMAGE_SIZE
-from .errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
-from .predict import Recognizer, read_number
-from .preprocess import preprocess
+from ..constants import IMAGE_SIZE
+from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
+from ..inference.recognizer import Recognizer, read_number
+from ..inference.preprocess import preprocess
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
 MAX_FILES = 64  # per multipart request
@@ -60,7 +60,7 @@ def pixels_image(payload: Any) -> np.ndarray:
 
 
 def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAPI:
-    from . import __version__
+    from .. import __version__
 
     app = FastAPI(title="digits", version=__version__,
                   description="Handwritten-digit recognition. POST an image, get the digit and probabilities.")
@@ -140,7 +140,7 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
-        return (resources.files("digit_recognizer") / "static" / "index.html").read_text()
+        return (resources.files("digit_recognizer.app") / "static" / "index.html").read_text()
 
     return app
 

@@ -18,11 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .config import from_dict, to_dict
-from .constants import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
-from .data.formats import atomic_write_bytes
-from .errors import DigitsError
-from .model import ModelConfig, Net, count_parameters
+from ..config import from_dict, to_dict
+from ..constants import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
+from ..data.formats import atomic_write_bytes
+from ..errors import DigitsError
+from .net import ModelConfig, Net, count_parameters
 
 FORMAT = "digits-model"
 FORMAT_VERSION = 1
@@ -31,7 +31,7 @@ MAX_JSON_BYTES = 1 << 20
 
 
 def versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
     return {"digits": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -40,18 +40,23 @@ def preprocessing_info() -> dict[str, Any]:
             "digit_box": DIGIT_BOX, "centre": "centre of mass", "mnist_mean": MNIST_MEAN, "mnist_std": MNIST_STD}
 
 
-def save_model(path: str | Path, model: Net, *, training: dict | None = None, metrics: dict | None = None,
-               extra: dict | None = None) -> Path:
-    """Write `<path>.safetensors` and `<path>.json`; a folder gets `folder/model.*`. Returns the JSON path."""
-    stem = Path(path)
-    stem = stem / MODEL_STEM if stem.is_dir() else stem.with_suffix("")
-    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "weights": stem.name + ".safetensors",
+def model_meta(model: Net, *, training: dict | None = None, metrics: dict | None = None,
+               extra: dict | None = None) -> dict[str, Any]:
+    """The JSON description of `model` (its weights file is named when it is saved)."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
         "architecture": to_dict(model.cfg), "parameters": count_parameters(model), "classes": NUM_CLASSES,
         "preprocessing": preprocessing_info(), "training": training or {}, "metrics": metrics or {},
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra or {}),
     }
+
+
+def save_model(path: str | Path, model: Net, meta: dict[str, Any] | None = None) -> Path:
+    """Write `<path>.safetensors` and `<path>.json`; a folder gets `folder/model.*`. Returns the JSON path."""
+    stem = Path(path)
+    stem = stem / MODEL_STEM if stem.is_dir() else stem.with_suffix("")
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    meta = {**(meta or model_meta(model)), "weights": stem.name + ".safetensors"}
     atomic_write_bytes(stem.with_suffix(".safetensors"), save_tensors(weights))
     write_json(stem.with_suffix(".json"), meta)
     return stem.with_suffix(".json")
@@ -109,21 +114,10 @@ class LoadedModel:
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
 
-    _int8: list[torch.nn.Module] | None = field(default=None, init=False, repr=False)  # int8_nets' cache
-
     @property
     def has_int8(self) -> bool:
         """Whether every member carries int8 activation ranges (recorded by training)."""
         return bool(self.member_meta) and all("int8_ranges" in m for m in self.member_meta)
-
-    def int8_nets(self) -> list[torch.nn.Module]:
-        """The members quantized to int8 from their recorded ranges, built on first use."""
-        from .quantize import quantize
-
-        if self._int8 is None:
-            self._int8 = [quantize(net, m["int8_ranges"], str(self.path))
-                          for net, m in zip(self.nets, self.member_meta)]
-        return self._int8
 
     @property
     def temperatures(self) -> list[float]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import torch
 
-from .constants import NUM_CLASSES
-from .data.dataset import Split
-from .data.formats import atomic_write_bytes
-from .evaluate import Evaluation
+from ..constants import NUM_CLASSES
+from ..data.dataset import Split
+from ..data.formats import atomic_write_bytes
+from ..inference.evaluate import Evaluation
+from ..training.rundir import RunDir
 
 GRID = 5  # images per side in picture grids
 
@@ -118,10 +119,10 @@ PICTURES = {
 }
 
 
-def write_report(run_dir: Path, splits: dict[str, Split], history: list[dict[str, Any]], ev: Evaluation,
+def write_report(run: RunDir, splits: dict[str, Split], history: list[dict[str, Any]], ev: Evaluation,
                  meta: dict[str, Any]) -> Path:
-    """All six pictures into run_dir/report/, and run_dir/report.html showing them with the metrics."""
-    out = run_dir / "report"
+    """All six pictures into the run's report/, and its report.html showing them with the metrics."""
+    run_dir, out = run.path, run.report_dir
     out.mkdir(parents=True, exist_ok=True)
     test = splits["test"]
     sample_grid(splits["train"], out / "samples.png")
@@ -132,7 +133,7 @@ def write_report(run_dir: Path, splits: dict[str, Split], history: list[dict[str
     worst_mistakes(test, ev, out / "worst_mistakes.png")
     rows = "".join(f"<tr><td>{c['digit']}</td><td>{c['precision']:.4f}</td><td>{c['recall']:.4f}</td>"
                    f"<td>{c['support']}</td></tr>" for c in ev.per_class())
-    figs = "".join(f'<figure><img src="report/{f}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
+    figs = "".join(f'<figure><img src="{out.name}/{f}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
                    f"</figcaption></figure>" for f, t in PICTURES.items())
     arch = meta.get("architecture", {}).get("name", "?")
     val_acc = meta.get("metrics", {}).get("val_accuracy", history[-1]["val_accuracy"])
@@ -150,33 +151,30 @@ in {len(ev.labels):,}). Validation accuracy {val_acc * 100:.2f}%.</p>
 {figs}
 <details><summary>Model description (JSON)</summary><pre>{html.escape(json.dumps(meta, indent=2))}</pre></details>
 </body></html>"""
-    atomic_write_bytes(run_dir / "report.html", page.encode())
-    return run_dir / "report.html"
+    atomic_write_bytes(run.report_page, page.encode())
+    return run.report_page
 
 
 def report_run(run_dir: Path, train: Split, test: Split) -> tuple[Path, Evaluation]:
     """Evaluate a run's model on the test split, record the metrics in its JSON, and (re)write the report."""
-    from .config import from_dict
-    from .data.dataset import train_val_split
-    from .errors import DigitsError
-    from .evaluate import evaluate
-    from .modelfile import read_json, resolve, update_metrics
-    from .predict import Recognizer
-    from .train import TrainConfig, read_metrics
+    from ..data.dataset import train_val_split
+    from ..errors import DigitsError
+    from ..inference.evaluate import evaluate
+    from ..inference.recognizer import Recognizer
+    from ..models.modelfile import read_json, update_metrics
+    from ..training.rundir import RunDir
 
-    try:
-        cfg = from_dict(TrainConfig, json.loads((run_dir / "config.json").read_text()), str(run_dir))
-        history = read_metrics(run_dir)
-    except FileNotFoundError as e:
-        raise DigitsError(f"{run_dir}: not a finished training run (missing {Path(e.filename).name})") from None
-    except json.JSONDecodeError as e:
-        raise DigitsError(f"{run_dir}: corrupt run files ({e})") from None
+    run = RunDir(run_dir)
+    cfg = run.read_config()
+    history = run.read_metrics()
     if not history:
-        raise DigitsError(f"{run_dir}: no finished epoch to report")
-    recognizer = Recognizer.load(run_dir)
+        raise DigitsError(f"{run.path}: no finished epoch to report")
+    recognizer = Recognizer.load(run.path)
     ev = evaluate(recognizer, test)
-    json_path = resolve(run_dir)
-    update_metrics(json_path, {"test_accuracy": ev.accuracy, "test_errors": ev.to_dict()["errors"]})
-    tr, va = train_val_split(train, cfg.val_fraction, cfg.split_seed)
-    page = write_report(run_dir, {"train": tr, "validation": va, "test": test}, history, ev, read_json(json_path))
+    update_metrics(run.model_json, {"test_accuracy": ev.accuracy, "test_errors": ev.to_dict()["errors"]})
+    try:
+        tr, va = train_val_split(train, float(cfg["val_fraction"]), int(cfg["split_seed"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise DigitsError(f"{run.config}: no usable validation split settings ({e})") from None
+    page = write_report(run, {"train": tr, "validation": va, "test": test}, history, ev, read_json(run.model_json))
     return page, ev

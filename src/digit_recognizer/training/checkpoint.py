@@ -12,13 +12,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from .data.formats import atomic_write_bytes
-from .errors import DigitsError
-
-CHECKPOINT_FILE = "checkpoint.safetensors"
+from ..data.formats import atomic_write_bytes
+from ..errors import DigitsError
 
 
-def save_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                     state: dict[str, Any]) -> None:
     """modules: name -> module (e.g. "model", "ema"), each saved under its name as a tensor prefix."""
     tensors = {f"{name}/{k}": v.detach().contiguous()
@@ -33,13 +31,12 @@ def save_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimize
                 opt_scalars.setdefault(str(idx), {})[k] = v
     meta = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
             "opt_scalars": json.dumps(opt_scalars)}
-    atomic_write_bytes(run_dir / CHECKPOINT_FILE, save(tensors, metadata=meta))
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
-def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module],
+def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
                     optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore model and optimizer in place; returns the JSON state saved with them."""
-    path = run_dir / CHECKPOINT_FILE
     try:
         raw = path.read_bytes()
         tensors = load(raw)
@@ -50,7 +47,7 @@ def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module],
         groups = json.loads(meta["param_groups"])
         scalars = json.loads(meta["opt_scalars"])
     except FileNotFoundError:
-        raise DigitsError(f"{run_dir}: no checkpoint to resume from") from None
+        raise DigitsError(f"{path.parent}: no checkpoint to resume from") from None
     except (SafetensorError, KeyError, ValueError, TypeError, OSError) as e:
         raise DigitsError(f"{path}: corrupt checkpoint ({e})") from None
     opt_state: dict[int, dict[str, Any]] = {}

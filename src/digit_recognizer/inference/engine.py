@@ -1,69 +1,16 @@
 """The one inference path from 28x28 uint8 images to class probabilities, shared by every caller."""
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .constants import NUM_CLASSES
-from .errors import DigitsError
-from .hardware import cpu_bf16_is_native
-from .model import Net
-from .quantize import int8_is_available, int8_is_fast
+from ..constants import NUM_CLASSES
+from ..models.net import Net
+from .device import autocast, engine
 
 EVAL_BATCH = 256  # images per forward pass: measured fastest of 32..10000 on a 2-core CPU, fp32 and bf16
-# Below this many images, bf16 casts and int8 quantizing cost more than they save
-# (one image: 0.49 ms in bf16, 0.51 ms in int8, 0.31 ms in fp32).
-BF16_MIN_BATCH = 64
-
-TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
-PRECISIONS = (*TRAIN_PRECISIONS, "int8")  # int8 is inference only, for models that carry int8 ranges
-
-
-def bf16_is_fast() -> bool:
-    """Whether bf16 runs natively for this (CPU) work; a CUDA build or a GPU in the machine does not count."""
-    return cpu_bf16_is_native()
-
-
-def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:
-    if precision not in choices:
-        raise DigitsError(f"unknown precision '{precision}' (choose from {', '.join(choices)})")
-    return precision
-
-
-def use_bf16(precision: str) -> bool:
-    """Resolve a training precision ('auto' = bf16 where it is fast) to whether to autocast to bf16."""
-    check_precision(precision, TRAIN_PRECISIONS)
-    return precision == "bf16" or (precision == "auto" and bf16_is_fast())
-
-
-def engine(precision: str, rows: int, has_int8: bool) -> str:
-    """The arithmetic for a forward pass of `rows` images: "fp32", "bf16" or "int8".
-
-    "auto": fp32 below BF16_MIN_BATCH images; above, int8 when the model carries int8 ranges and the CPU has
-    PyTorch's x86 quantized engine with VNNI, else bf16 where the CPU runs it natively, else fp32.
-    """
-    check_precision(precision)
-    if precision == "int8" and not has_int8:
-        raise DigitsError("this model carries no int8 ranges (models trained before int8 support do not); "
-                          "retrain it, or use precision auto, fp32 or bf16")
-    if precision == "int8" and not int8_is_available():
-        raise DigitsError("int8 needs PyTorch's x86 quantized engine, which this PyTorch build lacks")
-    if precision != "auto":
-        return precision
-    if rows < BF16_MIN_BATCH:
-        return "fp32"
-    if has_int8 and int8_is_fast():
-        return "int8"
-    return "bf16" if bf16_is_fast() else "fp32"
-
-
-def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
-
-
 @torch.inference_mode()
 def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int = EVAL_BATCH) -> torch.Tensor:
     """images (N, 28, 28) or (N, 1, 28, 28), pixels 0..255 -> float32 logits (N, 10)."""

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from typing import Iterator
 
-from .errors import DigitsError
+from ..errors import DigitsError
 
 START_TIMEOUT = 30.0  # seconds for the child to import torch, load the model and answer /api/health
 
@@ -27,7 +27,7 @@ def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
     port = free_port()
     # stderr to a file, not a pipe: a pipe nobody reads would block a long-running server once it fills.
     errors = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.cli import main; main()", "serve",
+    proc = subprocess.Popen([sys.executable, "-c", "from digit_recognizer.app.cli import main; main()", "serve",
                              "--host", "127.0.0.1", "--port", str(port), *args],
                             stdout=subprocess.DEVNULL, stderr=errors)
     url = f"http://127.0.0.1:{port}"

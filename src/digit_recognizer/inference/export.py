@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from .constants import IMAGE_SIZE
-from .errors import DigitsError
-from .modelfile import LoadedModel
+from ..constants import IMAGE_SIZE
+from ..errors import DigitsError
+from ..models.modelfile import LoadedModel
 
 OPSET = 17
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .errors import NoInk
+from ..errors import NoInk
 from .preprocess import ImageInput, fit_and_centre, ink_bright, open_image, remove_background, to_gray
 
 INK_THRESHOLD = 0.35  # of full ink level: what counts as a stroke pixel

@@ -1,6 +1,7 @@
 """Recognizer: the Python API and the one path image -> preprocess -> model -> postprocess for every caller."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -8,10 +9,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .constants import IMAGE_SIZE
-from .errors import DigitsError
-from .inference import check_precision, probabilities
-from .modelfile import LoadedModel, load_model
+from ..constants import IMAGE_SIZE
+from ..errors import DigitsError
+from .device import check_precision
+from .engine import probabilities
+from ..models.modelfile import LoadedModel, load_model
 from .preprocess import ImageInput, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
@@ -66,6 +68,18 @@ class Recognizer:
                                     if min_confidence is None else min_confidence)
         # Test-time augmentation is part of a model's description (ensembles use it), not a caller's choice.
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
+        self._int8: list[torch.nn.Module] | None = None  # the members quantized, built on first use
+        self._int8_lock = threading.Lock()  # the server predicts from several threads
+
+    def int8_nets(self) -> list[torch.nn.Module]:
+        """The members quantized to int8 from their recorded ranges (the network is built once)."""
+        from .int8 import quantize
+
+        with self._int8_lock:
+            if self._int8 is None:
+                self._int8 = [quantize(net, m["int8_ranges"], str(self.loaded.path))
+                              for net, m in zip(self.loaded.nets, self.loaded.member_meta)]
+        return self._int8
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
@@ -83,7 +97,7 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
-        int8_nets = self.loaded.int8_nets if self.loaded.has_int8 else None
+        int8_nets = self.int8_nets if self.loaded.has_int8 else None
         return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
                              precision=self.precision, int8_nets=int8_nets)
 

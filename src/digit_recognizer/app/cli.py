@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import DigitsError
+from ..errors import DigitsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
@@ -26,8 +26,18 @@ def echo_err(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+def require_extra(extra: str, modules: tuple[str, ...]) -> None:
+    """A one-line error naming the optional extra to install when one of its packages is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DigitsError(f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
+                          f"pip install 'digit-recognizer[{extra}]'")
+
+
 def load_data(data_dir: Optional[Path], no_verify: bool, progress: bool = True):
-    from .data import load_mnist
+    from ..data import load_mnist
 
     return load_mnist(data_dir, verify=not no_verify, progress=progress)
 
@@ -35,7 +45,7 @@ def load_data(data_dir: Optional[Path], no_verify: bool, progress: bool = True):
 @data_app.command("fetch")
 def data_fetch(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
     """Make sure the four MNIST files are in the data folder, verified against MNIST's MD5s."""
-    from .data import MNIST_FILES, fetch_mnist
+    from ..data import MNIST_FILES, fetch_mnist
 
     report = fetch_mnist(data_dir, verify=not no_verify)
     typer.echo(f"data folder: {report.data_dir}")
@@ -59,53 +69,84 @@ def data_info(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) ->
 
 @app.command()
 def train(
-    recipe: str = typer.Option("fast", help="fast (default), tutorial, or best."),
+    recipe: Optional[str] = typer.Option(None, help="fast (default), tutorial, or best."),
     model: Optional[str] = typer.Option(None, "--model", help="Architecture name (default: the recipe's)."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the recipe's (peak) learning rate."),
-    seed: int = typer.Option(0, help="Seed for initialisation, shuffling and augmentation."),
+    seed: Optional[int] = typer.Option(None, help="Seed for initialisation, shuffling and augmentation [default: 0]."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where the CPU has native bf16), fp32 or bf16."),
+    limit: Optional[int] = typer.Option(None, help="Smoke run: train on the first N training images only."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint, with "
+                                            "the settings it was started with."),
     ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
                                        help="Save the model to average 5 shifted views per image (5x the "
-                                            "compute; default: the recipe's, on for best)."),
+                                            "compute; default: the recipe's, on for best and for ensembles)."),
     report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    progress: bool = typer.Option(True, help="Show progress bars (on a terminal)."),
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
-    from .report import report_run
-    from .train import make_config
-    from .train import train as run_training
+    from ..training.recipes import DEFAULT_RECIPE, make_config
+    from ..training.rundir import RUNS_ROOT, RunDir, run_name
 
-    cfg = make_config(recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      precision=precision, tta=tta)
     if ensemble < 1:
         raise DigitsError("--ensemble must be at least 1")
-    name = f"{cfg.recipe}-seed{cfg.seed}" + (f"-x{ensemble}" if ensemble > 1 else "")
-    run_dir = out or Path("runs") / name
-    ds = load_data(data_dir, no_verify, progress)
+    given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
+                 limit=limit, tta=tta if ensemble == 1 else None)
+    if resume:
+        cfg = resumed_config(out, recipe, given)
+    else:
+        cfg = make_config(recipe or DEFAULT_RECIPE, **given)
+    run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
+    ds = load_data(data_dir, no_verify, progress)  # after every option is checked
     command = " ".join(["digits", *sys.argv[1:]])
     try:
         if ensemble > 1:
-            from .ensemble import train_ensemble
+            from ..training.ensemble import train_ensemble
 
-            model_json, seconds = train_ensemble(cfg, ds.train, run_dir, ensemble, resume=resume,
-                                                 progress=progress, command=command)
+            model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
+                                                 progress=progress, command=command, tta=tta is not False)
         else:
-            result = run_training(cfg, ds.train, run_dir, resume=resume, progress=progress, command=command)
+            from ..training.loop import train as run_training
+
+            result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress, command=command)
             model_json, seconds = result.model_json, result.seconds
     except KeyboardInterrupt:
         again = f" --ensemble {ensemble}" if ensemble > 1 else ""
-        echo_err(f"interrupted; continue with: digits train --resume{again} --out {run_dir}")
+        echo_err(f"interrupted; continue with: digits train --resume{again} --out {run.path}")
         raise typer.Exit(130)
+    run.mark_latest()
     typer.echo(f"trained in {seconds:.1f} s; model: {model_json}")
     if report:
-        page, ev = report_run(run_dir, ds.train, ds.test)
+        from .report import report_run
+
+        page, ev = report_run(run.path, ds.train, ds.test)
         typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
+    typer.echo(f"use it: digits evaluate --model {run.path}   digits predict --model {run.path} IMAGE   "
+               f"digits serve --model {run.path}")
+
+
+def resumed_config(out: Optional[Path], recipe: Optional[str], given: dict):
+    """The interrupted run's own config; options given again must agree with it."""
+    from ..config import from_dict, to_dict
+    from ..training.recipes import TrainConfig, check_config, differences
+    from ..training.rundir import RunDir
+
+    if out is None:
+        raise DigitsError("--resume needs --out: the run folder to continue")
+    run = RunDir(out)
+    saved = check_config(from_dict(TrainConfig, run.read_config(), str(run.config)))
+    if recipe is not None and recipe != saved.recipe:
+        raise DigitsError(f"{out}: --resume continues the run's own recipe '{saved.recipe}', not '{recipe}'")
+    wanted = check_config(from_dict(TrainConfig, {**to_dict(saved),
+                                                  **{k: v for k, v in given.items() if v is not None}}))
+    if wanted != saved:
+        raise DigitsError(f"{out}: --resume continues the run with its own settings; these options differ from "
+                          "it: " + "; ".join(differences(saved, wanted)))
+    return saved
 
 
 @app.command()
@@ -116,9 +157,9 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
                                            "them natively), fp32, bf16 or int8."),
              data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
     """Test accuracy, per-class precision and recall, and the confusion matrix; or accuracy on --images."""
-    from .evaluate import evaluate as run_eval
-    from .evaluate import evaluate_folder
-    from .predict import Recognizer
+    from ..inference.evaluate import evaluate as run_eval
+    from ..inference.evaluate import evaluate_folder
+    from ..inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence, precision=precision)
     if images is not None:
@@ -159,7 +200,7 @@ def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Option
 
 def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
     """Run handle(file) -> (json dict, text line) on every image; a bad file gets an error line, not a stop."""
-    from .predict import expand_paths
+    from ..inference.recognizer import expand_paths
 
     files = expand_paths(paths or [])
     if not files:
@@ -186,11 +227,11 @@ def predict(
     out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle."),
 ) -> None:
     """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
-    from .predict import Recognizer
+    from ..inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence)
     if kaggle is not None:
-        from .data import read_kaggle_csv, write_submission
+        from ..data import read_kaggle_csv, write_submission
 
         images, _ = read_kaggle_csv(kaggle)
         preds = recognizer.predict_arrays(images)
@@ -213,7 +254,7 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
          model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
          min_confidence: Optional[float] = MinConfidence) -> None:
     """Read whole numbers: every digit in each image, left to right."""
-    from .predict import Recognizer
+    from ..inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence)
 
@@ -228,8 +269,9 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
 @app.command()
 def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath) -> None:
     """Export a model to ONNX (dynamic batch; float pixels 0..255 in, logits out)."""
-    from .export import export_onnx
-    from .modelfile import load_model
+    require_extra("onnx", ("onnx",))
+    from ..inference.export import export_onnx
+    from ..models.modelfile import load_model
 
     typer.echo(f"wrote {export_onnx(load_model(model), onnx)}")
 
@@ -239,6 +281,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,
           max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes).")) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
+    require_extra("serve", ("fastapi", "uvicorn", "multipart"))
     from .serve import serve as run_server
 
     run_server(host, port, model, max_bytes)

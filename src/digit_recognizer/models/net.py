@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .constants import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, PIXEL_MAX
-from .errors import DigitsError
+from ..constants import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, PIXEL_MAX
+from ..errors import DigitsError
 
 
 STRIDED_KERNEL, STRIDED_PADDING = 4, 1  # "sN" layers: 28x28 -> 14x14

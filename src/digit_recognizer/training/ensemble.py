@@ -1,0 +1,76 @@
+"""Ensembles: N members of one recipe with consecutive seeds, averaged (with test-time shifts by default).
+
+The run folder holds member-0/ .. member-{N-1}/ (ordinary training runs) and a model.json with "members"
+that the one loader (`models.modelfile.load_model`) turns into an averaged model, so prediction, evaluation,
+the report and the server use an ensemble exactly as they use a single model.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import to_dict
+from ..data.dataset import Split, train_val_split
+from ..errors import DigitsError
+from ..inference.recognizer import Recognizer
+from ..models.modelfile import (FORMAT, FORMAT_VERSION, LoadedModel, load_net, preprocessing_info, read_json,
+                                versions, write_json)
+from .finish import validation_metrics
+from .loop import stderr_log, train
+from .recipes import TrainConfig
+from .rundir import RunDir
+
+
+def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
+                   progress: bool = True, log: Callable[[str], None] = stderr_log, command: str | None = None,
+                   tta: bool = True) -> tuple[Path, float]:
+    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir; `tta` averages shifted views too.
+
+    Returns the ensemble's model JSON and the members' training seconds, summed.
+    With resume, finished members are kept and an interrupted one continues from its checkpoint.
+    """
+    if n < 2:
+        raise DigitsError("an ensemble needs at least 2 members")
+    run = RunDir(run_dir)
+    if run.model_json.exists() and not resume:
+        raise DigitsError(f"{run.path} already holds a model; use --resume, or another --out")
+    run.create()
+    run.write_config(to_dict(cfg))
+    histories, seconds, members = [], 0.0, []
+    for k in range(n):
+        member = run.member(k)
+        members.append(f"{member.path.name}/{member.model_json.name}")
+        if resume and member.model_json.exists():
+            log(f"member {k + 1}/{n}: already trained")
+            history = member.read_metrics()
+        else:
+            log(f"member {k + 1}/{n} (seed {cfg.seed + k})")
+            history = train(replace(cfg, seed=cfg.seed + k), data, member.path, progress=progress, log=log,
+                            resume=resume and member.checkpoint.exists(), command=command).history
+        histories.append(history)
+        seconds += history[-1]["seconds"]
+    # The run's learning curves are the members' mean, epoch by epoch.
+    run.write_metrics([{key: sum(h[e][key] for h in histories) / n for key in histories[0][e]}
+                       for e in range(len(histories[0]))])
+    _, va = train_val_split(data, cfg.val_fraction, cfg.split_seed)
+    training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command}
+    return write_ensemble(run, members, va, training, tta), seconds
+
+
+def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[str, Any], tta: bool) -> Path:
+    """The ensemble's model.json, with its validation accuracy and refusal threshold measured as it predicts."""
+    metas = [read_json(run.path / m) for m in members]
+    meta: dict[str, Any] = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "members": members, "tta": tta,
+        "architecture": metas[0]["architecture"], "parameters": sum(m["parameters"] for m in metas),
+        "classes": metas[0]["classes"], "preprocessing": preprocessing_info(), "training": training,
+        "versions": versions(),
+    }
+    # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
+    nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]
+    measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas)), val)
+    meta["min_confidence"] = measured.pop("min_confidence")
+    meta["metrics"] = {**measured, "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
+    write_json(run.model_json, meta)
+    return run.model_json
