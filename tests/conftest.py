@@ -1,4 +1,8 @@
-"""Shared fixtures: the real MNIST (fetched once into the user's cache) and small helpers."""
+"""Shared fixtures: the real MNIST (fetched once into the user's cache) and small helpers.
+
+Tiers: `pytest --fast` runs what needs neither real MNIST nor a browser nor the network, in seconds; plain
+`pytest` (what CI runs) runs everything. A test that asks for the `mnist` fixture is `slow` automatically.
+"""
 from __future__ import annotations
 
 import os
@@ -9,6 +13,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+MNIST_FIXTURES = {"mnist", "mnist_dir"}
+OUTSIDE_FAST_TIER = ("slow", "network", "browser")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true",
+                     help="the fast tier: no real MNIST, no browser, no network (seconds)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MNIST_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if config.getoption("--fast"):
+        kept = [i for i in items if not any(i.get_closest_marker(m) for m in OUTSIDE_FAST_TIER)]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -145,6 +145,30 @@ def test_seed_reproducible_and_ema(small, tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
 
 
+def test_ema_is_the_exponential_average_of_the_weights():
+    from digit_recognizer.training.loop import update_ema
+
+    torch.manual_seed(0)
+    model, ema = build_model("fast"), build_model("fast")
+    model.features[1].num_batches_tracked += 7  # an integer buffer: copied, not averaged
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    update_ema(ema, model, 0.9)
+    for k, v in ema.state_dict().items():
+        m = model.state_dict()[k]
+        expected = 0.9 * before[k] + 0.1 * m if v.dtype.is_floating_point else m
+        assert torch.allclose(v, expected, atol=1e-6), k
+    assert not torch.equal(ema.head[-1].weight, before[f"head.{len(ema.head) - 1}.weight"])
+
+
+def test_training_with_ema_returns_the_average(small, tmp_path):
+    cfg = make_config("fast", epochs=1, batch_size=128, ema=0.99)
+    result = train(cfg, small, tmp_path, progress=False, log=lambda m: None)
+    # The raw model after the same steps differs from the saved (averaged) one.
+    raw = train(make_config("fast", epochs=1, batch_size=128), small, tmp_path / "raw", progress=False,
+                log=lambda m: None).model
+    assert not torch.equal(result.model.head[-1].weight, raw.head[-1].weight)
+
+
 def test_corrupt_checkpoint_is_reported(small, tmp_path):
     cfg = make_config("fast", epochs=1)
     train(cfg, small, tmp_path, progress=False, log=lambda m: None)

@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digit_recognizer import Recognizer
-from digit_recognizer.errors import DigitsError
+from digit_recognizer.errors import DigitsError, TooLarge
 from digit_recognizer.inference.preprocess import (MAX_PIXELS, crop_to_ink, fit_and_centre, ink_bright, preprocess,
                                          remove_background)
 
@@ -110,8 +110,17 @@ def test_bad_images(tmp_path, make, message):
     assert str(path) in str(e.value)
 
 
-def test_huge_pixel_cap_is_checked_before_decoding():
-    assert 9000 * 6000 > MAX_PIXELS
+def test_huge_pixel_cap_is_checked_before_decoding(monkeypatch):
+    from PIL import ImageFile
+
+    big = io.BytesIO()
+    Image.new("1", (9000, 6000)).save(big, format="PNG")  # 54 Mpx in a few kB: over our cap, under Pillow's
+    def no_decoding(self, *a, **k):
+        raise AssertionError("the pixels were decoded before the size check")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(TooLarge, match="too large"):
+        preprocess(big.getvalue())
+    monkeypatch.undo()
     with pytest.raises(DigitsError, match="array"):
         preprocess(np.zeros((3, 3, 7)))
     with pytest.raises(DigitsError, match="NaN"):

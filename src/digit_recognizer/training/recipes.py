@@ -27,6 +27,9 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
+    # Decay BatchNorm scales/shifts and biases too (True), or only conv kernels and weight matrices (False,
+    # as nanoGPT and airbench do).
+    decay_norm_and_bias: bool = True
     schedule: str = "constant"  # constant | onecycle (linear warm-up, then cosine to 0)
     warmup: float = 0.2  # fraction of all steps spent warming up (onecycle)
     label_smoothing: float = 0.0
