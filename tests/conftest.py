@@ -49,3 +49,18 @@ def run_digits(*args: str, env: dict | None = None, timeout: float = 300) -> sub
     cmd = [sys.executable, "-c", "from digit_recognizer.app.cli import main; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def fake_data_dir(tmp_path_factory) -> Path:
+    """A small data set in MNIST's layout (random pixels): the CLI runs on it with --no-verify, offline."""
+    import numpy as np
+
+    from digit_recognizer.data.formats import encode_idx
+
+    d = tmp_path_factory.mktemp("fake-mnist")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 600), ("t10k", 100)):
+        (d / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
+        (d / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx((np.arange(n) % 10).astype(np.uint8)))
+    return d

@@ -1,0 +1,117 @@
+"""The CLI on a small offline data set (fast tier): smoke training, resume rules, ensembles, run folders."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_digits
+
+SMOKE = ("--epochs", "1", "--limit", "300", "--no-progress", "--no-verify")
+
+
+def smoke_train(data_dir: Path, *args: str, cwd: Path | None = None):
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "digit_recognizer", "train", *SMOKE, "--data-dir", str(data_dir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+
+def test_smoke_training_logs_throughput_and_names_its_model(fake_data_dir, tmp_path):
+    res = smoke_train(fake_data_dir, "--no-report", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "images/s" in res.stderr and "GFLOP/s" in res.stderr
+    run = tmp_path / "runs" / "fast-seed0"
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert history[0]["images_per_second"] > 0 and history[0]["gflops"] > 0
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["training"]["limit"] == 300 and meta["training"]["train_size"] == 270  # 10% for validation
+    assert (tmp_path / "runs" / "latest").resolve() == run.resolve()
+    assert f"--model {Path('runs') / 'fast-seed0'}" in res.stdout  # the commands for *this* model
+
+
+def test_resume_refuses_options_that_differ(fake_data_dir, tmp_path):
+    run = tmp_path / "run"
+    assert smoke_train(fake_data_dir, "--no-report", "--out", str(run)).returncode == 0
+    res = smoke_train(fake_data_dir, "--no-report", "--out", str(run), "--resume", "--lr", "0.5")
+    assert res.returncode == 1 and "lr: 0.2 -> 0.5" in res.stderr and "Traceback" not in res.stderr
+    res = smoke_train(fake_data_dir, "--no-report", "--out", str(run), "--resume")  # the same settings: fine
+    assert res.returncode == 0, res.stderr
+
+
+def test_ensemble_honours_no_tta(fake_data_dir, tmp_path):
+    for flag, expected in (("--no-tta", False), ("--tta", True)):
+        run = tmp_path / flag
+        res = smoke_train(fake_data_dir, "--no-report", "--ensemble", "2", flag, "--out", str(run))
+        assert res.returncode == 0, res.stderr
+        assert json.loads((run / "model.json").read_text())["tta"] is expected
+
+
+def test_report_on_a_smoke_run(fake_data_dir, tmp_path):
+    run = tmp_path / "run"
+    res = smoke_train(fake_data_dir, "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    assert (run / "report.html").is_file() and "test accuracy" in res.stdout
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"schedule": "onecylce"}, "unknown schedule"),
+    ({"optimizer": "adam"}, "unknown optimizer"),
+    ({"limit": -1}, "--limit"),
+])
+def test_configs_are_checked_before_any_data(overrides, message):
+    from digit_recognizer.errors import DigitsError
+    from digit_recognizer.training.recipes import make_config
+
+    with pytest.raises(DigitsError, match=message):
+        make_config("fast", **overrides)
+
+
+def test_bad_option_fails_before_loading_data(tmp_path):
+    res = run_digits("train", "--precision", "fp8", "--data-dir", str(tmp_path / "nothing-here"))
+    assert res.returncode == 1 and "unknown precision" in res.stderr and not (tmp_path / "nothing-here").exists()
+
+
+def test_serve_without_its_extra_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from digit_recognizer.app import cli
+    from digit_recognizer.errors import DigitsError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    result = CliRunner().invoke(cli.app, ["serve"])
+    assert isinstance(result.exception, DigitsError)
+    assert "pip install 'digit-recognizer[serve]'" in str(result.exception) and "fastapi" in str(result.exception)
+
+
+def test_python_m_works_like_digits():
+    import subprocess
+
+    res = subprocess.run([sys.executable, "-m", "digit_recognizer", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "train" in res.stdout and "predict" in res.stdout
+
+
+def test_shipped_model_file_has_no_machine_paths():
+    from digit_recognizer.models.modelfile import default_model_path
+
+    def strings(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                yield from strings(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from strings(v)
+        elif isinstance(obj, str):
+            yield obj
+
+    meta = json.loads(default_model_path().read_text())
+    for s in strings(meta):
+        assert not any(part.startswith(("/", "~")) or ":\\" in part for part in s.split()), s
