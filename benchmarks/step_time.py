@@ -52,6 +52,7 @@ def main() -> None:
     keep_freed_memory()  # as the digits command does
     bf16 = use_bf16("auto")
     print(f"bf16: {bf16}, threads: {torch.get_num_threads()}")
+    rows = []
     for recipe in ("fast", "best"):
         arch = RECIPES[recipe].model
         variants = {"current": make_step(get_architecture(arch), recipe, bf16),
@@ -70,6 +71,14 @@ def main() -> None:
         print(f"{recipe} recipe, {arch} net, batch {RECIPES[recipe].batch_size}: "
               f"current {statistics.median(ms['current']):.2f} ms/step, "
               f"earlier {statistics.median(ms['earlier']):.2f} ms/step, earlier/current {ratio:.2f}x")
+        rows.append([recipe, arch, RECIPES[recipe].batch_size, round(statistics.median(ms["current"]), 2),
+                     round(statistics.median(ms["earlier"]), 2), round(ratio, 2)])
+    from results import save
+
+    save("step_time", "Training step: current nets against their earlier versions, taking turns",
+         ["recipe", "net", "batch", "current ms/step", "earlier ms/step", "earlier/current"], rows,
+         notes=f"Median over {args.rounds} rounds of {args.steps} steps; bf16 {bf16}, "
+               f"{torch.get_num_threads()} threads.")
 
 
 if __name__ == "__main__":
