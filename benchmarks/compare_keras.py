@@ -180,6 +180,15 @@ def main() -> None:
     print("ours, fast recipe per seed: " + json.dumps([{"wall_s": round(w, 1), "test": m["metrics"]["test_accuracy"]}
                                                         for w, m in fast]))
     print(f"TensorFlow {keras['tensorflow']}; Keras epochs: " + json.dumps(k_epochs))
+    from results import save
+
+    save("compare_keras", "Side by side with the tutorial's Keras code",
+         ["measure", "Keras", "digits", "Keras/digits", "note"],
+         [[name, k if k is not None else "-", o if o is not None else "-",
+           round(k / o, 2) if k and o else "-", note] for name, k, o, note in rows],
+         notes=(f"Keras did not reach {TARGET:.1%} in {len(k_epochs)} epochs; " if k_time is None else "")
+               + f"TensorFlow {keras['tensorflow']}; tutorial recipe test accuracy ours "
+               f"{tut['metrics']['test_accuracy']:.4f}, Keras {k_epochs[-1]['test_accuracy']:.4f}.")
 
 
 if __name__ == "__main__":

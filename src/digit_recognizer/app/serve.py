@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 from ..constants import IMAGE_SIZE
 from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
 from ..inference.recognizer import Recognizer, read_number
-from ..inference.preprocess import preprocess
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
 MAX_FILES = 64  # per multipart request
@@ -76,10 +75,13 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         results = []
         for name, src in items:
             try:
-                x = src if isinstance(src, np.ndarray) else preprocess(src, name or "image")
+                if isinstance(src, np.ndarray):  # a JSON pixel array, already in the model's input format
+                    pred, x = recognizer.predict_arrays(src[None])[0], src
+                else:
+                    pred, x = recognizer.predict_with_input(src, name or "image")
             except DigitsError as e:
                 raise answer(e) from None
-            out = recognizer.predict_arrays(x[None])[0].to_dict(**({"file": name} if name is not None else {}))
+            out = pred.to_dict(**({"file": name} if name is not None else {}))
             if with_image:
                 out["image"] = x.tolist()
             results.append(out)

@@ -104,9 +104,14 @@ class Recognizer:
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)
 
-    def predict(self, image: ImageInput) -> Prediction:
+    def predict(self, image: ImageInput, name: str = "image") -> Prediction:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""
-        return self.predict_arrays(preprocess(image)[None])[0]
+        return self.predict_with_input(image, name)[0]
+
+    def predict_with_input(self, image: ImageInput, name: str = "image") -> tuple[Prediction, np.ndarray]:
+        """The prediction and the (28, 28) uint8 image the model saw (the server and page show it)."""
+        x = preprocess(image, name)
+        return self.predict_arrays(x[None])[0], x
 
     def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction]:
         return self.predict_arrays(np.stack([preprocess(im) for im in images]))
