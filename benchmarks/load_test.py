@@ -69,6 +69,12 @@ def main() -> None:
     print(f"requests {len(lat)}  concurrency {args.concurrency}  errors {errors}")
     print(f"throughput {len(lat) / wall:.0f} req/s  p50 {p(0.50):.1f} ms  p99 {p(0.99):.1f} ms  "
           f"mean {statistics.mean(lat) * 1e3:.1f} ms")
+    from results import save
+
+    save("load_test", "HTTP load: PNG uploads of MNIST test digits to /api/predict, shipped model",
+         ["requests", "concurrency", "errors", "requests/s", "p50 ms", "p99 ms", "mean ms"],
+         [[len(lat), args.concurrency, errors, round(len(lat) / wall), round(p(0.50), 1), round(p(0.99), 1),
+           round(statistics.mean(lat) * 1e3, 1)]], notes="Server and client on the same machine.")
 
 
 if __name__ == "__main__":
