@@ -59,11 +59,10 @@ def save(name: str, title: str, columns: list[str], rows: list[list[Any]], *, co
     record = {"name": name, "title": title, "command": command or " ".join(["python", *sys.argv]),
               "commit": commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
               "columns": columns, "rows": rows, "notes": notes, "raw": raw}
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    from digit_recognizer.data.formats import atomic_write_bytes
+
     path = RESULTS / f"{name}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
     render()
     return path
 
@@ -84,7 +83,9 @@ def render() -> Path:
         parts += ["| " + " | ".join(r["columns"]) + " |", "|" + "---|" * len(r["columns"])]
         parts += ["| " + " | ".join(cell(v) for v in row) + " |" for row in r["rows"]]
         parts += ([""] + [r["notes"]] if r.get("notes") else []) + [""]
-    PAGE.write_text("\n".join(parts))
+    from digit_recognizer.data.formats import atomic_write_bytes
+
+    atomic_write_bytes(PAGE, "\n".join(parts).encode())
     return PAGE
 
 

