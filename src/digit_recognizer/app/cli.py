@@ -89,7 +89,7 @@ def train(
     progress: bool = typer.Option(True, help="Show progress bars (on a terminal)."),
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
-    from ..training.recipes import DEFAULT_RECIPE, make_config
+    from ..training.recipes import DEFAULT_RECIPE, make_config, resume_config
     from ..training.rundir import RUNS_ROOT, RunDir, run_name
 
     if ensemble < 1:
@@ -97,7 +97,9 @@ def train(
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
                  limit=limit, tta=tta if ensemble == 1 else None)
     if resume:
-        cfg = resumed_config(out, recipe, given)
+        if out is None:
+            raise DigitsError("--resume needs --out: the run folder to continue")
+        cfg = resume_config(RunDir(out), recipe=recipe, **given)
     else:
         cfg = make_config(recipe or DEFAULT_RECIPE, **given)
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
@@ -127,26 +129,6 @@ def train(
         typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
     typer.echo(f"use it: digits evaluate --model {run.path}   digits predict --model {run.path} IMAGE   "
                f"digits serve --model {run.path}")
-
-
-def resumed_config(out: Optional[Path], recipe: Optional[str], given: dict):
-    """The interrupted run's own config; options given again must agree with it."""
-    from ..config import from_dict, to_dict
-    from ..training.recipes import TrainConfig, check_config, differences
-    from ..training.rundir import RunDir
-
-    if out is None:
-        raise DigitsError("--resume needs --out: the run folder to continue")
-    run = RunDir(out)
-    saved = check_config(from_dict(TrainConfig, run.read_config(), str(run.config)))
-    if recipe is not None and recipe != saved.recipe:
-        raise DigitsError(f"{out}: --resume continues the run's own recipe '{saved.recipe}', not '{recipe}'")
-    wanted = check_config(from_dict(TrainConfig, {**to_dict(saved),
-                                                  **{k: v for k, v in given.items() if v is not None}}))
-    if wanted != saved:
-        raise DigitsError(f"{out}: --resume continues the run with its own settings; these options differ from "
-                          "it: " + "; ".join(differences(saved, wanted)))
-    return saved
 
 
 @app.command()

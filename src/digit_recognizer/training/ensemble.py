@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import to_dict
-from ..data.dataset import Split, train_val_split
+from ..data.dataset import Split
 from ..errors import DigitsError
 from ..inference.recognizer import Recognizer
 from ..models.modelfile import (FORMAT, FORMAT_VERSION, LoadedModel, load_net, preprocessing_info, read_json,
                                 versions, write_json)
 from .finish import validation_metrics
-from .loop import stderr_log, train
+from .loop import splits, stderr_log, train
 from .recipes import TrainConfig
 from .rundir import RunDir
 
@@ -53,7 +53,7 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
     # The run's learning curves are the members' mean, epoch by epoch.
     run.write_metrics([{key: sum(h[e][key] for h in histories) / n for key in histories[0][e]}
                        for e in range(len(histories[0]))])
-    _, va = train_val_split(data, cfg.val_fraction, cfg.split_seed)
+    _, va = splits(cfg, data)  # the members' own validation split (--limit included)
     training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command}
     return write_ensemble(run, members, va, training, tta), seconds
 

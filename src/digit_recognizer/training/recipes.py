@@ -11,6 +11,7 @@ from ..config import from_dict, to_dict
 from ..errors import DigitsError
 from ..inference.device import use_bf16
 from ..models.net import get_architecture
+from .rundir import RunDir
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "onecycle")
@@ -87,7 +88,15 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def differences(a: TrainConfig, b: TrainConfig) -> list[str]:
-    """The fields where b differs from a, as 'name: a -> b'."""
-    da, db = to_dict(a), to_dict(b)
-    return [f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if da[k] != db[k]]
+def resume_config(run: RunDir, **overrides: Any) -> TrainConfig:
+    """The config `run` was started with; `overrides` (None values ignored) must agree with it, or a one-line
+    error names each setting that differs."""
+    saved = check_config(from_dict(TrainConfig, run.read_config(), str(run.config)))
+    wanted = check_config(from_dict(TrainConfig, {**to_dict(saved),
+                                                  **{k: v for k, v in overrides.items() if v is not None}},
+                                    f"{run.path}: --resume"))
+    if wanted != saved:
+        ds, dw = to_dict(saved), to_dict(wanted)
+        raise DigitsError(f"{run.path}: --resume continues the run with its own settings, and these differ: "
+                          + "; ".join(f"{k}: {ds[k]!r} -> {dw[k]!r}" for k in ds if ds[k] != dw[k]))
+    return saved
