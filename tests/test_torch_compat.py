@@ -89,6 +89,7 @@ def test_cpu_bf16_ignores_cuda(monkeypatch, fresh_caches):
     hardware.cpu_bf16_is_native.cache_clear()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    from digit_recognizer.inference.device import bf16_is_fast
+    from digit_recognizer.inference.device import engine, use_bf16
 
-    assert bf16_is_fast() == native
+    assert use_bf16("auto") == native
+    assert engine("auto", 10_000, False) == ("bf16" if native else "fp32")

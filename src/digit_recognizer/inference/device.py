@@ -95,11 +95,6 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 PRECISIONS = (*TRAIN_PRECISIONS, "int8")  # int8 is inference only, for models that carry int8 ranges
 
 
-def bf16_is_fast() -> bool:
-    """Whether bf16 runs natively for this (CPU) work; a CUDA build or a GPU in the machine does not count."""
-    return cpu_bf16_is_native()
-
-
 def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:
     if precision not in choices:
         raise DigitsError(f"unknown precision '{precision}' (choose from {', '.join(choices)})")
@@ -109,7 +104,7 @@ def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:
 def use_bf16(precision: str) -> bool:
     """Resolve a training precision ('auto' = bf16 where it is fast) to whether to autocast to bf16."""
     check_precision(precision, TRAIN_PRECISIONS)
-    return precision == "bf16" or (precision == "auto" and bf16_is_fast())
+    return precision == "bf16" or (precision == "auto" and cpu_bf16_is_native())
 
 
 def engine(precision: str, rows: int, has_int8: bool) -> str:
@@ -130,7 +125,7 @@ def engine(precision: str, rows: int, has_int8: bool) -> str:
         return "fp32"
     if has_int8 and int8_is_fast():
         return "int8"
-    return "bf16" if bf16_is_fast() else "fp32"
+    return "bf16" if cpu_bf16_is_native() else "fp32"
 
 
 def autocast(enabled: bool):
