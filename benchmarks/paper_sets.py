@@ -3,8 +3,10 @@
     python benchmarks/paper_sets.py --split val    # tune on sets made from the validation split's digits
     python benchmarks/paper_sets.py --split test   # measure once, at the end, on the test split's digits
 
-Writes DIR/{singles,numbers,refuse}/ (images + labels.csv) and prints `digits evaluate --images` for each,
-plus the clean MNIST accuracy and refusal rate of the same model for comparison.
+Writes DIR/<set>/ (images + labels.csv) for digits on paper (singles), whole numbers, things to refuse, and
+every presentation in digit_recognizer.testing.presentations (tight crops, bold and thin pens, low resolution,
+chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits). Prints the
+score of each, with the clean MNIST accuracy and refusal rate of the same model for comparison.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def main() -> None:
     from digit_recognizer.data import load_mnist, train_val_split
     from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
     from digit_recognizer.inference.recognizer import Recognizer
+    from digit_recognizer.testing.presentations import PRESENTATIONS, make
     from digit_recognizer.testing.synth import compose, not_a_digit
 
     ds = load_mnist(progress=False)
@@ -56,8 +59,17 @@ def main() -> None:
     for _ in range(args.n):
         idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
         numbers.append((compose([images[i] for i in idx], rng, single=False), "".join(str(labels[i]) for i in idx)))
+    tight_numbers = []
+    for _ in range(args.n):
+        idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+        tight_numbers.append((compose([images[i] for i in idx], rng, single=False, tight=True),
+                              "".join(str(labels[i]) for i in idx)))
     refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
-    for name, items in (("singles", singles), ("numbers", numbers), ("refuse", refuse)):
+    sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
+    for name in PRESENTATIONS:
+        picks = rng.integers(len(images), size=args.n)
+        sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
+    for name, items in sets.items():
         write_set(out / name, items)
 
     rec = Recognizer.load(args.model)
@@ -68,10 +80,10 @@ def main() -> None:
           f"refused {refused_clean / len(source) * 100:.2f}% at min_confidence {rec.min_confidence:.3f}")
     rows = [[f"clean MNIST ({args.split} split)", len(source), round(clean.accuracy * 100, 2),
              round(refused_clean / len(source) * 100, 2)]]
-    for name in ("singles", "numbers", "refuse"):
+    for name in sets:
         res = evaluate_folder(rec, out / name)
         what = "refused" if name == "refuse" else "read exactly"
-        print(f"{name:<8} {res['n']} images: {res['accuracy'] * 100:.2f}% {what} "
+        print(f"{name:<12} {res['n']} images: {res['accuracy'] * 100:.2f}% {what} "
               f"(refused {res['refused']}, unreadable {res['unreadable']})")
         Path(out / f"{name}-result.json").write_text(json.dumps(res, indent=1))
         rows.append([f"{name} ({what})", res["n"], round(res["accuracy"] * 100, 2),
@@ -82,7 +94,8 @@ def main() -> None:
         save("paper_sets", "Real-looking images made from test-split digits",
              ["set", "images", "score %", "refused %"], rows,
              notes="Score: a digit or a whole number read exactly and not refused; for `refuse` (blank pages, "
-                   "noise), refused. Model: " + str(rec.loaded.path.name))
+                   "noise), refused. The presentations (tight ... wide) are described in "
+                   "`src/digit_recognizer/testing/presentations.py`. Model: " + str(rec.loaded.path.name))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,20 @@ from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooL
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
-NOISE_MARGIN = 8  # ... and ink must stand this many noise standard deviations above the paper
+NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
 BACKGROUND_SIDE = 128  # the background is estimated at about this resolution
-MIN_BACKGROUND_SIDE = 40  # below this (e.g. 28x28 crops) the paper level is simply the median
+OPENING_PER_STROKE = 2.5  # the background opening spans this many stroke widths (a stroke along an edge
+# counts twice: the border is extended outwards)
+LIGHTING_FRACTION = 4  # lighting varies over a quarter of the image or more
+OPAQUE = 250  # alpha at or above which a pixel counts as opaque ink or paper
+MID_GREY = 127.5
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
+HUE_GAIN = 2.0  # a colour axis replaces brightness only where it separates ink from paper this much better
+SPREAD_PERCENTILE = 99  # the spread of levels is measured between the 1st and 99th percentiles
+INK_LEVEL = MID_GREY  # a crop's pixel is inside a stroke above this
+# MNIST's strokes, measured in its 20-px digit box on 5,000 training digits: 5th, 50th, 95th percentile (px).
+MIN_STROKE, TYPICAL_STROKE, MAX_STROKE = 2.0, 2.8, 4.5
+MAX_ASPECT = 1.4  # width / height: 99% of MNIST digits are narrower
 INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
@@ -90,41 +101,114 @@ def array_image(a: np.ndarray, name: str) -> Image.Image:
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
-    """float32 (H, W) in 0..255; transparency is composited over white (drawing apps leave it clear)."""
+    """float32 (H, W) in 0..255, turned the way a viewer shows it (EXIF orientation)."""
+    img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    if img.mode in ("I", "I;16", "I;16B", "F"):
+        img = flatten_alpha(img.convert("RGBA"))
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         a = np.asarray(img, dtype=np.float64)
         lo, hi = a.min(), a.max()
         return ((a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)).astype(np.float32)
-    img = ImageOps.exif_transpose(img.convert("RGB")).convert("L")
+    if img.mode not in ("L", "1"):
+        img = img.convert("RGB")
     if max(img.size) > MAX_WORKING_SIDE:
         img = img.copy()
         img.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BOX)
-    return np.asarray(img, dtype=np.float32)
+    if img.mode == "RGB":
+        return colour_to_gray(np.asarray(img, dtype=np.float32))
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def colour_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W) grey levels in which ink and paper differ most. Usually that is brightness; but
+    green ink on pink paper, say, differs in hue at almost equal brightness, so where the colours' main axis
+    of variation (their first principal component) separates them much better, that axis is used instead."""
+    lum = rgb @ np.array(LUMA, np.float32)
+    flat = rgb[:: max(1, rgb.shape[0] // BACKGROUND_SIDE), :: max(1, rgb.shape[1] // BACKGROUND_SIDE)].reshape(-1, 3)
+    centred = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axis = vt[0] / max(float(np.abs(vt[0]).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
+    spread = lambda v: float(np.subtract(*np.percentile(v, [SPREAD_PERCENTILE, 100 - SPREAD_PERCENTILE])))
+    if spread(flat @ axis) <= HUE_GAIN * spread(flat @ np.array(LUMA, np.float32)):
+        return lum
+    proj = rgb @ axis.astype(np.float32)
+    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+
+
+def flatten_alpha(rgba: Image.Image) -> Image.Image:
+    """Lay an image with transparency over a backdrop that its opaque pixels (the ink) stand out from: white
+    under dark ink, black under light ink. The colour of clear pixels is arbitrary, so it is never used."""
+    a = np.asarray(rgba)
+    opaque = a[..., 3] >= OPAQUE
+    if opaque.all():
+        return rgba.convert("RGB")
+    lum = np.asarray(rgba.convert("RGB").convert("L"), np.float32)
+    ink_lum = float(lum[opaque].mean()) if opaque.any() else 0.0
+    backdrop = (0, 0, 0, 255) if ink_lum > MID_GREY else (255, 255, 255, 255)
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, backdrop), rgba).convert("RGB")
+
+
+def coarse(x: np.ndarray) -> np.ndarray:
+    """A box-averaged copy at most about BACKGROUND_SIDE px on a side: lighting, polarity and stroke width
+    are judged at this scale."""
+    step = max(1, max(x.shape) // BACKGROUND_SIDE)
+    small = x[: x.shape[0] // step * step, : x.shape[1] // step * step]
+    return small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean((1, 3))
+
+
+def detail(small: np.ndarray) -> np.ndarray:
+    """The image less its lighting (a blur over a quarter of the image): paper near 0 everywhere, ink far from
+    it, whichever side of the page a shadow or a lamp falls on."""
+    from scipy import ndimage
+
+    return small - ndimage.gaussian_filter(small, min(small.shape) / LIGHTING_FRACTION, mode="nearest")
 
 
 def ink_bright(gray: np.ndarray) -> np.ndarray:
-    """Make ink bright on a dark background: the border's median tells which side the paper is on."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return 255.0 - gray if np.median(border) > 127.5 else gray
+    """Make ink bright on a dark background. The paper holds most of the border, even when the ink touches it
+    (a tight crop); with the lighting removed, the paper sits on the near side of halfway between the darkest
+    and the brightest marks, whatever the page's overall brightness.
+    """
+    d = detail(coarse(gray))
+    border = np.concatenate([d[0], d[-1], d[:, 0], d[:, -1]])
+    return 255.0 - gray if np.median(border) > (d.min() + d.max()) / 2 else gray
+
+
+def stroke_width(small: np.ndarray) -> float:
+    """Typical width of the bright strokes in px: twice the 90th percentile of the distance to the paper.
+    Strokes are what lies beyond halfway from the darkest to the brightest detail, so a shadow or a gradient is not
+    taken for a wide stroke."""
+    from scipy import ndimage
+
+    d = detail(small)
+    ink = d > (d.min() + d.max()) / 2
+    if not ink.any():
+        return 1.0
+    depth = ndimage.distance_transform_edt(np.pad(ink, 1, mode="edge"))[1:-1, 1:-1]
+    return 2.0 * float(np.percentile(depth[ink], 90))
 
 
 def estimate_background(x: np.ndarray) -> np.ndarray:
     """The paper's brightness at every pixel (ink bright): a grey opening wider than any stroke, done on a
-    coarse copy because lighting and shadows vary slowly. Strokes narrower than a quarter of the image vanish.
+    coarse copy because lighting and shadows vary slowly. The opening is sized by the strokes when they are
+    wider than a quarter of the image (a bold digit cut out tight), so no margin is needed around the digit.
     """
     from scipy import ndimage
 
-    step = max(1, max(x.shape) // BACKGROUND_SIDE)
-    small = x[: x.shape[0] // step * step, : x.shape[1] // step * step]
-    small = small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean((1, 3))
+    small = coarse(x)
     k = max(3, min(small.shape) // 4)
-    bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k)), size=k)
+    k = max(k, int(np.ceil(OPENING_PER_STROKE * stroke_width(small))) + 1)
+    bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
+                                mode="nearest")
     return np.asarray(Image.fromarray(bg.astype(np.float32), mode="F").resize(x.shape[::-1],
                                                                             Image.Resampling.BILINEAR))
+
+
+def pixel_noise(y: np.ndarray) -> float:
+    """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
+    however much of the image the ink covers)."""
+    d = np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
+    return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
 
 
 def remove_background(x: np.ndarray, name: str) -> np.ndarray:
@@ -133,11 +217,10 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     """
     from scipy import ndimage
 
-    y = x - (estimate_background(x) if min(x.shape) >= MIN_BACKGROUND_SIDE else np.median(x))
+    y = x - estimate_background(x)
     smooth = ndimage.gaussian_filter(y, 1.0)
-    noise = 1.4826 * float(np.median(np.abs(smooth - np.median(smooth))))
     peak = float(smooth.max())
-    if peak < max(MIN_CONTRAST, NOISE_MARGIN * noise):
+    if peak < max(MIN_CONTRAST, NOISE_MARGIN * pixel_noise(y)):
         raise NoInk(f"{name}: no ink found (blank or nearly uniform image)")
     y = np.clip(y, 0, None)
     ink = float(np.percentile(y[smooth > peak / 2], 90))
@@ -175,11 +258,40 @@ def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
-def fit_and_centre(x: np.ndarray) -> np.ndarray:
-    """Scale so the longer side is DIGIT_BOX, then place the centre of mass at the canvas centre."""
+def even_strokes(crop: np.ndarray) -> np.ndarray:
+    """Bring a marker's fat strokes, or a fine pen's hairlines, to MNIST's width (measured in the 20-px digit
+    box), by a grey erosion or dilation of the crop; widths inside MNIST's usual range are left alone."""
     from scipy import ndimage
 
+    ink = crop > INK_LEVEL
+    if not ink.any():
+        return crop
+    scale = DIGIT_BOX / max(crop.shape)  # digit-box px per crop px
+    width = 2.0 * float(np.percentile(ndimage.distance_transform_edt(np.pad(ink, 1))[1:-1, 1:-1][ink], 90)) * scale
+    if MIN_STROKE <= width <= MAX_STROKE:
+        return crop
+    radius = abs(width - TYPICAL_STROKE) / 2 / scale  # crop px
+    if radius < 0.5:
+        return crop
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = yy ** 2 + xx ** 2 <= radius ** 2
+    op = ndimage.grey_erosion if width > MAX_STROKE else ndimage.grey_dilation
+    out = op(np.pad(crop, r), footprint=disk)
+    if not (out > INK_LEVEL).any():
+        return crop
+    rows, cols = np.nonzero((out > INK_FRACTION * 255).any(1))[0], np.nonzero((out > INK_FRACTION * 255).any(0))[0]
+    return out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def fit_and_centre(x: np.ndarray) -> np.ndarray:
+    """Even the strokes, scale so the longer side is DIGIT_BOX (a digit flatter than MNIST's flattest is
+    stretched up to MAX_ASPECT), then place the centre of mass at the canvas centre."""
+    from scipy import ndimage
+
+    x = even_strokes(x)
     h, w = x.shape
+    h = max(h, w / MAX_ASPECT)
     s = DIGIT_BOX / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     img = Image.fromarray(x.astype(np.float32), mode="F").resize((nw, nh), Image.Resampling.LANCZOS)
@@ -195,7 +307,7 @@ def fit_and_centre(x: np.ndarray) -> np.ndarray:
 
 def is_mnist_like(gray: np.ndarray) -> bool:
     """Already 28x28 with a dark background: pass through untouched."""
-    return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and np.median(gray) < 127.5
+    return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and np.median(gray) < MID_GREY
 
 
 def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:

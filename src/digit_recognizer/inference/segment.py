@@ -35,7 +35,8 @@ def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
     """Background-free ink image (bright on dark) and the scale from it back to the original pixels."""
     img = open_image(src, name)
     gray = to_gray(img)
-    return remove_background(ink_bright(gray), name), img.size[0] / gray.shape[1]
+    # The longer sides match whatever EXIF turned and however much a large image was shrunk.
+    return remove_background(ink_bright(gray), name), max(img.size) / max(gray.shape)
 
 
 def components(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:

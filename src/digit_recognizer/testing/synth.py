@@ -55,20 +55,22 @@ def finish(page: np.ndarray, rng: np.random.Generator, invert: bool) -> bytes:
     return buf.getvalue()
 
 
-def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool) -> bytes:
-    """Digits written side by side on a page; `single` places one digit anywhere on a page of any size."""
+def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool, tight: bool = False) -> bytes:
+    """Digits written side by side on a page; `single` places one digit anywhere on a page of any size;
+    `tight` crops the page to within a few pixels of the ink (a meter reading cut out of a photo)."""
     height = int(rng.integers(16, 300)) if single else int(rng.integers(24, 160))
     alphas = [ink_alpha(d, int(height * rng.uniform(0.85, 1.15)), rng) for d in digits]
     gaps = [int(height * rng.uniform(-0.05, 0.35)) for _ in alphas[1:]]  # negative: digits touch
     width = sum(a.shape[1] for a in alphas) + sum(gaps)
     tallest = max(a.shape[0] for a in alphas)
     margin = int(rng.integers(4, 3 * height)) if single else int(rng.integers(4, height))
-    h, w = tallest + 2 * margin + int(height * 0.3), width + 2 * margin
+    margin = int(rng.integers(0, 3)) if tight else margin
+    h, w = tallest + 2 * margin + (0 if tight else int(height * 0.3)), width + 2 * margin
     coverage = np.zeros((h, w), np.float32)
     x = margin
     for a, gap in zip(alphas, [0] + gaps):
         x += gap
-        y = margin + int(rng.integers(0, int(height * 0.3) + 1))
+        y = margin + (0 if tight else int(rng.integers(0, int(height * 0.3) + 1)))
         x = max(0, x)
         region = coverage[y:y + a.shape[0], x:x + a.shape[1]]
         coverage[y:y + a.shape[0], x:x + a.shape[1]] = np.maximum(region, a[:region.shape[0], :region.shape[1]])

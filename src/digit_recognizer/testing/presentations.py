@@ -1,0 +1,177 @@
+"""Digits framed the ways people hand them over: tight crops, bold and thin pens, low resolution enlarged,
+chalkboards, coloured ink, transparent PNGs, 16-bit, palette and CMYK files, rotated phone photos, tall and flat
+digits. Each presentation draws all its parameters at random from its seed.
+
+    make(name, digit, rng) -> file bytes        # digit: an MNIST (28, 28) uint8 array, ink bright
+
+Used by `benchmarks/paper_sets.py` to measure every presentation and by the tests.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ..constants import DIGIT_BOX
+from .synth import INK_COLOURS, paper
+
+UPSAMPLE = 4  # strokes are re-drawn on a 4x finer grid, where MNIST's ~2.5 px strokes are ~10 px wide
+INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation value -> the transpose that turns the viewer's picture into the stored pixels.
+STORED_AS = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def restroke(a: np.ndarray, factor: float) -> np.ndarray:
+    """Coverage (0..1) with every stroke `factor` times as wide, anti-aliased, on the UPSAMPLE-times finer grid."""
+    h, w = a.shape
+    pad = int(np.ceil(max(factor, 1) * 3))  # room for the strokes to grow, in MNIST pixels
+    big = Image.fromarray(np.pad(a, pad), mode="F").resize(((w + 2 * pad) * UPSAMPLE, (h + 2 * pad) * UPSAMPLE),
+                                                          Image.Resampling.BICUBIC)
+    inside = np.asarray(big) > INK_LEVEL
+    if not inside.any():
+        return np.asarray(big).clip(0, 1)
+    signed = ndimage.distance_transform_edt(inside) - ndimage.distance_transform_edt(~inside)  # + inside
+    half = np.percentile(signed[inside], 90)  # half the stroke width
+    return np.clip(signed + half * (factor - 1) + 0.5, 0, 1)
+
+
+def glyph(digit: np.ndarray, rng: np.random.Generator, height: int, *, stroke: float = 1.0,
+          aspect: float = 1.0) -> np.ndarray:
+    """The digit's ink coverage (0..1), tilted a little, cropped to its ink, `height` px tall and `aspect` times
+    as wide as written."""
+    a = restroke(digit.astype(np.float32) / 255, stroke)
+    a = ndimage.rotate(a, rng.uniform(-6, 6), reshape=True, order=1)
+    rows, cols = np.nonzero(a.max(1) > 0.05)[0], np.nonzero(a.max(0) > 0.05)[0]
+    a = np.ascontiguousarray(a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], np.float32)
+    width = max(1, round(a.shape[1] * height / a.shape[0] * aspect))
+    return np.clip(np.asarray(Image.fromarray(a, mode="F").resize((width, height), Image.Resampling.BOX)), 0, 1)
+
+
+def framed(cov: np.ndarray, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
+    """A margin of lo..hi digit-pixels (a 20th of the digit's height, as in MNIST), drawn per side."""
+    unit = cov.shape[0] / DIGIT_BOX
+    top, bottom, left, right = (int(round(rng.uniform(lo, hi) * unit)) for _ in range(4))
+    return np.pad(cov, ((top, bottom), (left, right)))
+
+
+def on_paper(cov: np.ndarray, rng: np.random.Generator, ink=None, page=None) -> np.ndarray:
+    """(h, w, 3) float RGB: ink laid over paper (or over `page`, a colour or an image), with camera noise."""
+    h, w = cov.shape
+    ink = np.array(INK_COLOURS[int(rng.integers(len(INK_COLOURS)))] if ink is None else ink, np.float32)
+    page = paper(rng, h, w) if page is None else np.broadcast_to(np.asarray(page, np.float32), (h, w, 3))
+    out = page * (1 - cov[..., None]) + ink * cov[..., None]
+    return np.clip(out + rng.normal(0, rng.uniform(0.5, 4), out.shape), 0, 255)
+
+
+def encode(img: Image.Image, rng: np.random.Generator, fmt: str | None = None, **kw) -> bytes:
+    fmt = fmt or ("JPEG" if rng.random() < 0.5 else "PNG")
+    if fmt == "JPEG":
+        kw.setdefault("quality", int(rng.integers(60, 96)))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def rgb(page: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.rint(page).astype(np.uint8), "RGB")
+
+
+def size(rng: np.random.Generator) -> int:
+    return int(rng.integers(16, 301))
+
+
+def tight(d, rng):  # cut out by another program: margin 0-2 digit-pixels, either polarity
+    page = on_paper(framed(glyph(d, rng, size(rng), stroke=rng.uniform(0.8, 1.3)), rng, 0, 2), rng)
+    return encode(rgb(255 - page if rng.random() < 0.3 else page), rng)
+
+
+def bold(d, rng, lo=0.0, hi=2.0):  # a fat marker, strokes 2-4x MNIST's
+    return encode(rgb(on_paper(framed(glyph(d, rng, size(rng), stroke=rng.uniform(2, 4)), rng, lo, hi), rng)), rng)
+
+
+def thin(d, rng, lo=0.0, hi=2.0):  # a fine pen
+    return encode(rgb(on_paper(framed(glyph(d, rng, size(rng), stroke=rng.uniform(0.35, 0.6)), rng, lo, hi),
+                               rng)), rng)
+
+
+def lowres(d, rng):  # a 8-14 px digit from a scan, enlarged (blurry, filling the frame)
+    small = on_paper(framed(glyph(d, rng, int(rng.integers(8, 15))), rng, 0, 2), rng)
+    target = size(rng) + 24
+    scale = target / small.shape[0]
+    method = Image.Resampling.BILINEAR if rng.random() < 0.5 else Image.Resampling.BICUBIC
+    big = rgb(small).resize((max(1, round(small.shape[1] * scale)), target), method)
+    return encode(big, rng)
+
+
+def chalkboard(d, rng):  # light chalk, with gaps in the strokes, on a dark board
+    cov = framed(glyph(d, rng, size(rng), stroke=rng.uniform(1, 2)), rng, 0, 6)
+    cov = cov * np.clip(rng.normal(0.85, 0.2, cov.shape), 0, 1)
+    board = rng.choice([(30, 60, 40), (35, 35, 38), (20, 40, 45)]) + rng.uniform(-10, 10, 3)
+    return encode(rgb(on_paper(cov, rng, ink=rng.uniform(200, 250, 3), page=board)), rng)
+
+
+def coloured(d, rng):  # coloured ink on tinted paper
+    hue = rng.random()
+    ink = np.array(Image.new("HSV", (1, 1), (int(hue * 255), int(rng.uniform(150, 255)),
+                                             int(rng.uniform(90, 200)))).convert("RGB").getpixel((0, 0)))
+    tint = np.array(Image.new("HSV", (1, 1), (int(rng.random() * 255), int(rng.uniform(30, 90)),
+                                              int(rng.uniform(215, 255)))).convert("RGB").getpixel((0, 0)))
+    return encode(rgb(on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 6), rng, ink=ink, page=tint)), rng)
+
+
+def transparent(d, rng):  # RGBA: opaque ink of any colour, fully transparent background
+    cov = framed(glyph(d, rng, size(rng), stroke=rng.uniform(0.8, 2)), rng, 0, 6)
+    colour = rng.integers(0, 256, 3) if rng.random() < 0.6 else rng.choice([(0, 0, 0), (255, 255, 255)])
+    under = (0, 0, 0) if rng.random() < 0.5 else colour  # what the clear pixels' colour channels hold
+    px = np.where(cov[..., None] > 0, np.asarray(colour), np.asarray(under))
+    rgba = np.dstack([px, np.rint(cov * 255)]).astype(np.uint8)
+    return encode(Image.fromarray(rgba, "RGBA"), rng, "PNG")
+
+
+def gray16(d, rng):  # 16-bit grayscale PNG (scanners, microscopes)
+    page = on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 6), rng).mean(2)
+    return encode(Image.fromarray(np.rint(page * 257).astype(np.uint16)), rng, "PNG")
+
+
+def palette(d, rng):  # palette PNG, as GIF-era tools and some scanners write
+    page = rgb(on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 6), rng))
+    return encode(page.quantize(colors=int(rng.integers(4, 65))), rng, "PNG")
+
+
+def cmyk(d, rng):  # CMYK JPEG, as print workflows write
+    page = rgb(on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 6), rng))
+    return encode(page.convert("CMYK"), rng, "JPEG")
+
+
+def exif_rotated(d, rng):  # a phone photo stored sideways or upside down, with the EXIF tag that fixes it
+    page = rgb(on_paper(framed(glyph(d, rng, size(rng)), rng, 1, 8), rng))
+    orientation = int(rng.choice(list(STORED_AS)))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    return encode(page.transpose(STORED_AS[orientation]), rng, "JPEG", exif=exif.tobytes())
+
+
+def tall(d, rng):  # narrow and tall: a 1 written as a bar, a squeezed 0
+    return encode(rgb(on_paper(framed(glyph(d, rng, size(rng), aspect=rng.uniform(0.35, 0.65)), rng, 0, 4),
+                               rng)), rng)
+
+
+def wide(d, rng):  # flat and wide: a 7 dashed off, a squashed 4
+    cov = glyph(d, rng, max(12, size(rng) // 2), aspect=rng.uniform(1.6, 2.8))
+    return encode(rgb(on_paper(framed(cov, rng, 0, 4), rng)), rng)
+
+
+PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
+    "tight": tight, "bold-tight": bold, "bold-margin": lambda d, r: bold(d, r, 2, 10),
+    "thin-tight": thin, "thin-margin": lambda d, r: thin(d, r, 2, 10), "lowres": lowres,
+    "chalkboard": chalkboard, "coloured": coloured, "transparent": transparent, "gray16": gray16,
+    "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
+}
+
+
+def make(name: str, digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    return PRESENTATIONS[name](digit, rng)

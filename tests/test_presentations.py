@@ -1,0 +1,94 @@
+"""Digits framed any way people hand them over are read like digits on paper, and a blank is still refused."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digit_recognizer import Recognizer
+from digit_recognizer.errors import DigitsError, NoInk
+from digit_recognizer.inference.preprocess import preprocess
+from digit_recognizer.testing.presentations import EXIF_ORIENTATION, PRESENTATIONS, STORED_AS, make
+
+TIGHT = ("tight", "bold-tight", "thin-tight", "lowres")
+PER_SET = 40
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer.load()
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def drawn_zero(size: int, width: int, ink: int, paper: int) -> Image.Image:
+    """A 0 drawn edge to edge: the ink touches all four sides; nothing but the ink and the paper."""
+    img = Image.new("L", (size, int(size * 1.4)), paper)
+    ImageDraw.Draw(img).ellipse([0, 0, img.size[0] - 1, img.size[1] - 1], outline=ink, width=width)
+    return img
+
+
+@pytest.mark.parametrize("size,width", [(28, 3), (64, 6), (200, 40), (300, 90)])
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_a_digit_touching_every_edge_is_ink(recognizer, size, width, dark_ink):
+    ink, paper = (20, 235) if dark_ink else (235, 20)
+    p = recognizer.predict(png(drawn_zero(size, width, ink, paper)))
+    assert p.digit == 0 and not p.refused
+
+
+def test_blank_and_noise_are_still_refused():
+    rng = np.random.default_rng(0)
+    for a in (np.full((64, 48), 200, np.uint8), rng.integers(0, 256, (120, 90), dtype=np.uint8),
+              np.clip(rng.normal(180, 4, (300, 200)), 0, 255).astype(np.uint8)):
+        with pytest.raises(DigitsError):
+            preprocess(png(Image.fromarray(a)))
+
+
+def test_exif_rotation_reads_as_shown():
+    upright = drawn_zero(80, 8, 20, 235).convert("RGB")
+    ImageDraw.Draw(upright).line([(10, 20), (30, 20)], fill=(20, 20, 20), width=6)  # not symmetric
+    want = preprocess(png(upright))
+    for orientation, stored in STORED_AS.items():
+        exif = Image.Exif()
+        exif[EXIF_ORIENTATION] = orientation
+        buf = io.BytesIO()
+        upright.transpose(stored).save(buf, format="PNG", exif=exif.tobytes())
+        np.testing.assert_array_equal(preprocess(buf.getvalue()), want)
+
+
+def test_transparent_ink_of_any_colour(recognizer):
+    """Opaque ink on a clear background reads the same whether the ink is black, white or coloured."""
+    alpha = np.asarray(drawn_zero(90, 9, 255, 0))
+    for colour in ((0, 0, 0), (255, 255, 255), (200, 40, 40)):
+        rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), alpha.shape + (3,)), alpha])
+        assert recognizer.predict(png(Image.fromarray(rgba, "RGBA"))).digit == 0
+
+
+@pytest.mark.parametrize("name", TIGHT)
+def test_tight_sets_have_no_refusals_for_blankness(mnist, recognizer, name):
+    rng = np.random.default_rng(len(name))
+    picks = rng.integers(len(mnist.test), size=PER_SET)
+    correct = 0
+    for i in picks:
+        data = make(name, mnist.test.images[i].numpy(), rng)
+        try:
+            p = recognizer.predict(data)
+        except NoInk as e:
+            pytest.fail(f"{name}: a visible digit was called blank: {e}")
+        correct += p.digit == int(mnist.test.labels[i]) and not p.refused
+    assert correct / PER_SET >= 0.85
+
+
+@pytest.mark.parametrize("name", sorted(set(PRESENTATIONS) - set(TIGHT)))
+def test_every_presentation_is_read(mnist, recognizer, name):
+    rng = np.random.default_rng(len(name) + 100)
+    picks = rng.integers(len(mnist.test), size=PER_SET)
+    got = [recognizer.predict(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
+    correct = sum(p.digit == int(mnist.test.labels[i]) and not p.refused for p, i in zip(got, picks))
+    assert correct / PER_SET >= 0.85
