@@ -8,26 +8,38 @@ import torch.nn.functional as F
 
 
 def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float, scale: float,
-                  shift: float) -> torch.Tensor:
-    """x: (B, 1, H, W) float pixels. Rotation in degrees, scale as +/- fraction, shift as fraction of size."""
+                  shift: float, squeeze: float = 0.0) -> torch.Tensor:
+    """x: (B, 1, H, W) float pixels. Rotation in degrees, scale as +/- fraction, shift as fraction of size;
+    `squeeze` narrows a random half of the digits to between exp(-squeeze) and 1 of their width (tall, thin
+    handwriting)."""
     b = x.shape[0]
-    u = torch.rand(b, 4, generator=gen) * 2 - 1  # (B, 4) in [-1, 1]
+    u = torch.rand(b, 4, generator=gen, device=gen.device) * 2 - 1  # (B, 4) in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)
     s = 1.0 + u[:, 1] * scale
+    width = torch.ones_like(s)
+    if squeeze:
+        v = torch.rand(b, 2, generator=gen, device=gen.device)  # drawn only when asked: old streams unchanged
+        width = torch.where(v[:, 0] < 0.5, torch.exp(-squeeze * v[:, 1]), width)
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    # Output x is stretched by `width`: the input coordinate moves 1/width as fast along output x.
+    cos_x, sin_x = cos / width, sin / width
     # affine_grid maps output coords to input coords in [-1, 1] units, so a shift of f*size is 2*f.
-    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * shift], 1),
-                         torch.stack([sin, cos, u[:, 3] * 2 * shift], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack([torch.stack([cos_x, -sin, u[:, 2] * 2 * shift], 1),
+                         torch.stack([sin_x, cos, u[:, 3] * 2 * shift], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def random_stroke(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
-    """Thicken (a thick marker) or thin (a fine pen) a random share p of the images' strokes by one pixel.
+def random_stroke(x: torch.Tensor, gen: torch.Generator, p: float, bold: float = 0.0) -> torch.Tensor:
+    """Thicken (a thick marker) or thin (a fine pen) a random share p of the images' strokes by one pixel,
+    and draw a share `bold` of them with a fat marker (two pixels thicker: small loops close up).
 
     x: (B, 1, H, W) float pixels, ink bright. A 3x3 max-pool dilates the ink; a min-pool erodes it.
     """
-    u = torch.rand(x.shape[0], generator=gen)
+    if bold:
+        fat = F.max_pool2d(x, 5, stride=1, padding=2)
+        x = torch.where(torch.rand(x.shape[0], generator=gen, device=gen.device).view(-1, 1, 1, 1) < bold, fat, x)
+    u = torch.rand(x.shape[0], generator=gen, device=gen.device)
     thick = F.max_pool2d(x, 3, stride=1, padding=1)
     thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
     # Erosion can wipe out thin digits entirely; keep at least half the ink's peak by mixing.

@@ -43,6 +43,8 @@ class TrainConfig:
     augment_scale: float = 0.0
     augment_shift: float = 0.0  # fraction of the image size
     augment_stroke: float = 0.0  # share of images whose strokes are thickened or thinned by a pixel
+    augment_bold: float = 0.0  # share of images drawn with a fat marker (strokes 2 px thicker, loops closing)
+    augment_squeeze: float = 0.0  # half the images narrowed to exp(-squeeze)..1 of their width
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
     tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
     limit: int = 0  # smoke runs: train on only the first N training images (0 = all)
@@ -58,7 +60,7 @@ RECIPES = {
     "best": TrainConfig("best", model="wide", epochs=36, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
-                        augment_stroke=0.5, ema=0.999, tta=True),
+                        augment_stroke=0.5, augment_bold=0.15, augment_squeeze=0.8, ema=0.999, tta=True),
 }
 DEFAULT_RECIPE = "fast"
 
