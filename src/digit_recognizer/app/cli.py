@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import DigitsError
+from ..inference.device import resolve_device
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
@@ -18,6 +19,8 @@ app.add_typer(data_app, name="data")
 DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
 NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
 ModelPath = typer.Option(None, "--model", help="Run folder or model file (default: the shipped model).")
+Device = typer.Option("auto", "--device", metavar="DEVICE",
+                      help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 MinConfidence = typer.Option(None, "--min-confidence",
                              help="Refuse predictions below this calibrated probability (default: the model's, 0.5).")
 
@@ -87,6 +90,7 @@ def train(
     report: bool = typer.Option(True, help="Evaluate on the test set and write the report after training."),
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
     progress: bool = typer.Option(True, help="Show progress bars (on a terminal)."),
+    device: str = Device,
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
     from ..training.recipes import DEFAULT_RECIPE, make_config, resume_config
@@ -103,6 +107,7 @@ def train(
     else:
         cfg = make_config(recipe or DEFAULT_RECIPE, **given)
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
+    dev = resolve_device(device)
     ds = load_data(data_dir, no_verify, progress)  # after every option is checked
     command = " ".join(["digits", *sys.argv[1:]])
     try:
@@ -110,11 +115,13 @@ def train(
             from ..training.ensemble import train_ensemble
 
             model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
-                                                 progress=progress, command=command, tta=tta is not False)
+                                                 progress=progress, command=command, tta=tta is not False,
+                                                 device=dev)
         else:
             from ..training.loop import train as run_training
 
-            result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress, command=command)
+            result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress, command=command,
+                                  device=dev)
             model_json, seconds = result.model_json, result.seconds
     except KeyboardInterrupt:
         again = f" --ensemble {ensemble}" if ensemble > 1 else ""
@@ -137,13 +144,13 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
              min_confidence: Optional[float] = MinConfidence,
              precision: str = typer.Option("auto", help="auto (int8 or bf16 for large batches where the CPU runs "
                                            "them natively), fp32, bf16 or int8."),
-             data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
+             data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify, device: str = Device) -> None:
     """Test accuracy, per-class precision and recall, and the confusion matrix; or accuracy on --images."""
     from ..inference.evaluate import evaluate as run_eval
     from ..inference.evaluate import evaluate_folder
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence, precision=precision)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, precision=precision, device=device)
     if images is not None:
         res = evaluate_folder(recognizer, images)
         if as_json:
@@ -207,11 +214,12 @@ def predict(
     min_confidence: Optional[float] = MinConfidence,
     kaggle: Optional[Path] = typer.Option(None, help="Kaggle test.csv to predict instead of images."),
     out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle."),
+    device: str = Device,
 ) -> None:
     """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, device=device)
     if kaggle is not None:
         from ..data import read_kaggle_csv, write_submission
 
@@ -234,11 +242,11 @@ def predict(
 @app.command()
 def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
          model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-         min_confidence: Optional[float] = MinConfidence) -> None:
+         min_confidence: Optional[float] = MinConfidence, device: str = Device) -> None:
     """Read whole numbers: every digit in each image, left to right."""
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, device=device)
 
     def handle(f: Path):
         r = recognizer.read(f)
@@ -249,24 +257,26 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
 
 
 @app.command()
-def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath) -> None:
+def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath,
+           device: str = Device) -> None:
     """Export a model to ONNX (dynamic batch; float pixels 0..255 in, logits out)."""
     require_extra("onnx", ("onnx",))
     from ..inference.export import export_onnx
     from ..models.modelfile import load_model
 
-    typer.echo(f"wrote {export_onnx(load_model(model), onnx)}")
+    typer.echo(f"wrote {export_onnx(load_model(model), onnx, resolve_device(device))}")
 
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,
-          max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes).")) -> None:
+          max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes)."),
+          device: str = Device) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart"))
     from .serve import serve as run_server
 
-    run_server(host, port, model, max_bytes)
+    run_server(host, port, model, max_bytes, device)
 
 
 # glibc mallopt parameters (malloc.h) and the values the CLI sets: 64 MiB / 256 MiB.

@@ -147,7 +147,8 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     return app
 
 
-def serve(host: str, port: int, model: str | None, max_bytes: int) -> None:
+def serve(host: str, port: int, model: str | None, max_bytes: int, device: str = "auto") -> None:
     import uvicorn
 
-    uvicorn.run(create_app(Recognizer.load(model), max_bytes=max_bytes), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(Recognizer.load(model, device=device), max_bytes=max_bytes), host=host, port=port,
+                log_level="info")

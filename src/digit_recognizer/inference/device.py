@@ -1,5 +1,6 @@
-"""The device and precision policy: what this machine's CPU and PyTorch build can do, and which arithmetic
-(fp32, bf16, int8) a forward pass uses. Asked in ways that work on every supported PyTorch release.
+"""The device and precision policy: which device runs the work (`--device auto|cpu|cuda|cuda:N|mps`), what
+this machine's CPU and PyTorch build can do, and which arithmetic (fp32, bf16, int8) a forward pass uses on
+that device. Asked in ways that work on every supported PyTorch release.
 
 PyTorch's own CPU-feature probes (`torch.cpu._is_vnni_supported` and friends) are private and come and go
 between releases, so each one is used only when present, with the kernel's CPU flags as the fallback.
@@ -23,6 +24,55 @@ CPU_FEATURES = {
     "vnni": ("_is_vnni_supported", ("avx512_vnni",)),
 }
 CPUINFO = Path("/proc/cpuinfo")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+AUTO_ORDER = ("cuda", "mps", "cpu")  # what `auto` picks: the first available
+
+
+def device_available(kind: str) -> bool:
+    import torch
+
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return bool(mps is not None and mps.is_available())
+    return kind == "cpu"
+
+
+def resolve_device(spec: str | None = "auto") -> "torch.device":
+    """'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps' -> a torch.device that is usable
+    here, or a one-line error that names the device and why it is not."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device(next(k for k in AUTO_ORDER if device_available(k)))
+    kind, _, index = spec.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise DigitsError(f"unknown device '{spec}' (choose from {DEVICE_CHOICES})")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA: a CPU-only build"
+            raise DigitsError(f"device '{spec}' is not available: no CUDA GPU is visible to PyTorch "
+                              f"{torch.__version__} ({build}); use --device cpu")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise DigitsError(f"device '{spec}' is not available: this machine has {count} CUDA GPU(s), "
+                              f"cuda:0 to cuda:{count - 1}")
+        return torch.device(spec)
+    if not device_available(kind):
+        raise DigitsError(f"device '{kind}' is not available here (MPS needs an Apple-silicon Mac); "
+                          "use --device cpu")
+    return torch.device("cpu" if kind == "cpu" else kind)
+
+
+def describe_device(device: "torch.device") -> str:
+    """'cpu', or 'cuda:0 (NVIDIA H200)': for logs and the model file's training record."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,19 +151,33 @@ def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:
     return precision
 
 
-def use_bf16(precision: str) -> bool:
-    """Resolve a training precision ('auto' = bf16 where it is fast) to whether to autocast to bf16."""
+def bf16_is_native(device_type: str = "cpu") -> bool:
+    """Whether bf16 runs natively on this kind of device: the CPU's own features on the CPU, the GPU's on CUDA
+    (Ampere and later); MPS stays in fp32."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device_type == "cpu" and cpu_bf16_is_native()
+
+
+def use_bf16(precision: str, device_type: str = "cpu") -> bool:
+    """Resolve a training precision ('auto' = bf16 where it is native on the device) to whether to autocast."""
     check_precision(precision, TRAIN_PRECISIONS)
-    return precision == "bf16" or (precision == "auto" and cpu_bf16_is_native())
+    return precision == "bf16" or (precision == "auto" and bf16_is_native(device_type))
 
 
-def engine(precision: str, rows: int, has_int8: bool) -> str:
-    """The arithmetic for a forward pass of `rows` images: "fp32", "bf16" or "int8".
+def engine(precision: str, rows: int, has_int8: bool, device_type: str = "cpu") -> str:
+    """The arithmetic for a forward pass of `rows` images on a device: "fp32", "bf16" or "int8".
 
-    "auto": fp32 below BF16_MIN_BATCH images; above, int8 when the model carries int8 ranges and the CPU has
-    PyTorch's x86 quantized engine with VNNI, else bf16 where the CPU runs it natively, else fp32.
+    "auto" on the CPU: fp32 below BF16_MIN_BATCH images; above, int8 when the model carries int8 ranges and
+    the CPU has PyTorch's x86 quantized engine with VNNI, else bf16 where the CPU runs it natively, else fp32.
+    "auto" on a GPU: bf16 where the GPU runs it natively, else fp32. int8 is CPU-only.
     """
     check_precision(precision)
+    if precision == "int8" and device_type != "cpu":
+        raise DigitsError(f"int8 runs on the CPU only, not on {device_type}; use --device cpu, or precision "
+                          "auto, fp32 or bf16")
     if precision == "int8" and not has_int8:
         raise DigitsError("this model carries no int8 ranges (models trained before int8 support do not); "
                           "retrain it, or use precision auto, fp32 or bf16")
@@ -121,6 +185,8 @@ def engine(precision: str, rows: int, has_int8: bool) -> str:
         raise DigitsError("int8 needs PyTorch's x86 quantized engine, which this PyTorch build lacks")
     if precision != "auto":
         return precision
+    if device_type != "cpu":
+        return "bf16" if bf16_is_native(device_type) else "fp32"
     if rows < BF16_MIN_BATCH:
         return "fp32"
     if has_int8 and int8_is_fast():
@@ -128,7 +194,7 @@ def engine(precision: str, rows: int, has_int8: bool) -> str:
     return "bf16" if cpu_bf16_is_native() else "fp32"
 
 
-def autocast(enabled: bool):
+def autocast(enabled: bool, device_type: str = "cpu"):
     import torch
 
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()

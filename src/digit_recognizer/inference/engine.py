@@ -10,19 +10,31 @@ from ..constants import NUM_CLASSES
 from ..models.net import Net
 from .device import autocast, engine
 
-EVAL_BATCH = 256  # images per forward pass: measured fastest of 32..10000 on a 2-core CPU, fp32 and bf16
+EVAL_BATCH = 256  # images per forward pass on a CPU: measured fastest of 32..10000 on 2 cores, fp32 and bf16
+GPU_EVAL_BATCH = 10_000  # on a GPU one pass takes a whole test set (28x28 images are tiny)
+
+
+def device_of(net: torch.nn.Module) -> torch.device:
+    """Where a net's weights are; the CPU for one without parameters (int8 nets keep packed weights)."""
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.inference_mode()
-def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """images (N, 28, 28) or (N, 1, 28, 28), pixels 0..255 -> float32 logits (N, 10)."""
+def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int | None = None) -> torch.Tensor:
+    """images (N, 28, 28) or (N, 1, 28, 28), pixels 0..255, on any device -> float32 logits (N, 10) on the
+    images' device, computed on the net's."""
+    device = device_of(net)
+    batch = batch or (EVAL_BATCH if device.type == "cpu" else GPU_EVAL_BATCH)
     x = images.reshape(-1, 1, *images.shape[-2:])
     was_training = net.training
     net.eval()
     try:
         out = []
         for i in range(0, len(x), batch):
-            with autocast(bf16):
-                out.append(net(x[i:i + batch]).float())
-        return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
+            with autocast(bf16, device.type):
+                out.append(net(x[i:i + batch].to(device, non_blocking=True)).float())
+        return torch.cat(out).to(images.device) if out else torch.empty(0, NUM_CLASSES, device=images.device)
     finally:
         net.train(was_training)
 
@@ -51,7 +63,7 @@ def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Se
     """
     views = tta_views(images, 1) if tta else [images.reshape(-1, 1, *images.shape[-2:])]
     x = torch.cat(views)  # (V*N, 1, 28, 28): all views in the same forward passes (one image + TTA = one batch)
-    kind = engine(precision, len(x), int8_nets is not None)
+    kind = engine(precision, len(x), int8_nets is not None, device_of(nets[0]).type)
     bf16 = kind == "bf16"
     if kind == "int8":
         nets = int8_nets()

@@ -12,13 +12,15 @@ from ..models.modelfile import LoadedModel
 OPSET = 17
 
 
-def export_onnx(loaded: LoadedModel, out: str | Path) -> Path:
-    """Write `out` (.onnx): input "pixels" float32 (B, 1, 28, 28) in 0..255 -> output "logits" (B, 10)."""
+def export_onnx(loaded: LoadedModel, out: str | Path, device: torch.device | None = None) -> Path:
+    """Write `out` (.onnx): input "pixels" float32 (B, 1, 28, 28) in 0..255 -> output "logits" (B, 10).
+    The graph is traced on `device` (default CPU); the file itself is device-free."""
     if len(loaded.nets) != 1:
         raise DigitsError(f"{loaded.path}: ensembles export one member at a time; pass a member's model file")
     out = Path(out)
-    net = loaded.nets[0].eval()
-    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    device = device or torch.device("cpu")
+    net = loaded.nets[0].eval().to(device)
+    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)
     tmp = out.with_name(f".{out.name}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -11,7 +11,7 @@ import torch
 
 from ..constants import IMAGE_SIZE
 from ..errors import DigitsError
-from .device import check_precision
+from .device import check_precision, resolve_device
 from .engine import probabilities
 from ..models.modelfile import LoadedModel, load_model
 from .preprocess import ImageInput, preprocess
@@ -58,8 +58,12 @@ class Recognizer:
     """A loaded model (or ensemble). `Recognizer.load()` gives the model shipped with the package."""
 
     def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", device: str | torch.device | None = "auto"):
         self.loaded = loaded
+        # Model files are device-free: the weights move to the device here (auto: CUDA, then MPS, then CPU).
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        for net in loaded.nets:
+            net.to(self.device)
         # "auto": large batches in int8 or bf16 (inference.engine); or fp32 / bf16 / int8. Checked now, not at
         # the first prediction.
         self.precision = check_precision(precision)
@@ -83,8 +87,8 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
-             precision: str = "auto") -> "Recognizer":
-        return cls(load_model(path), min_confidence=min_confidence, precision=precision)
+             precision: str = "auto", device: str | torch.device | None = "auto") -> "Recognizer":
+        return cls(load_model(path), min_confidence=min_confidence, precision=precision, device=device)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
-        int8_nets = self.int8_nets if self.loaded.has_int8 else None
+        int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
         return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
                              precision=self.precision, int8_nets=int8_nets)
 

@@ -24,8 +24,9 @@ from .rundir import RunDir
 
 def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
                    progress: bool = True, log: Callable[[str], None] = stderr_log, command: str | None = None,
-                   tta: bool = True) -> tuple[Path, float]:
-    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir; `tta` averages shifted views too.
+                   tta: bool = True, device: str = "auto") -> tuple[Path, float]:
+    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir on `device` (the single-run path);
+    `tta` averages shifted views too.
 
     Returns the ensemble's model JSON and the members' training seconds, summed.
     With resume, finished members are kept and an interrupted one continues from its checkpoint.
@@ -47,7 +48,8 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
         else:
             log(f"member {k + 1}/{n} (seed {cfg.seed + k})")
             history = train(replace(cfg, seed=cfg.seed + k), data, member.path, progress=progress, log=log,
-                            resume=resume and member.checkpoint.exists(), command=command).history
+                            resume=resume and member.checkpoint.exists(), command=command,
+                            device=device).history
         histories.append(history)
         seconds += history[-1]["seconds"]
     # The run's learning curves are the members' mean, epoch by epoch.
@@ -69,7 +71,7 @@ def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[s
     }
     # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
     nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]
-    measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas)), val)
+    measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas), device="cpu"), val)
     meta["min_confidence"] = measured.pop("min_confidence")
     meta["metrics"] = {**measured, "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
     write_json(run.model_json, meta)

@@ -37,7 +37,7 @@ def finish(run: RunDir, final: Net, cfg: TrainConfig, tr: Split, va: Split, hist
                              **({"int8_ranges": ranges} if ranges is not None else {})})
     # Refusals measured as the saved model will predict: through the Recognizer, with shifted views when it
     # uses them, in fp32.
-    recognizer = Recognizer(LoadedModel([final], meta, run.model_json, [meta]), precision="fp32")
+    recognizer = Recognizer(LoadedModel([final], meta, run.model_json, [meta]), precision="fp32", device="cpu")
     measured = validation_metrics(recognizer, va)
     meta["metrics"] = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
                        "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"],
