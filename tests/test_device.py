@@ -121,3 +121,26 @@ def test_training_keeps_the_split_and_the_random_draws_on_the_device(monkeypatch
     b = loop.run_epoch(cfg, state2, tr, 0, False, False)
     assert seen and all(d == torch.device("cpu") and g_ == torch.device("cpu") for d, g_ in seen)
     assert a["train_loss"] == b["train_loss"]  # (seed, epoch) fixes every draw: a resumed epoch repeats
+
+
+def test_fast_recipe_chooses_its_settings_by_device():
+    from digit_recognizer.training.recipes import RECIPES, make_config
+
+    cpu, gpu = make_config("fast", "cpu"), make_config("fast", "cuda")
+    assert cpu == RECIPES["fast"]
+    assert (gpu.model, gpu.batch_size, gpu.epochs) == ("wide", 512, 3)
+    assert make_config("fast", "cuda", batch_size=128).batch_size == 128  # the user's word wins
+    assert make_config("tutorial", "cuda") == RECIPES["tutorial"]  # the tutorial stays the tutorial
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_script_runs_end_to_end_on_the_cpu(fake_data_dir):
+    """benchmarks/gpu.py is run on GPU machines; --quick checks every path of it here."""
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick",
+                          "--seeds", "1", "--no-verify", "--data-dir", str(fake_data_dir)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert res.returncode == 0, res.stderr[-2000:]
+    import json
+    records = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert [r["what"] for r in records][:2] == ["fast recipe on cpu", "digits train --device cpu (fresh process)"]
+    assert records[-1]["ms_10000_images"] > 0 and records[-1]["ms_one_image"] > 0

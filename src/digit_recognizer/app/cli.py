@@ -100,14 +100,14 @@ def train(
         raise DigitsError("--ensemble must be at least 1")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
                  limit=limit, tta=tta if ensemble == 1 else None)
+    dev = resolve_device(device)
     if resume:
         if out is None:
             raise DigitsError("--resume needs --out: the run folder to continue")
         cfg = resume_config(RunDir(out), recipe=recipe, **given)
     else:
-        cfg = make_config(recipe or DEFAULT_RECIPE, **given)
+        cfg = make_config(recipe or DEFAULT_RECIPE, dev.type, **given)
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
-    dev = resolve_device(device)
     ds = load_data(data_dir, no_verify, progress)  # after every option is checked
     command = " ".join(["digits", *sys.argv[1:]])
     try:
