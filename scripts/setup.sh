@@ -17,5 +17,5 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 # torch first and pinned: anything that asks for plain "torch" must not pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,onnx,serve]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,onnx,serve,keras]"
 echo "set up: activate with '. .venv/bin/activate', then run 'digits --help'"

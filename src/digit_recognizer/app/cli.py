@@ -267,6 +267,26 @@ def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."),
     typer.echo(f"wrote {export_onnx(load_model(model), onnx, resolve_device(device))}")
 
 
+@app.command("import-keras")
+def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tutorial's cnn_model.h5."),
+                 out: Path = typer.Option(..., "--out", help="Model folder to write."),
+                 data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
+    """Import the tutorial's Keras model (weights only; no TensorFlow needed), calibrated on the 6,000
+    training images Keras held out."""
+    require_extra("keras", ("h5py",))
+    from ..models.keras import read_keras_h5
+    from ..training.keras_import import import_keras as run_import
+
+    read_keras_h5(h5)  # a bad file is reported before any data loads
+    ds = load_data(data_dir, no_verify)
+    model_json = run_import(h5, out, ds.train, command=" ".join(["digits", *sys.argv[1:]]))
+    from ..models.modelfile import read_json
+
+    acc = read_json(model_json)["metrics"]["val_accuracy"]
+    typer.echo(f"imported {h5} -> {model_json} (accuracy on the 6,000 images Keras held out: {acc * 100:.2f}%)")
+    typer.echo(f"use it: digits evaluate --model {out}   digits predict --model {out} IMAGE")
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,

@@ -25,26 +25,35 @@ def finish(run: RunDir, final: Net, cfg: TrainConfig, tr: Split, va: Split, hist
            training_info: dict[str, Any], log: Callable[[str], None]) -> Path:
     """Calibrate `final` on the validation split, measure it as saved, record int8 ranges, write the model."""
     last = history[-1]
+    training = {**to_dict(cfg), "train_seconds": last["seconds"], "train_size": len(tr), "val_size": len(va),
+                **training_info}
+    return seal(run, final, tr.images, va, training=training, tta=cfg.tta,
+                metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]}, log=log)
+
+
+def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, training: dict[str, Any], tta: bool,
+         metrics: dict[str, Any], log: Callable[[str], None], extra: dict[str, Any] | None = None) -> Path:
+    """Everything a trained (or imported) net needs to become a model file: the temperature and the refusal
+    threshold fitted on `va`, int8 ranges from `train_images`, and the description. Returns the JSON path."""
     # Calibrated in fp32, the reference precision (bf16 batch predictions differ by < 0.03 in a logit).
-    cal = calibrate(logits(final, va.images), va.labels)  # logits (N, 10)
+    cal = calibrate(logits(net, va.images), va.labels)  # logits (N, 10)
     # Activation ranges for int8 inference, from training images only (the validation split stays unseen).
-    ranges = activation_ranges(final, tr.images)
+    ranges = activation_ranges(net, train_images)
     if ranges is None:
         log("int8 ranges not recorded: this PyTorch has no x86 quantized engine (the model runs in fp32/bf16)")
-    meta = model_meta(final, training={**to_dict(cfg), "train_seconds": last["seconds"], "train_size": len(tr),
-                                       "val_size": len(va), **training_info},
-                      extra={"temperature": cal["temperature"], "tta": cfg.tta,
+    meta = model_meta(net, training=training,
+                      extra={"temperature": cal["temperature"], "tta": tta, **(extra or {}),
                              **({"int8_ranges": ranges} if ranges is not None else {})})
     # Refusals measured as the saved model will predict: through the Recognizer, with shifted views when it
     # uses them, in fp32.
-    recognizer = Recognizer(LoadedModel([final], meta, run.model_json, [meta]), precision="fp32", device="cpu")
+    recognizer = Recognizer(LoadedModel([net], meta, run.model_json, [meta]), precision="fp32", device="cpu")
     measured = validation_metrics(recognizer, va)
-    meta["metrics"] = {"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+    meta["metrics"] = {"val_accuracy": measured["val_accuracy"], **metrics,
                        "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"],
-                       **({"val_accuracy_tta": measured["val_accuracy"]} if cfg.tta else {}),
+                       **({"val_accuracy_tta": measured["val_accuracy"]} if tta else {}),
                        **{k: v for k, v in measured.items() if k in ("val_refused", "val_accuracy_answered")}}
     meta["min_confidence"] = measured["min_confidence"]
-    return save_model(run.model_stem, final, meta)
+    return save_model(run.model_stem, net, meta)
 
 
 def validation_metrics(recognizer: Recognizer, va: Split) -> dict[str, Any]:

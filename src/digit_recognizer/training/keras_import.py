@@ -1,0 +1,35 @@
+"""`digits import-keras`: the tutorial's Keras model file made a digits model, calibrated on the images Keras
+held out, so that predict, read, evaluate, report, serve and export use it like any other model."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..data.dataset import Split
+from ..models.keras import ARCHITECTURE, load_keras_tutorial
+from .finish import seal
+from .loop import stderr_log
+from .rundir import RunDir
+
+# The tutorial fits with model.fit(..., validation_split=0.1): Keras holds out the *last* 10% of the training
+# arrays, unshuffled, so the last 6,000 MNIST training images are the ones this model never trained on.
+KERAS_VALIDATION_SPLIT = 0.1
+
+
+def keras_split(train: Split) -> tuple[Split, Split]:
+    """(the images Keras trained on, the images it held out), as Keras' validation_split cuts them."""
+    cut = int(len(train) * (1 - KERAS_VALIDATION_SPLIT))
+    return Split(train.images[:cut], train.labels[:cut]), Split(train.images[cut:], train.labels[cut:])
+
+
+def import_keras(h5: str | Path, out: str | Path, train: Split, *, command: str | None = None,
+                 log: Callable[[str], None] = stderr_log) -> Path:
+    """Write out/model.{safetensors,json} from a Keras cnn_model.h5; returns the JSON path."""
+    net, source = load_keras_tutorial(h5)
+    tr, va = keras_split(train)
+    run = RunDir(out)
+    run.create()
+    training = {"recipe": "keras-import", "model": ARCHITECTURE, "source": source, "train_size": len(tr),
+                "val_size": len(va), "validation": "the last 6,000 training images (Keras' validation_split=0.1)",
+                "command": command}
+    return seal(run, net, tr.images, va, training=training, tta=False, metrics={}, log=log)
