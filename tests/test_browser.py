@@ -84,3 +84,11 @@ def test_upload_a_photo(page, mnist, tmp_path):
     page.set_input_files("#file", str(path))
     assert prediction(page) == str(int(mnist.test.labels[2]))
     page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+
+
+def test_draw_across_the_whole_canvas(page):
+    """A 0 drawn to the canvas' edges (the ink touches all four sides) reads as 0."""
+    page.click("#clear")
+    ring = [(0.5 + 0.49 * np.cos(t), 0.5 + 0.49 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+    draw(page, [ring])
+    assert prediction(page) == "0"

@@ -92,3 +92,12 @@ def test_every_presentation_is_read(mnist, recognizer, name):
     got = [recognizer.predict(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
     correct = sum(p.digit == int(mnist.test.labels[i]) and not p.refused for p, i in zip(got, picks))
     assert correct / PER_SET >= 0.85
+
+
+def test_predict_many_keeps_every_other_result(recognizer):
+    """One blank image costs only its own answer; no images give no answers."""
+    good = png(drawn_zero(90, 9, 20, 235))
+    blank = png(Image.new("L", (60, 60), 200))
+    out = recognizer.predict_many([good, blank, good])
+    assert out[0].digit == 0 and isinstance(out[1], NoInk) and out[2].digit == 0
+    assert recognizer.predict_many([]) == []

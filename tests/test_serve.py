@@ -115,3 +115,47 @@ def test_local_server_reports_a_server_that_cannot_start():
     with pytest.raises(DigitsError, match="digits serve exited"):
         with local_server("--max-bytes", "not-a-number"):
             pass
+
+
+def test_a_digit_drawn_across_the_whole_canvas(client):
+    """The drawing page sends its 280x280 canvas: a 7 drawn from edge to edge reads as 7, not as blank."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(canvas).line([(0, 6), (273, 6), (96, 279)], fill=0, width=24, joint="curve")
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    res = client.post("/api/predict", files={"file": ("drawing.png", buf.getvalue(), "image/png")})
+    assert res.status_code == 200, res.text
+    assert res.json()["digit"] == 7 and not res.json()["refused"]
+
+
+def test_json_pixels_take_the_same_path_as_files(client, mnist):
+    """A blank array is refused, not read as "0"; a dark-on-white digit is inverted and read; an array already
+    in MNIST's form passes through unchanged (the echoed image equals the input)."""
+    r = client.post("/api/predict", json={"pixels": np.full((28, 28), 255).tolist()})
+    assert r.status_code == 422 and "no ink" in r.json()["error"]
+    r = client.post("/api/predict", json={"pixels": np.zeros((28, 28)).tolist()})
+    assert r.status_code == 422
+    for i in range(5):
+        digit = mnist.test.images[i].numpy()
+        r = client.post("/api/predict", json={"pixels": (255 - digit).tolist()})
+        assert r.status_code == 200 and r.json()["digit"] == int(mnist.test.labels[i])
+
+
+def test_read_boxes_of_an_exif_rotated_photo(client, mnist):
+    """Boxes are in the picture as a viewer shows it, whatever EXIF orientation the file was stored with."""
+    from digit_recognizer.testing.presentations import EXIF_ORIENTATION, STORED_AS
+    from digit_recognizer.testing.synth import compose
+
+    data = compose([mnist.test.images[i].numpy() for i in (1, 2, 3)], np.random.default_rng(3), single=False)
+    upright = Image.open(io.BytesIO(data)).convert("RGB")
+    want = client.post("/api/read", files={"file": ("u.png", png(np.asarray(upright)), "image/png")}).json()
+    for orientation in (6, 8):
+        exif = Image.Exif()
+        exif[EXIF_ORIENTATION] = orientation
+        buf = io.BytesIO()
+        upright.transpose(STORED_AS[orientation]).save(buf, format="PNG", exif=exif.tobytes())
+        got = client.post("/api/read", files={"file": ("r.png", buf.getvalue(), "image/png")}).json()
+        assert got["number"] == want["number"] == "210"
+        assert [d["box"] for d in got["digits"]] == [d["box"] for d in want["digits"]]

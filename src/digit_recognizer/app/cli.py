@@ -187,24 +187,41 @@ def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Option
     typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
 
 
-def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
-    """Run handle(file) -> (json dict, text line) on every image; a bad file gets an error line, not a stop."""
+def image_files(paths: Optional[List[Path]]) -> list[Path]:
     from ..inference.recognizer import expand_paths
 
     files = expand_paths(paths or [])
     if not files:
         raise DigitsError("no images given (pass files or folders)")
-    failed = 0
-    for f in files:
-        try:
-            obj, line = handle(f)
-        except DigitsError as e:
+    return files
+
+
+def print_outcomes(outcomes, as_json: bool) -> None:
+    """Print (file, (json dict, text line) or the DigitsError it raised) pairs as they come; a bad file gets an
+    error line, not a stop."""
+    failed = total = 0
+    for f, outcome in outcomes:
+        total += 1
+        if isinstance(outcome, DigitsError):
             failed += 1
-            typer.echo(json.dumps({"file": str(f), "error": str(e)})) if as_json else echo_err(f"error: {e}")
+            typer.echo(json.dumps({"file": str(f), "error": str(outcome)})) if as_json else echo_err(f"error: {outcome}")
             continue
+        obj, line = outcome
         typer.echo(json.dumps(obj) if as_json else line)
     if failed:
-        raise typer.Exit(1 if failed == len(files) else 2)
+        raise typer.Exit(1 if failed == total else 2)
+
+
+def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
+    """Run handle(file) -> (json dict, text line) on every image, printing as it goes."""
+    def outcomes():
+        for f in image_files(paths):
+            try:
+                yield f, handle(f)
+            except DigitsError as e:
+                yield f, e
+
+    print_outcomes(outcomes(), as_json)
 
 
 @app.command()
@@ -230,13 +247,15 @@ def predict(
         typer.echo(f"wrote {len(preds):,} predictions to {dest}")
         return
 
-    def handle(f: Path):
-        p = recognizer.predict(f)
+    def shown(f: Path, p):
+        if isinstance(p, DigitsError):
+            return f, p
         top = "  ".join(f"{d}: {c * 100:.1f}%" for d, c in p.top)
         flag = f"   REFUSED: {p.reason}" if p.refused else ""
-        return p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}"
+        return f, (p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
 
-    for_each_file(paths, as_json, handle)
+    # Files are decoded in a thread pool and predicted a batch at a time, printed in the order given.
+    print_outcomes((shown(f, p) for f, p in recognizer.predict_stream(image_files(paths))), as_json)
 
 
 @app.command()

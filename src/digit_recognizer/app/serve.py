@@ -75,10 +75,9 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         results = []
         for name, src in items:
             try:
-                if isinstance(src, np.ndarray):  # a JSON pixel array, already in the model's input format
-                    pred, x = recognizer.predict_arrays(src[None])[0], src
-                else:
-                    pred, x = recognizer.predict_with_input(src, name or "image")
+                # Files and JSON pixel arrays take the same path: polarity, centring, blank/noise refusal (an
+                # array already in MNIST's form passes through unchanged).
+                pred, x = recognizer.predict_with_input(src, name or "pixels")
             except DigitsError as e:
                 raise answer(e) from None
             out = pred.to_dict(**({"file": name} if name is not None else {}))
