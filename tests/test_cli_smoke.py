@@ -115,3 +115,26 @@ def test_shipped_model_file_has_no_machine_paths():
     meta = json.loads(default_model_path().read_text())
     for s in strings(meta):
         assert not any(part.startswith(("/", "~")) or ":\\" in part for part in s.split()), s
+
+
+def test_model_latest_and_every_command_names_its_model(fake_data_dir, tmp_path, mnist):
+    from PIL import Image
+
+    res = run_digits_in(tmp_path, "predict", "--model", "latest", "x.png")
+    assert res.returncode == 1 and "no runs/latest" in res.stderr
+    assert smoke_train(fake_data_dir, "--no-report", cwd=tmp_path).returncode == 0
+    img = tmp_path / "x.png"
+    Image.fromarray(mnist.test.images[0].numpy()).save(img)
+    res = run_digits_in(tmp_path, "predict", "--model", "latest", "x.png")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines() == [f"model: {Path('runs') / 'latest' / 'model.json'}"]
+    res = run_digits_in(tmp_path, "predict", "x.png")
+    assert "model: the shipped model" in res.stderr
+
+
+def run_digits_in(cwd: Path, *args: str):
+    import os
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "digit_recognizer", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO / "src")})

@@ -50,6 +50,16 @@ def test_blank_and_noise_are_still_refused():
             preprocess(png(Image.fromarray(a)))
 
 
+def test_a_shadow_on_a_blank_page_is_not_ink():
+    """A soft shadow is broad and smooth, like no stroke: blank pages with one are refused."""
+    yy, xx = np.mgrid[0:400, 0:320] / 400
+    for depth, (cy, cx) in ((40, (0.5, 0.4)), (60, (0.7, 0.3)), (30, (0.2, 0.6))):
+        page = 210 - depth * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.25 ** 2)) + 15 * (xx - 0.4)
+        page = page + np.random.default_rng(depth).normal(0, 2, page.shape)
+        with pytest.raises(NoInk):
+            preprocess(png(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))))
+
+
 def test_exif_rotation_reads_as_shown():
     upright = drawn_zero(80, 8, 20, 235).convert("RGB")
     ImageDraw.Draw(upright).line([(10, 20), (30, 20)], fill=(20, 20, 20), width=6)  # not symmetric

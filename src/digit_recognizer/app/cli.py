@@ -18,7 +18,9 @@ app.add_typer(data_app, name="data")
 
 DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
 NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
-ModelPath = typer.Option(None, "--model", help="Run folder or model file (default: the shipped model).")
+ModelPath = typer.Option(None, "--model", metavar="PATH",
+                         help="Run folder or model file, or 'latest' (runs/latest: the newest run); default: the "
+                              "shipped model.")
 Device = typer.Option("auto", "--device", metavar="DEVICE",
                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 MinConfidence = typer.Option(None, "--min-confidence",
@@ -37,6 +39,20 @@ def require_extra(extra: str, modules: tuple[str, ...]) -> None:
     if missing:
         raise DigitsError(f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
                           f"pip install 'digit-recognizer[{extra}]'")
+
+
+def model_in_use(model: Optional[str]) -> str:
+    """The model a command uses ('latest' is runs/latest), named in one line on stderr."""
+    from ..models.modelfile import resolve
+    from ..training.rundir import LATEST, RUNS_ROOT
+
+    if model == LATEST and not Path(LATEST).exists():
+        if not (RUNS_ROOT / LATEST).exists():
+            raise DigitsError(f"--model latest: no {RUNS_ROOT / LATEST} here (train a model first, or give a path)")
+        model = str(RUNS_ROOT / LATEST)
+    path = resolve(model)
+    echo_err(f"model: {path if model is not None else 'the shipped model (' + str(path) + ')'}")
+    return str(path)
 
 
 def load_data(data_dir: Optional[Path], no_verify: bool, progress: bool = True):
@@ -150,7 +166,11 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
     from ..inference.evaluate import evaluate_folder
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence, precision=precision, device=device)
+    from ..inference.device import check_precision
+
+    dev, precision = resolve_device(device), check_precision(precision)
+    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, precision=precision,
+                                 device=dev)
     if images is not None:
         res = evaluate_folder(recognizer, images)
         if as_json:
@@ -236,11 +256,12 @@ def predict(
     """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence, device=device)
+    dev = resolve_device(device)
     if kaggle is not None:
         from ..data import read_kaggle_csv, write_submission
 
         images, _ = read_kaggle_csv(kaggle)
+        recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
         preds = recognizer.predict_arrays(images)
         dest = out or Path("submission.csv")
         write_submission(dest, [p.digit for p in preds])
@@ -254,8 +275,10 @@ def predict(
         flag = f"   REFUSED: {p.reason}" if p.refused else ""
         return f, (p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
 
+    files = image_files(paths)
+    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
     # Files are decoded in a thread pool and predicted a batch at a time, printed in the order given.
-    print_outcomes((shown(f, p) for f, p in recognizer.predict_stream(image_files(paths))), as_json)
+    print_outcomes((shown(f, p) for f, p in recognizer.predict_stream(files)), as_json)
 
 
 @app.command()
@@ -265,7 +288,8 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
     """Read whole numbers: every digit in each image, left to right."""
     from ..inference.recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence, device=device)
+    dev = resolve_device(device)
+    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
 
     def handle(f: Path):
         r = recognizer.read(f)
@@ -283,7 +307,8 @@ def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."),
     from ..inference.export import export_onnx
     from ..models.modelfile import load_model
 
-    typer.echo(f"wrote {export_onnx(load_model(model), onnx, resolve_device(device))}")
+    dev = resolve_device(device)
+    typer.echo(f"wrote {export_onnx(load_model(model_in_use(model)), onnx, dev)}")
 
 
 @app.command("import-keras")
@@ -315,7 +340,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     require_extra("serve", ("fastapi", "uvicorn", "multipart"))
     from .serve import serve as run_server
 
-    run_server(host, port, model, max_bytes, device)
+    resolve_device(device)
+    run_server(host, port, model_in_use(model), max_bytes, device)
 
 
 # glibc mallopt parameters (malloc.h) and the values the CLI sets: 64 MiB / 256 MiB.

@@ -188,20 +188,29 @@ def stroke_width(small: np.ndarray) -> float:
     return 2.0 * float(np.percentile(depth[ink], 90))
 
 
-def estimate_background(x: np.ndarray) -> np.ndarray:
+def estimate_background(x: np.ndarray, opening: int | None = None) -> np.ndarray:
     """The paper's brightness at every pixel (ink bright): a grey opening wider than any stroke, done on a
-    coarse copy because lighting and shadows vary slowly. The opening is sized by the strokes when they are
-    wider than a quarter of the image (a bold digit cut out tight), so no margin is needed around the digit.
+    coarse copy because lighting and shadows vary slowly. `opening` is its width in coarse pixels; by default a
+    quarter of the image, which follows shadows and removes any stroke narrower than that.
     """
     from scipy import ndimage
 
     small = coarse(x)
-    k = max(3, min(small.shape) // 4)
-    k = max(k, int(np.ceil(OPENING_PER_STROKE * stroke_width(small))) + 1)
+    k = opening or lighting_opening(small)
     bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
                                 mode="nearest")
     return np.asarray(Image.fromarray(bg.astype(np.float32), mode="F").resize(x.shape[::-1],
                                                                             Image.Resampling.BILINEAR))
+
+
+def lighting_opening(small: np.ndarray) -> int:
+    return max(3, min(small.shape) // 4)
+
+
+def stroke_opening(small: np.ndarray) -> int:
+    """An opening wide enough to pass over the strokes, however much of the frame they fill (a bold digit
+    cut out tight)."""
+    return max(lighting_opening(small), int(np.ceil(OPENING_PER_STROKE * stroke_width(small))) + 1)
 
 
 def pixel_noise(y: np.ndarray) -> float:
@@ -211,17 +220,32 @@ def pixel_noise(y: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
 
 
+def stands_out(y: np.ndarray) -> bool:
+    """Whether the brightest smoothed mark in y rises clearly above the paper's own noise."""
+    from scipy import ndimage
+
+    return float(ndimage.gaussian_filter(y, 1.0).max()) >= max(MIN_CONTRAST, NOISE_MARGIN * pixel_noise(y))
+
+
 def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     """Subtract the (possibly uneven) paper level and stretch the ink to 255; raise NoInk if nothing stands
     out of the paper's own noise (texture, grain, JPEG) by a clear margin.
     """
     from scipy import ndimage
 
+    # Whether there is ink at all is judged against the lighting (openings a quarter of the image wide), so a
+    # shadow on a blank page is not ink: marks brighter than the paper around them, or, where fat strokes fill
+    # the frame, the gaps of paper between them, darker than the strokes around them.
     y = x - estimate_background(x)
-    smooth = ndimage.gaussian_filter(y, 1.0)
-    peak = float(smooth.max())
-    if peak < max(MIN_CONTRAST, NOISE_MARGIN * pixel_noise(y)):
+    gaps = -estimate_background(-x) - x
+    if not (stands_out(y) or stands_out(gaps)):
         raise NoInk(f"{name}: no ink found (blank or nearly uniform image)")
+    # Then the paper is estimated past the strokes' whole width, so that fat strokes keep their middles.
+    small = coarse(x)
+    if stroke_opening(small) > lighting_opening(small):
+        y = x - estimate_background(x, stroke_opening(small))
+    smooth = ndimage.gaussian_filter(y, 1.0)
+    peak = max(float(smooth.max()), 1.0)
     y = np.clip(y, 0, None)
     ink = float(np.percentile(y[smooth > peak / 2], 90))
     return np.clip(y * (255.0 / max(ink, 1.0)), 0, 255)
