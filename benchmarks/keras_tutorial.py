@@ -1,6 +1,8 @@
 """The tutorial's own Keras code (../shared/seed), instrumented. Runs inside the Keras virtualenv only.
 
-Usage: python keras_tutorial.py DATA_DIR [--epochs 10]   -> one JSON object on stdout.
+Usage: python keras_tutorial.py DATA_DIR [--epochs 10] [--save cnn_model.h5]   -> one JSON object on stdout.
+--save writes the model as the tutorial does (model.save) and its test-set probabilities next to it
+(FILE.predictions.npy), for `benchmarks/keras_import_check.py`.
 Data is read from the same verified IDX files our code uses, so both sides see identical bytes.
 """
 import argparse
@@ -28,6 +30,7 @@ def main():
     ap.add_argument("data_dir")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None, help="write the model here, as the tutorial's model.save does")
     args = ap.parse_args()
     t_start = time.perf_counter()
     import tensorflow as tf
@@ -82,6 +85,9 @@ def main():
     model.fit(X_train, Y_train, epochs=args.epochs, batch_size=32, validation_data=(X_val, Y_val), verbose=0,
               callbacks=[Timer()])
 
+    if args.save:
+        model.save(args.save)
+        np.save(args.save + ".predictions.npy", model.predict(X_test, verbose=0).astype(np.float32))
     model.predict(X_test[:64], verbose=0)  # warm-up
     reps = []
     for _ in range(5):

@@ -315,8 +315,8 @@ def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."),
 def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tutorial's cnn_model.h5."),
                  out: Path = typer.Option(..., "--out", help="Model folder to write."),
                  data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
-    """Import the tutorial's Keras model (weights only; no TensorFlow needed), calibrated on the 6,000
-    training images Keras held out."""
+    """Import the tutorial's Keras model (weights only; no TensorFlow needed), calibrated on the last 6,000
+    training images (those Keras' validation_split=0.1 holds out)."""
     require_extra("keras", ("h5py",))
     from ..models.keras import read_keras_h5
     from ..training.keras_import import import_keras as run_import
@@ -327,7 +327,7 @@ def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tu
     from ..models.modelfile import read_json
 
     acc = read_json(model_json)["metrics"]["val_accuracy"]
-    typer.echo(f"imported {h5} -> {model_json} (accuracy on the 6,000 images Keras held out: {acc * 100:.2f}%)")
+    typer.echo(f"imported {h5} -> {model_json} (accuracy on the last 6,000 training images: {acc * 100:.2f}%)")
     typer.echo(f"use it: digits evaluate --model {out}   digits predict --model {out} IMAGE")
 
 
