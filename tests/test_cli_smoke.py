@@ -138,3 +138,21 @@ def run_digits_in(cwd: Path, *args: str):
 
     return subprocess.run([sys.executable, "-m", "digit_recognizer", *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+
+def test_an_empty_folder_is_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = run_digits("predict", str(tmp_path / "empty"))
+    assert res.returncode == 1 and f"no images in {tmp_path / 'empty'}" in res.stderr
+
+
+def test_evaluate_images_prints_mistakes_plainly(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.new("L", (40, 40), 255).save(folder / "blank.png")
+    (folder / "labels.csv").write_text("file,label\nblank.png,3\n")
+    res = run_digits("evaluate", "--images", str(folder))
+    assert res.returncode == 0, res.stderr
+    assert "blank.png: label 3, refused" in res.stdout and "{" not in res.stdout

@@ -144,3 +144,22 @@ def test_gpu_benchmark_script_runs_end_to_end_on_the_cpu(fake_data_dir):
     records = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert [r["what"] for r in records][:2] == ["fast recipe on cpu", "digits train --device cpu (fresh process)"]
     assert records[-1]["ms_10000_images"] > 0 and records[-1]["ms_one_image"] > 0
+
+
+def test_a_forced_precision_the_cpu_lacks_is_warned_once(monkeypatch):
+    from digit_recognizer.errors import DigitsWarning
+
+    monkeypatch.setattr(dev, "cpu_bf16_is_native", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has", lambda feature: False)
+    monkeypatch.setattr(dev, "int8_is_available", lambda: True)
+    dev.warn_once.cache_clear()
+    with pytest.warns(DigitsWarning, match="bf16 is emulated"):
+        assert dev.engine("bf16", 1000, True) == "bf16"
+    with pytest.warns(DigitsWarning, match="without VNNI"):
+        assert dev.engine("int8", 1000, True) == "int8"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dev.engine("bf16", 1000, True)  # once per process: no second warning
+        dev.engine("auto", 1000, True)  # auto never warns
+    dev.warn_once.cache_clear()

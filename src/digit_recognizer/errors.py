@@ -26,3 +26,7 @@ class NoInk(DigitsError):
 
 class NotADigit(DigitsError):
     """Ink that does not look like a handwritten digit: noise, texture, scattered marks."""
+
+
+class DigitsWarning(UserWarning):
+    """A choice the user forced that costs accuracy or speed on this machine; shown once per process."""

@@ -11,9 +11,9 @@ import typer
 from ..errors import DigitsError
 from ..inference.device import resolve_device
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
-data_app = typer.Typer(no_args_is_help=True, help="Get and inspect MNIST (or another data set in its layout).")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Get and inspect MNIST (or another data set in its layout).")
 app.add_typer(data_app, name="data")
 
 DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
@@ -21,6 +21,9 @@ NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums ar
 ModelPath = typer.Option(None, "--model", metavar="PATH",
                          help="Run folder or model file, or 'latest' (runs/latest: the newest run); default: the "
                               "shipped model.")
+# Exit codes: 0 done; 1 an error (or every file failed); 2 a usage error (Click's); 3 some files failed, the
+# others were answered; 130 interrupted.
+EXIT_ALL_FAILED, EXIT_SOME_FAILED = 1, 3
 Device = typer.Option("auto", "--device", metavar="DEVICE",
                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 MinConfidence = typer.Option(None, "--min-confidence",
@@ -179,7 +182,8 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
         typer.echo(f"{res['folder']}: {res['n']} images ({res['mode']}), accuracy {res['accuracy'] * 100:.2f}%, "
                    f"refused {res['refused']}, unreadable {res['unreadable']}")
         for m in res["mistakes"][:10]:
-            typer.echo(f"  {m}")
+            said = m.get("error") or ("refused" if m["refused"] else f"read {m['answer'] or 'nothing'}")
+            typer.echo(f"  {m['file']}: label {m['label'] or '(none: should be refused)'}, {said}")
         return
     ds = load_data(data_dir, no_verify, progress=not as_json)
     result = run_eval(recognizer, ds.test).to_dict()
@@ -208,9 +212,12 @@ def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Option
 
 
 def image_files(paths: Optional[List[Path]]) -> list[Path]:
-    from ..inference.recognizer import expand_paths
+    from ..inference.recognizer import IMAGE_SUFFIXES, expand_paths
 
     files = expand_paths(paths or [])
+    if not files and paths:
+        raise DigitsError(f"no images in {', '.join(map(str, paths))} (looked for "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))})")
     if not files:
         raise DigitsError("no images given (pass files or folders)")
     return files
@@ -229,7 +236,7 @@ def print_outcomes(outcomes, as_json: bool) -> None:
         obj, line = outcome
         typer.echo(json.dumps(obj) if as_json else line)
     if failed:
-        raise typer.Exit(1 if failed == total else 2)
+        raise typer.Exit(EXIT_ALL_FAILED if failed == total else EXIT_SOME_FAILED)
 
 
 def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
@@ -370,8 +377,26 @@ def keep_freed_memory() -> None:
         pass  # not glibc after all: nothing to tune
 
 
+def show_warnings_plainly() -> None:
+    """The package's own warnings as 'warning: ...' lines, like its errors; others as Python shows them."""
+    import warnings
+
+    from ..errors import DigitsWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DigitsWarning):
+            echo_err(f"warning: {message}")
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     keep_freed_memory()
+    show_warnings_plainly()
     try:
         app()
     except DigitsError as e:

@@ -13,7 +13,7 @@ import platform
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import DigitsError
+from ..errors import DigitsError, DigitsWarning
 
 ENGINE = "x86"  # PyTorch's quantized engine for int8 (oneDNN/FBGEMM, VNNI where the CPU has it)
 
@@ -151,6 +151,29 @@ def check_precision(precision: str, choices: Sequence[str] = PRECISIONS) -> str:
     return precision
 
 
+@functools.lru_cache(maxsize=None)
+def warn_once(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, DigitsWarning, stacklevel=4)
+
+
+EMULATED_BF16 = ("bf16 is emulated on this CPU (it has neither AVX512-BF16 nor AMX): several times slower than "
+                 "fp32 (about 7x measured); precision auto avoids it")
+INT8_WITHOUT_VNNI = ("int8 on a CPU without VNNI: the kernels sum in 16 bits, which can saturate and cost accuracy; "
+                     "precision auto avoids it")
+
+
+def check_forced(precision: str, device_type: str) -> None:
+    """Warn once when a forced precision lacks the CPU feature that makes it pay."""
+    if device_type != "cpu":
+        return
+    if precision == "bf16" and not cpu_bf16_is_native():
+        warn_once(EMULATED_BF16)
+    if precision == "int8" and int8_is_available() and not cpu_has("vnni"):
+        warn_once(INT8_WITHOUT_VNNI)
+
+
 def bf16_is_native(device_type: str = "cpu") -> bool:
     """Whether bf16 runs natively on this kind of device: the CPU's own features on the CPU, the GPU's on CUDA
     (Ampere and later); MPS stays in fp32."""
@@ -164,6 +187,7 @@ def bf16_is_native(device_type: str = "cpu") -> bool:
 def use_bf16(precision: str, device_type: str = "cpu") -> bool:
     """Resolve a training precision ('auto' = bf16 where it is native on the device) to whether to autocast."""
     check_precision(precision, TRAIN_PRECISIONS)
+    check_forced(precision, device_type)
     return precision == "bf16" or (precision == "auto" and bf16_is_native(device_type))
 
 
@@ -184,6 +208,7 @@ def engine(precision: str, rows: int, has_int8: bool, device_type: str = "cpu") 
     if precision == "int8" and not int8_is_available():
         raise DigitsError("int8 needs PyTorch's x86 quantized engine, which this PyTorch build lacks")
     if precision != "auto":
+        check_forced(precision, device_type)
         return precision
     if device_type != "cpu":
         return "bf16" if bf16_is_native(device_type) else "fp32"
