@@ -151,8 +151,9 @@ def train(
     if report:
         from .report import report_run
 
-        page, ev = report_run(run.path, ds.train, ds.test)
-        typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%  report: {page}")
+        page, _ = report_run(run.path, ds.train, ds.test,
+                             on_result=lambda ev: typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%"))
+        typer.echo(f"report: {page}")
     typer.echo(f"use it: digits evaluate --model {run.path}   digits predict --model {run.path} IMAGE   "
                f"digits serve --model {run.path}")
 

@@ -5,7 +5,7 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -155,8 +155,10 @@ in {len(ev.labels):,}). Validation accuracy {val_acc * 100:.2f}%.</p>
     return run.report_page
 
 
-def report_run(run_dir: Path, train: Split, test: Split) -> tuple[Path, Evaluation]:
-    """Evaluate a run's model on the test split, record the metrics in its JSON, and (re)write the report."""
+def report_run(run_dir: Path, train: Split, test: Split,
+               on_result: Callable[[Evaluation], None] | None = None) -> tuple[Path, Evaluation]:
+    """Evaluate a run's model on the test split, record the metrics in its JSON, and (re)write the report.
+    `on_result` hears the evaluation before the pictures are drawn (the CLI prints the accuracy first)."""
     from ..data.dataset import train_val_split
     from ..errors import DigitsError
     from ..inference.evaluate import evaluate
@@ -172,6 +174,8 @@ def report_run(run_dir: Path, train: Split, test: Split) -> tuple[Path, Evaluati
     recognizer = Recognizer.load(run.path)
     ev = evaluate(recognizer, test)
     update_metrics(run.model_json, {"test_accuracy": ev.accuracy, "test_errors": ev.to_dict()["errors"]})
+    if on_result is not None:
+        on_result(ev)
     try:
         tr, va = train_val_split(train, float(cfg["val_fraction"]), int(cfg["split_seed"]))
     except (KeyError, TypeError, ValueError) as e:
