@@ -127,7 +127,14 @@ def train(
     else:
         cfg = make_config(recipe or DEFAULT_RECIPE, dev.type, **given)
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
-    ds = load_data(data_dir, no_verify, progress)  # after every option is checked
+    from ..training import distributed
+
+    world = distributed.from_environment()  # torchrun's processes, or just this one
+    if world.distributed and ensemble > 1:
+        raise DigitsError("--ensemble under torchrun is not supported: train the ensemble in one process, or "
+                          "its members as separate runs")
+    dev = distributed.start(world, dev)
+    ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
     command = " ".join(["digits", *sys.argv[1:]])
     try:
         if ensemble > 1:
@@ -140,12 +147,17 @@ def train(
             from ..training.loop import train as run_training
 
             result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress, command=command,
-                                  device=dev)
+                                  device=dev, world=world)
             model_json, seconds = result.model_json, result.seconds
     except KeyboardInterrupt:
         again = f" --ensemble {ensemble}" if ensemble > 1 else ""
-        echo_err(f"interrupted; continue with: digits train --resume{again} --out {run.path}")
+        if world.is_main:
+            echo_err(f"interrupted; continue with: digits train --resume{again} --out {run.path}")
         raise typer.Exit(130)
+    finally:
+        distributed.stop(world)
+    if not world.is_main:
+        return
     run.mark_latest()
     typer.echo(f"trained in {seconds:.1f} s; model: {model_json}")
     if report:

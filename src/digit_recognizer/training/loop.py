@@ -25,12 +25,14 @@ from ..inference.engine import logits
 from ..models.net import Net, build_model
 from .augment import random_affine, random_stroke
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import SINGLE, World, barrier, local_share, sum_over_ranks
 from .finish import finish
 from .recipes import TrainConfig, resume_config
 from .rundir import RunDir
 
 Log = Callable[[str], None]
 SEED_STRIDE = 1_000_003  # epoch e of seed s draws from generator seed s * SEED_STRIDE + e
+RANK_STRIDE = 7_919  # ... and rank r > 0 of a distributed run augments from that seed + r * RANK_STRIDE
 BACKWARD_FLOPS = 2  # a backward pass costs about twice its forward pass (gradients of inputs and weights)
 PROGRESS_EVERY = 20  # steps between progress-bar refreshes
 
@@ -66,24 +68,37 @@ class State:
 
 
 def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          log: Log = stderr_log, command: str | None = None, device: str | torch.device = "auto") -> TrainResult:
+          log: Log = stderr_log, command: str | None = None, device: str | torch.device = "auto",
+          world: World = SINGLE) -> TrainResult:
     """Train on `data` (the full training split; validation is carved from it) into run_dir, on `device`
-    (auto: CUDA, then MPS, then CPU). Both splits live on the device for the whole run, as uint8."""
+    (auto: CUDA, then MPS, then CPU). Both splits live on the device for the whole run, as uint8.
+
+    Under torchrun (`world`), every rank trains its share of each global batch with DistributedDataParallel;
+    rank 0 alone writes files and logs."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if world.distributed and cfg.batch_size < world.size:
+        raise DigitsError(f"batch size {cfg.batch_size} is smaller than the {world.size} processes sharing it")
     run = RunDir(run_dir)
-    start_run(run, cfg, resume)
+    if world.is_main:
+        start_run(run, cfg, resume)
+    barrier(world)
+    log = log if world.is_main else (lambda _: None)
     tr, va = splits(cfg, data)
     tr_dev, va_dev = on_device(tr, dev), on_device(va, dev)
     bf16 = use_bf16(cfg.precision, dev.type)
     state = set_up(cfg, dev)
     if resume and run.checkpoint.exists():
         saved = load_checkpoint(run.checkpoint, state.modules, state.opt)
+        if saved.get("world_size", 1) != world.size:
+            raise DigitsError(f"{run.path} was trained by {saved.get('world_size', 1)} process(es); resume it with "
+                              f"as many (this is {world.size})")
         state.history, state.seconds = saved["history"], saved["seconds"]
         log(f"resuming {run.path} after epoch {len(state.history)}")
+    step_net = ddp_wrapped(state.model, dev) if world.distributed else state.model
     flops = forward_flops(state.model)
     for epoch in range(len(state.history), cfg.epochs):
         started = time.perf_counter()
-        record = run_epoch(cfg, state, tr_dev, epoch, bf16, progress)
+        record = run_epoch(cfg, state, tr_dev, epoch, bf16, progress and world.is_main, world, step_net)
         # At the run's precision: bf16 validation took 0.23 s instead of 0.40 s per tutorial epoch here.
         val_loss, val_acc = evaluate_loss_acc(state.final, va_dev, bf16)
         state.seconds += time.perf_counter() - started  # training + validation, as Keras' fit() counts an epoch
@@ -91,15 +106,27 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
         state.history.append({"epoch": epoch + 1, **record, "val_loss": val_loss, "val_accuracy": val_acc,
                               "images_per_second": rate,
                               "gflops": (1 + BACKWARD_FLOPS) * flops * rate / 1e9, "seconds": state.seconds})
-        run.write_metrics(state.history)
-        save_checkpoint(run.checkpoint, state.modules, state.opt,
-                        {"history": state.history, "seconds": state.seconds})
+        if world.is_main:
+            run.write_metrics(state.history)
+            save_checkpoint(run.checkpoint, state.modules, state.opt,
+                            {"history": state.history, "seconds": state.seconds, "world_size": world.size})
         log(epoch_line(state.history[-1], cfg.epochs))
     # Calibration, int8 ranges and saving run on the CPU: the model file is device-free.
     final = state.final.cpu().to(memory_format=torch.contiguous_format).eval()
-    model_json = finish(run, final, cfg, tr, va, state.history,
-                        training_info={"bf16": bf16, "device": describe_device(dev), "command": command}, log=log)
+    model_json = run.model_json
+    if world.is_main:
+        model_json = finish(run, final, cfg, tr, va, state.history, log=log,
+                            training_info={"bf16": bf16, "device": describe_device(dev), "world_size": world.size,
+                                           "command": command})
+    barrier(world)
     return TrainResult(final, state.history, model_json, state.seconds)
+
+
+def ddp_wrapped(model: Net, device: torch.device) -> torch.nn.Module:
+    """The model as DistributedDataParallel sees it: gradients averaged over the ranks after each backward."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def start_run(run: RunDir, cfg: TrainConfig, resume: bool) -> None:
@@ -161,8 +188,8 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
-def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool,
-              progress: bool) -> dict[str, Any]:
+def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool, progress: bool,
+              world: World = SINGLE, net: torch.nn.Module | None = None) -> dict[str, Any]:
     """One pass over the training split (on the model's device); returns the epoch's training metrics.
 
     Nothing in the loop waits for the device: batches are indexed from the resident split, augmentation draws
@@ -177,7 +204,10 @@ def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool,
     torch.manual_seed(cfg.seed * SEED_STRIDE + epoch)
     n = len(tr)
     steps = math.ceil(n / cfg.batch_size)
-    perm = torch.randperm(n, generator=gen, device=device)
+    perm = torch.randperm(n, generator=gen, device=device)  # the same on every rank
+    if world.rank > 0:  # every other rank augments its share of the batch with draws of its own
+        gen = torch.Generator(device=device).manual_seed(cfg.seed * SEED_STRIDE + epoch + world.rank * RANK_STRIDE)
+    net = net or state.model
     x_all = tr.images.unsqueeze(1)  # (N, 1, 28, 28) uint8
     state.model.train()
     # Running sums stay tensors: a .item() per step would cost ~1% of a batch-32 step (measured).
@@ -188,21 +218,22 @@ def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool,
                disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
     lr = cfg.lr
     for i in bar:
-        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        idx = local_share(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], world)  # this rank's share
         xb, yb = augmented(cfg, x_all[idx].float(), gen), tr.labels[idx]  # (B, 1, 28, 28), (B,)
         lr = lr_at(cfg, epoch * steps + i, cfg.epochs * steps)
         for g in state.opt.param_groups:
             g["lr"] = lr
-        loss, out = train_step(state.model, state.opt, xb, yb, bf16, cfg.label_smoothing)
+        loss, out = train_step(net, state.opt, xb, yb, bf16, cfg.label_smoothing)
         if state.ema is not None:
             update_ema(state.ema, state.model, cfg.ema)
         loss_sum += loss.detach() * len(yb)
         correct += (out.argmax(1) == yb).sum()
         if not bar.disable and (i % PROGRESS_EVERY == 0 or i == steps - 1):
-            seen = min(n, (i + 1) * cfg.batch_size)
+            seen = min(n, (i + 1) * cfg.batch_size) / world.size  # about this rank's share
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}",
                             lr=f"{lr:.3g}")
     bar.close()
+    loss_sum, correct = sum_over_ranks(loss_sum, world), sum_over_ranks(correct, world)
     return {"train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n, "lr": lr,
             "images": n, "train_seconds": time.perf_counter() - started}
 
@@ -217,7 +248,7 @@ def augmented(cfg: TrainConfig, xb: torch.Tensor, gen: torch.Generator) -> torch
     return xb.contiguous(memory_format=torch.channels_last) if cfg.channels_last else xb
 
 
-def train_step(model: Net, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, bf16: bool,
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, bf16: bool,
                label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch: xb (B, 1, 28, 28) float pixels, yb (B,) -> (loss, logits (B, 10))."""
     with autocast(bf16, xb.device.type):
