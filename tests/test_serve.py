@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 
 import numpy as np
@@ -38,7 +39,8 @@ def on_paper(digit: np.ndarray) -> np.ndarray:
 
 
 def test_health_model_docs(client):
-    assert client.get("/api/health").json() == {"status": "ok"}
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["worker"] == os.getpid()
     info = client.get("/api/model").json()
     assert info["parameters"] > 0 and "test_accuracy" in info["metrics"]
     assert client.get("/docs").status_code == 200
@@ -159,3 +161,20 @@ def test_read_boxes_of_an_exif_rotated_photo(client, mnist):
         got = client.post("/api/read", files={"file": ("r.png", buf.getvalue(), "image/png")}).json()
         assert got["number"] == want["number"] == "210"
         assert [d["box"] for d in got["digits"]] == [d["box"] for d in want["digits"]]
+
+
+def test_two_workers_answer():
+    """`digits serve --workers 2`: uvicorn's worker processes, each loading the model, answer on one port."""
+    import urllib.request
+
+    from digit_recognizer.testing.localserver import local_server
+
+    with local_server("--workers", "2") as url:
+        seen = {json.loads(urllib.request.urlopen(url + "/api/health").read())["worker"] for _ in range(20)}
+        assert seen and all(isinstance(w, int) for w in seen)
+        body = json.dumps({"pixels": np.zeros((28, 28)).tolist()}).encode()
+        req = urllib.request.Request(url + "/api/predict", data=body, headers={"content-type": "application/json"})
+        try:
+            urllib.request.urlopen(req)
+        except urllib.error.HTTPError as e:  # a blank array: refused with a JSON error, by a worker
+            assert e.code == 422 and "no ink" in json.loads(e.read())["error"]

@@ -355,13 +355,17 @@ def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tu
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,
           max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes)."),
-          device: str = Device) -> None:
+          device: str = Device,
+          workers: int = typer.Option(1, help="Worker processes sharing the port, each with its own copy of the "
+                                               "model (uvicorn's workers).")) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart"))
     from .serve import serve as run_server
 
     resolve_device(device)
-    run_server(host, port, model_in_use(model), max_bytes, device)
+    if workers < 1:
+        raise DigitsError("--workers must be at least 1")
+    run_server(host, port, model_in_use(model), max_bytes, device, workers)
 
 
 # glibc mallopt parameters (malloc.h) and the values the CLI sets: 64 MiB / 256 MiB.

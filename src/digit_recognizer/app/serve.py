@@ -130,7 +130,10 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
 
     @app.get("/api/health")
     async def health():
-        return {"status": "ok"}
+        """ok, and which worker process answered (behind `--workers N`, each is its own process)."""
+        import os
+
+        return {"status": "ok", "worker": os.getpid()}
 
     @app.get("/api/model")
     async def model_info():
@@ -146,8 +149,30 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     return app
 
 
-def serve(host: str, port: int, model: str | None, max_bytes: int, device: str = "auto") -> None:
+# How `digits serve` hands its settings to uvicorn's worker processes, which build the app themselves.
+SERVE_ENV = {"model": "DIGITS_SERVE_MODEL", "max_bytes": "DIGITS_SERVE_MAX_BYTES", "device": "DIGITS_SERVE_DEVICE"}
+
+
+def app_from_environment() -> FastAPI:
+    """The app as one worker process builds it, from the settings `serve` put in the environment."""
+    import os
+
+    model = os.environ.get(SERVE_ENV["model"]) or None
+    return create_app(Recognizer.load(model, device=os.environ.get(SERVE_ENV["device"], "auto")),
+                      max_bytes=int(os.environ.get(SERVE_ENV["max_bytes"], DEFAULT_MAX_BYTES)))
+
+
+def serve(host: str, port: int, model: str | None, max_bytes: int, device: str = "auto", workers: int = 1) -> None:
+    """One process, or `workers` uvicorn worker processes sharing the port, each loading the model."""
+    import os
+
     import uvicorn
 
-    uvicorn.run(create_app(Recognizer.load(model, device=device), max_bytes=max_bytes), host=host, port=port,
-                log_level="info")
+    if workers <= 1:
+        uvicorn.run(create_app(Recognizer.load(model, device=device), max_bytes=max_bytes), host=host, port=port,
+                    log_level="info")
+        return
+    os.environ.update({SERVE_ENV["model"]: model or "", SERVE_ENV["max_bytes"]: str(max_bytes),
+                       SERVE_ENV["device"]: device})
+    uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, host=host,
+                port=port, log_level="info")
