@@ -1,9 +1,9 @@
 """Bounded load test of `digits serve` on loopback: N requests at C concurrent connections.
 
-    python benchmarks/load_test.py [--requests 5000] [--concurrency 32]
+    python benchmarks/load_test.py [--requests 5000] [--concurrency 32] [--workers 1 2]
 
-Starts its own server on 127.0.0.1 (a free port), posts MNIST-test digits as PNG uploads, and prints
-requests/s, p50/p99 latency and the error count. It stops by itself.
+For each worker count, starts its own server on 127.0.0.1 (a free port; `digits serve --workers N`), posts
+MNIST-test digits as PNG uploads, and prints requests/s, p50/p99 latency and the error count. It stops by itself.
 """
 from __future__ import annotations
 
@@ -58,23 +58,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server worker processes, one run each")
     args = ap.parse_args()
     from digit_recognizer.testing.localserver import local_server
 
-    with local_server() as url:
-        bodies = payloads(500)
-        lat, errors, wall = asyncio.run(load(url + "/api/predict", bodies, args.requests, args.concurrency))
-    lat.sort()
-    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
-    print(f"requests {len(lat)}  concurrency {args.concurrency}  errors {errors}")
-    print(f"throughput {len(lat) / wall:.0f} req/s  p50 {p(0.50):.1f} ms  p99 {p(0.99):.1f} ms  "
-          f"mean {statistics.mean(lat) * 1e3:.1f} ms")
+    bodies = payloads(500)
+    rows = []
+    for workers in args.workers:
+        with local_server("--workers", str(workers)) as url:
+            lat, errors, wall = asyncio.run(load(url + "/api/predict", bodies, args.requests, args.concurrency))
+        lat.sort()
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
+        print(f"workers {workers}  requests {len(lat)}  concurrency {args.concurrency}  errors {errors}")
+        print(f"  throughput {len(lat) / wall:.0f} req/s  p50 {p(0.50):.1f} ms  p99 {p(0.99):.1f} ms  "
+              f"mean {statistics.mean(lat) * 1e3:.1f} ms")
+        rows.append([workers, len(lat), args.concurrency, errors, round(len(lat) / wall), round(p(0.50), 1),
+                     round(p(0.99), 1), round(statistics.mean(lat) * 1e3, 1)])
     from results import save
 
     save("load_test", "HTTP load: PNG uploads of MNIST test digits to /api/predict, shipped model",
-         ["requests", "concurrency", "errors", "requests/s", "p50 ms", "p99 ms", "mean ms"],
-         [[len(lat), args.concurrency, errors, round(len(lat) / wall), round(p(0.50), 1), round(p(0.99), 1),
-           round(statistics.mean(lat) * 1e3, 1)]], notes="Server and client on the same machine.")
+         ["workers", "requests", "concurrency", "errors", "requests/s", "p50 ms", "p99 ms", "mean ms"], rows,
+         notes="Server and client on the same machine, so the client's load competes with the workers.")
 
 
 if __name__ == "__main__":
