@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="images per set")
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--sets-from", type=Path, default=None,
+                    help="read sets this script wrote before (same --split and --n: the same images) instead of "
+                         "making them again")
     args = ap.parse_args()
 
     from digit_recognizer.data import load_mnist, train_val_split
@@ -51,26 +54,33 @@ def main() -> None:
     rng = np.random.default_rng({"val": 1, "test": 2}[args.split])
     out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
 
-    singles = []
-    for _ in range(args.n):
-        i = int(rng.integers(len(images)))
-        singles.append((compose([images[i]], rng, single=True), str(labels[i])))
-    numbers = []
-    for _ in range(args.n):
-        idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-        numbers.append((compose([images[i] for i in idx], rng, single=False), "".join(str(labels[i]) for i in idx)))
-    tight_numbers = []
-    for _ in range(args.n):
-        idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-        tight_numbers.append((compose([images[i] for i in idx], rng, single=False, tight=True),
-                              "".join(str(labels[i]) for i in idx)))
-    refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
-    sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
-    for name in PRESENTATIONS:
-        picks = rng.integers(len(images), size=args.n)
-        sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
-    for name, items in sets.items():
-        write_set(out / name, items)
+    if args.sets_from:
+        out = args.sets_from
+        sets = {d.name: None for d in sorted(out.iterdir()) if (d / "labels.csv").is_file()}
+        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS]
+        sets = {name: None for name in order if name in sets}
+    else:
+        singles = []
+        for _ in range(args.n):
+            i = int(rng.integers(len(images)))
+            singles.append((compose([images[i]], rng, single=True), str(labels[i])))
+        numbers = []
+        for _ in range(args.n):
+            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+            numbers.append((compose([images[i] for i in idx], rng, single=False),
+                            "".join(str(labels[i]) for i in idx)))
+        tight_numbers = []
+        for _ in range(args.n):
+            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+            tight_numbers.append((compose([images[i] for i in idx], rng, single=False, tight=True),
+                                  "".join(str(labels[i]) for i in idx)))
+        refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
+        sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
+        for name in PRESENTATIONS:
+            picks = rng.integers(len(images), size=args.n)
+            sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
+        for name, items in sets.items():
+            write_set(out / name, items)
 
     rec = Recognizer.load(args.model)
     clean = evaluate(rec, source)
@@ -91,8 +101,10 @@ def main() -> None:
     if args.split == "test":  # the once-per-change measurement is what the docs show
         from results import save
 
+        # The sets are a function of --split and --n alone, so the command that remakes them is this one.
         save("paper_sets", "Real-looking images made from test-split digits",
              ["set", "images", "score %", "refused %"], rows,
+             command=f"python benchmarks/paper_sets.py --split {args.split} --n {args.n}",
              notes="Score: a digit or a whole number read exactly and not refused; for `refuse` (blank pages, "
                    "noise), refused. The presentations (tight ... wide) are described in "
                    "`src/digit_recognizer/testing/presentations.py`. Model: " + str(rec.loaded.path.name))

@@ -33,6 +33,7 @@ INK_LEVEL = MID_GREY  # a crop's pixel is inside a stroke above this
 # MNIST's strokes, measured in its 20-px digit box on 5,000 training digits: 5th, 50th, 95th percentile (px).
 MIN_STROKE, TYPICAL_STROKE, MAX_STROKE = 2.0, 2.8, 4.5
 MAX_ASPECT = 1.4  # width / height: 99% of MNIST digits are narrower
+STROKE_WORKING_SIDE = 4 * DIGIT_BOX  # strokes are evened on a copy at most this many px on its longer side
 INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
@@ -287,6 +288,10 @@ def even_strokes(crop: np.ndarray) -> np.ndarray:
     box), by a grey erosion or dilation of the crop; widths inside MNIST's usual range are left alone."""
     from scipy import ndimage
 
+    if max(crop.shape) > STROKE_WORKING_SIDE:  # the digit ends up 20 px tall: 4x that is detail enough
+        f = STROKE_WORKING_SIDE / max(crop.shape)
+        size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
+        crop = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX))
     ink = crop > INK_LEVEL
     if not ink.any():
         return crop
