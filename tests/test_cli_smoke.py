@@ -156,3 +156,33 @@ def test_evaluate_images_prints_mistakes_plainly(tmp_path):
     res = run_digits("evaluate", "--images", str(folder))
     assert res.returncode == 0, res.stderr
     assert "blank.png: label 3, refused" in res.stdout and "{" not in res.stdout
+
+
+def test_report_pictures_legend_ticks_and_losses(tmp_path, monkeypatch):
+    """The class-count legend sits clear of the bars; epoch ticks are whole numbers; a smoothed training loss
+    is labelled as such next to the plain validation loss."""
+    import torch
+
+    from digit_recognizer.app import report
+    from digit_recognizer.data.dataset import Split
+
+    figs = []
+    monkeypatch.setattr(report, "save", lambda fig, path: figs.append(fig))
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.zeros(500, 28, 28, dtype=torch.uint8), torch.randint(0, 10, (500,), generator=g))
+    report.class_counts({"train": split, "validation": split, "test": split}, tmp_path / "c.png")
+    history = [{"epoch": e, "train_loss": 0.6, "val_loss": 0.1, "train_accuracy": 0.9, "val_accuracy": 0.95}
+               for e in (1, 2)]
+    report.learning_curves(history, tmp_path / "l.png", label_smoothing=0.1)
+    counts, curves = figs
+    counts.canvas.draw()
+    ax = counts.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
+    curves.canvas.draw()
+    for ax in curves.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+    labels = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
+    assert labels == ["train (label smoothing 0.1)", "validation (plain cross-entropy)"]

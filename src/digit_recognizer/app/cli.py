@@ -13,7 +13,8 @@ from ..inference.device import resolve_device
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
-data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Get and inspect MNIST (or another data set in its layout).")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Get and inspect MNIST (or another data set in its layout).")
 app.add_typer(data_app, name="data")
 
 DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
@@ -244,7 +245,10 @@ def print_outcomes(outcomes, as_json: bool) -> None:
         total += 1
         if isinstance(outcome, DigitsError):
             failed += 1
-            typer.echo(json.dumps({"file": str(f), "error": str(outcome)})) if as_json else echo_err(f"error: {outcome}")
+            if as_json:
+                typer.echo(json.dumps({"file": str(f), "error": str(outcome)}))
+            else:
+                echo_err(f"error: {outcome}")
             continue
         obj, line = outcome
         typer.echo(json.dumps(obj) if as_json else line)

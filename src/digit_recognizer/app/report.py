@@ -65,18 +65,26 @@ def class_counts(splits: dict[str, Split], path: Path) -> None:
         ax.bar([d + (j - (len(splits) - 1) / 2) * width for d in range(NUM_CLASSES)], counts, width, label=name)
     ax.set_xticks(range(NUM_CLASSES))
     ax.set(xlabel="digit", ylabel="images", title="Class counts per split")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over the 9
     save(fig, path)
 
 
-def learning_curves(history: list[dict[str, Any]], path: Path) -> None:
+def learning_curves(history: list[dict[str, Any]], path: Path, label_smoothing: float = 0.0) -> None:
+    """Loss and accuracy per epoch. The training loss is the one optimised (with label smoothing, which keeps it
+    well above zero even when every image is right); the validation loss is plain cross-entropy: the legend says
+    so, since the two are not on one scale."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = figure(9, 3.5)
     epochs = [h["epoch"] for h in history]
+    smoothed = f" (label smoothing {label_smoothing:g})" if label_smoothing else ""
     for i, (key, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
         ax = fig.add_subplot(1, 2, i + 1)
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", label="validation")
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train" + (smoothed if key == "loss" else ""))
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-",
+                label="validation" + (" (plain cross-entropy)" if key == "loss" and smoothed else ""))
         ax.set(xlabel="epoch", ylabel=label, title=f"Learning curve: {label}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend()
     save(fig, path)
 
@@ -127,7 +135,8 @@ def write_report(run: RunDir, splits: dict[str, Split], history: list[dict[str, 
     test = splits["test"]
     sample_grid(splits["train"], out / "samples.png")
     class_counts(splits, out / "class_counts.png")
-    learning_curves(history, out / "learning_curves.png")
+    learning_curves(history, out / "learning_curves.png",
+                    float(meta.get("training", {}).get("label_smoothing", 0.0) or 0.0))
     confusion_matrix(ev.confusion(), out / "confusion_matrix.png")
     predictions_grid(test, ev, out / "predictions.png")
     worst_mistakes(test, ev, out / "worst_mistakes.png")

@@ -31,8 +31,8 @@ def import_keras(h5: str | Path, out: str | Path, train: Split, *, command: str 
     tr, va = keras_split(train)
     run = RunDir(out)
     run.create()
+    held_out = ("the last 6,000 training images: held out by Keras' validation_split=0.1; a random "
+                "train_test_split (the tutorial notebook's) held out others")
     training = {"recipe": "keras-import", "model": ARCHITECTURE, "source": source, "train_size": len(tr),
-                "val_size": len(va), "validation": "the last 6,000 training images: held out by Keras' validation_split=0.1; "
-                              "a random train_test_split (the tutorial notebook's) held out others",
-                "command": command}
+                "val_size": len(va), "validation": held_out, "command": command}
     return seal(run, net, tr.images, va, training=training, tta=False, metrics={}, log=log)
