@@ -1,8 +1,8 @@
 """Turn a person's image of a digit into an MNIST-style 28x28 uint8 array, the way MNIST itself was made.
 
-Steps: decode safely -> grayscale (alpha over white) -> make ink bright on black -> remove the background
--> crop to the ink -> fit the longer side into DIGIT_BOX keeping the aspect ratio -> centre of mass at the
-centre of IMAGE_SIZE x IMAGE_SIZE.
+Steps: decode safely -> grey levels (EXIF turned; transparency over a contrasting backdrop; a colour axis where
+hue separates ink from paper) -> make ink bright on black -> remove the background -> crop to the ink -> even
+the strokes -> fit the longer side into DIGIT_BOX -> centre of mass at the centre of IMAGE_SIZE x IMAGE_SIZE.
 """
 from __future__ import annotations
 
@@ -149,6 +149,27 @@ def flatten_alpha(rgba: Image.Image) -> Image.Image:
     return Image.alpha_composite(Image.new("RGBA", rgba.size, backdrop), rgba).convert("RGB")
 
 
+def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
+    """A float image resampled to size = (width, height) by Pillow."""
+    return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize(size, method))
+
+
+def typical_width(mask: np.ndarray, beyond: str) -> float:
+    """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
+    nearest non-stroke pixel. `beyond` is how the mask continues past its edges (np.pad's mode: "edge" lets a
+    stroke cut by the border go on, "constant" puts paper there)."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
+    return 2.0 * float(np.percentile(depth[mask], 90))
+
+
+def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x cut to the bounding box of a non-empty mask."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
 def coarse(x: np.ndarray) -> np.ndarray:
     """A box-averaged copy at most about BACKGROUND_SIDE px on a side: lighting, polarity and stroke width
     are judged at this scale."""
@@ -176,32 +197,23 @@ def ink_bright(gray: np.ndarray) -> np.ndarray:
 
 
 def stroke_width(small: np.ndarray) -> float:
-    """Typical width of the bright strokes in px: twice the 90th percentile of the distance to the paper.
-    Strokes are what lies beyond halfway from the darkest to the brightest detail, so a shadow or a gradient is not
-    taken for a wide stroke."""
-    from scipy import ndimage
-
+    """Typical width of the bright strokes in px. Strokes are what lies beyond halfway from the darkest to the
+    brightest detail, so a shadow or a gradient is not taken for a wide stroke."""
     d = detail(small)
     ink = d > (d.min() + d.max()) / 2
-    if not ink.any():
-        return 1.0
-    depth = ndimage.distance_transform_edt(np.pad(ink, 1, mode="edge"))[1:-1, 1:-1]
-    return 2.0 * float(np.percentile(depth[ink], 90))
+    return typical_width(ink, "edge") if ink.any() else 1.0
 
 
-def estimate_background(x: np.ndarray, opening: int | None = None) -> np.ndarray:
-    """The paper's brightness at every pixel (ink bright): a grey opening wider than any stroke, done on a
-    coarse copy because lighting and shadows vary slowly. `opening` is its width in coarse pixels; by default a
-    quarter of the image, which follows shadows and removes any stroke narrower than that.
-    """
+def estimate_background(small: np.ndarray, shape: tuple[int, int], opening: int) -> np.ndarray:
+    """The paper's brightness at every pixel of an image of `shape` (ink bright): a grey opening `opening`
+    coarse pixels wide, on its coarse copy `small` because lighting and shadows vary slowly. It removes every
+    stroke narrower than the opening."""
     from scipy import ndimage
 
-    small = coarse(x)
-    k = opening or lighting_opening(small)
+    k = opening
     bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
                                 mode="nearest")
-    return np.asarray(Image.fromarray(bg.astype(np.float32), mode="F").resize(x.shape[::-1],
-                                                                            Image.Resampling.BILINEAR))
+    return resized(bg, shape[::-1], Image.Resampling.BILINEAR)
 
 
 def lighting_opening(small: np.ndarray) -> int:
@@ -239,14 +251,16 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     # Whether there is ink at all is judged against the lighting (openings a quarter of the image wide), so a
     # shadow on a blank page is not ink: marks brighter than the paper around them, or, where fat strokes fill
     # the frame, the gaps of paper between them, darker than the strokes around them.
-    y = x - estimate_background(x)
-    gaps = -estimate_background(-x) - x
+    small = coarse(x)
+    lighting = lighting_opening(small)
+    y = x - estimate_background(small, x.shape, lighting)
+    gaps = -estimate_background(-small, x.shape, lighting) - x
     if not (stands_out(y) or stands_out(gaps)):
         raise NoInk(f"{name}: no ink found (blank or nearly uniform image)")
     # Then the paper is estimated past the strokes' whole width, so that fat strokes keep their middles.
-    small = coarse(x)
-    if stroke_opening(small) > lighting_opening(small):
-        y = x - estimate_background(x, stroke_opening(small))
+    strokes = stroke_opening(small)
+    if strokes > lighting:
+        y = x - estimate_background(small, x.shape, strokes)
     smooth = ndimage.gaussian_filter(y, 1.0)
     peak = max(float(smooth.max()), 1.0)
     y = np.clip(y, 0, None)
@@ -281,8 +295,7 @@ def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     if not mask.any():
         raise NoInk(f"{name}: no ink found")
     check_strokes(x, mask, name)
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return cropped(x, mask)
 
 
 def even_strokes(crop: np.ndarray) -> np.ndarray:
@@ -293,12 +306,12 @@ def even_strokes(crop: np.ndarray) -> np.ndarray:
     if max(crop.shape) > STROKE_WORKING_SIDE:  # the digit ends up 20 px tall: 4x that is detail enough
         f = STROKE_WORKING_SIDE / max(crop.shape)
         size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
-        crop = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX))
+        crop = resized(crop, size, Image.Resampling.BOX)
     ink = crop > INK_LEVEL
     if not ink.any():
         return crop
     scale = DIGIT_BOX / max(crop.shape)  # digit-box px per crop px
-    width = 2.0 * float(np.percentile(ndimage.distance_transform_edt(np.pad(ink, 1))[1:-1, 1:-1][ink], 90)) * scale
+    width = typical_width(ink, "constant") * scale
     if MIN_STROKE <= width <= MAX_STROKE:
         return crop
     radius = abs(width - TYPICAL_STROKE) / 2 / scale  # crop px
@@ -311,8 +324,7 @@ def even_strokes(crop: np.ndarray) -> np.ndarray:
     out = op(np.pad(crop, r), footprint=disk)
     if not (out > INK_LEVEL).any():
         return crop
-    rows, cols = np.nonzero((out > INK_FRACTION * 255).any(1))[0], np.nonzero((out > INK_FRACTION * 255).any(0))[0]
-    return out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return cropped(out, out > INK_FRACTION * 255)
 
 
 def fit_and_centre(x: np.ndarray) -> np.ndarray:
@@ -325,8 +337,7 @@ def fit_and_centre(x: np.ndarray) -> np.ndarray:
     h = max(h, w / MAX_ASPECT)
     s = DIGIT_BOX / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    img = Image.fromarray(x.astype(np.float32), mode="F").resize((nw, nh), Image.Resampling.LANCZOS)
-    small = np.clip(np.asarray(img), 0, 255)
+    small = np.clip(resized(x, (nw, nh), Image.Resampling.LANCZOS), 0, 255)
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
     cy, cx = ndimage.center_of_mass(small) if small.sum() > 0 else (nh / 2, nw / 2)
     top = int(round(IMAGE_SIZE / 2 - cy))
