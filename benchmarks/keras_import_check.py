@@ -26,13 +26,15 @@ def main() -> None:
 
     from digit_recognizer.data import load_mnist
     from digit_recognizer.inference.engine import logits
+    from digit_recognizer.models.keras import load_keras_tutorial
     from digit_recognizer.models.modelfile import load_model
     from digit_recognizer.training.keras_import import import_keras
 
     keras_probs = np.load(str(args.h5) + ".predictions.npy", allow_pickle=False)  # (10000, 10)
     ds = load_mnist(progress=False)
     out = args.out or Path(tempfile.mkdtemp(prefix="keras-import-"))
-    model_json = import_keras(args.h5, out, ds.train, command=f"digits import-keras {args.h5.name}")
+    net, source = load_keras_tutorial(args.h5)
+    model_json = import_keras(net, source, out, ds.train, command=f"digits import-keras {args.h5.name}")
     net = load_model(model_json).nets[0]
     ours = torch.softmax(logits(net, ds.test.images), 1).numpy()  # fp32, no temperature: Keras' own softmax
     agree = float((ours.argmax(1) == keras_probs.argmax(1)).mean())

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import DigitsError
-from ..inference.device import resolve_device
+from ..inference.device import check_precision, resolve_device
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
@@ -57,6 +57,24 @@ def model_in_use(model: Optional[str]) -> str:
     path = resolve(model)
     echo_err(f"model: {path if model is not None else 'the shipped model (' + str(path) + ')'}")
     return str(path)
+
+
+def load_recognizer(model: Optional[str], device, **options):
+    """The Recognizer a command uses, on an already resolved device, named on stderr (see model_in_use)."""
+    from ..inference.recognizer import Recognizer
+
+    return Recognizer.load(model_in_use(model), device=device, **options)
+
+
+def invocation() -> str:
+    """The command as the user typed it, for the model file's record."""
+    return " ".join(["digits", *sys.argv[1:]])
+
+
+def echo_use_it(model: Path) -> None:
+    """After a command that makes a model: the commands that use *that* model."""
+    typer.echo(f"use it: digits evaluate --model {model}   digits predict --model {model} IMAGE   "
+               f"digits serve --model {model}")
 
 
 def load_data(data_dir: Optional[Path], no_verify: bool, progress: bool = True):
@@ -136,7 +154,7 @@ def train(
                           "its members as separate runs")
     dev = distributed.start(world, dev)
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
-    command = " ".join(["digits", *sys.argv[1:]])
+    command = invocation()
     try:
         if ensemble > 1:
             from ..training.ensemble import train_ensemble
@@ -167,8 +185,7 @@ def train(
         page, _ = report_run(run.path, ds.train, ds.test,
                              on_result=lambda ev: typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%"))
         typer.echo(f"report: {page}")
-    typer.echo(f"use it: digits evaluate --model {run.path}   digits predict --model {run.path} IMAGE   "
-               f"digits serve --model {run.path}")
+    echo_use_it(run.path)
 
 
 @app.command()
@@ -181,13 +198,9 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
     """Test accuracy, per-class precision and recall, and the confusion matrix; or accuracy on --images."""
     from ..inference.evaluate import evaluate as run_eval
     from ..inference.evaluate import evaluate_folder
-    from ..inference.recognizer import Recognizer
-
-    from ..inference.device import check_precision
 
     dev, precision = resolve_device(device), check_precision(precision)
-    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, precision=precision,
-                                 device=dev)
+    recognizer = load_recognizer(model, dev, min_confidence=min_confidence, precision=precision)
     if images is not None:
         res = evaluate_folder(recognizer, images)
         if as_json:
@@ -278,14 +291,12 @@ def predict(
     device: str = Device,
 ) -> None:
     """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
-    from ..inference.recognizer import Recognizer
-
     dev = resolve_device(device)
     if kaggle is not None:
         from ..data import read_kaggle_csv, write_submission
 
         images, _ = read_kaggle_csv(kaggle)
-        recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
+        recognizer = load_recognizer(model, dev, min_confidence=min_confidence)
         preds = recognizer.predict_arrays(images)
         dest = out or Path("submission.csv")
         write_submission(dest, [p.digit for p in preds])
@@ -300,7 +311,7 @@ def predict(
         return f, (p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
 
     files = image_files(paths)
-    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
+    recognizer = load_recognizer(model, dev, min_confidence=min_confidence)
     # Files are decoded in a thread pool and predicted a batch at a time, printed in the order given.
     print_outcomes((shown(f, p) for f, p in recognizer.predict_stream(files)), as_json)
 
@@ -310,10 +321,7 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
          model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
          min_confidence: Optional[float] = MinConfidence, device: str = Device) -> None:
     """Read whole numbers: every digit in each image, left to right."""
-    from ..inference.recognizer import Recognizer
-
-    dev = resolve_device(device)
-    recognizer = Recognizer.load(model_in_use(model), min_confidence=min_confidence, device=dev)
+    recognizer = load_recognizer(model, resolve_device(device), min_confidence=min_confidence)
 
     def handle(f: Path):
         r = recognizer.read(f)
@@ -342,17 +350,17 @@ def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tu
     """Import the tutorial's Keras model (weights only; no TensorFlow needed), calibrated on the last 6,000
     training images (those Keras' validation_split=0.1 holds out)."""
     require_extra("keras", ("h5py",))
-    from ..models.keras import read_keras_h5
+    from ..models.keras import load_keras_tutorial
     from ..training.keras_import import import_keras as run_import
 
-    read_keras_h5(h5)  # a bad file is reported before any data loads
+    net, source = load_keras_tutorial(h5)  # a bad file is reported before any data loads
     ds = load_data(data_dir, no_verify)
-    model_json = run_import(h5, out, ds.train, command=" ".join(["digits", *sys.argv[1:]]))
+    model_json = run_import(net, source, out, ds.train, command=invocation())
     from ..models.modelfile import read_json
 
     acc = read_json(model_json)["metrics"]["val_accuracy"]
     typer.echo(f"imported {h5} -> {model_json} (accuracy on the last 6,000 training images: {acc * 100:.2f}%)")
-    typer.echo(f"use it: digits evaluate --model {out}   digits predict --model {out} IMAGE")
+    echo_use_it(out)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import torch
 from ..constants import IMAGE_SIZE
 from ..errors import DigitsError
 from .device import check_precision, resolve_device
-from .engine import probabilities
+from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
 from .preprocess import ImageInput, preprocess
 
@@ -20,7 +20,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 TOP_K = 3
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
 WHOLE_MARGIN = 0.8  # a split group is read whole when its confidence exceeds this times its least sure part's
-STREAM_BATCH = 256  # images per forward pass when predicting many files (EVAL_BATCH: fastest on 2 cores)
 MAX_PREPROCESS_WORKERS = 8
 
 
@@ -132,7 +131,7 @@ class Recognizer:
         corrupt file), so that one bad image costs only its own answer. [] for no images."""
         return [result for _, result in self.predict_stream(images)]
 
-    def predict_stream(self, images: Iterable[ImageInput], *, batch: int = STREAM_BATCH,
+    def predict_stream(self, images: Iterable[ImageInput], *, batch: int = EVAL_BATCH,
                        workers: int | None = None) -> Iterator[tuple[ImageInput, Prediction | DigitsError]]:
         """(image, its Prediction or DigitsError) for each image, in order, as they are ready: images are decoded
         and preprocessed in a thread pool (Pillow and SciPy release the GIL) and predicted `batch` at a time, so
@@ -142,7 +141,7 @@ class Recognizer:
 
         def prepared(src: ImageInput) -> np.ndarray | DigitsError:
             try:
-                return preprocess(src, str(src) if isinstance(src, (str, Path)) else "image")
+                return preprocess(src)  # a path names itself in its errors
             except DigitsError as e:
                 return e
 

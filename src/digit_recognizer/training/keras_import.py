@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from typing import Any
+
 from ..data.dataset import Split
-from ..models.keras import ARCHITECTURE, load_keras_tutorial
+from ..models.keras import ARCHITECTURE
+from ..models.net import Net
 from .finish import seal
 from .loop import stderr_log
 from .rundir import RunDir
@@ -24,10 +27,10 @@ def keras_split(train: Split) -> tuple[Split, Split]:
     return Split(train.images[:cut], train.labels[:cut]), Split(train.images[cut:], train.labels[cut:])
 
 
-def import_keras(h5: str | Path, out: str | Path, train: Split, *, command: str | None = None,
+def import_keras(net: Net, source: dict[str, Any], out: str | Path, train: Split, *, command: str | None = None,
                  log: Callable[[str], None] = stderr_log) -> Path:
-    """Write out/model.{safetensors,json} from a Keras cnn_model.h5; returns the JSON path."""
-    net, source = load_keras_tutorial(h5)
+    """Write out/model.{safetensors,json} from the net `models.keras.load_keras_tutorial` read from a Keras
+    cnn_model.h5, and that file's provenance; returns the JSON path."""
     tr, va = keras_split(train)
     run = RunDir(out)
     run.create()
