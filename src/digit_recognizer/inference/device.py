@@ -63,7 +63,7 @@ def resolve_device(spec: str | None = "auto") -> "torch.device":
     if not device_available(kind):
         raise DigitsError(f"device '{kind}' is not available here (MPS needs an Apple-silicon Mac); "
                           "use --device cpu")
-    return torch.device("cpu" if kind == "cpu" else kind)
+    return torch.device(kind)
 
 
 def describe_device(device: "torch.device") -> str:

@@ -89,9 +89,10 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     state = set_up(cfg, dev)
     if resume and run.checkpoint.exists():
         saved = load_checkpoint(run.checkpoint, state.modules, state.opt)
-        if saved.get("world_size", 1) != world.size:
-            raise DigitsError(f"{run.path} was trained by {saved.get('world_size', 1)} process(es); resume it with "
-                              f"as many (this is {world.size})")
+        trained_by = saved.get("world_size", 1)  # checkpoints from before torchrun support: one process
+        if trained_by != world.size:
+            raise DigitsError(f"{run.path} was trained by {trained_by} process(es); resume it with as many "
+                              f"(this is {world.size})")
         state.history, state.seconds = saved["history"], saved["seconds"]
         log(f"resuming {run.path} after epoch {len(state.history)}")
     step_net = ddp_wrapped(state.model, dev) if world.distributed else state.model
@@ -207,7 +208,7 @@ def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool,
     perm = torch.randperm(n, generator=gen, device=device)  # the same on every rank
     if world.rank > 0:  # every other rank augments its share of the batch with draws of its own
         gen = torch.Generator(device=device).manual_seed(cfg.seed * SEED_STRIDE + epoch + world.rank * RANK_STRIDE)
-    net = net or state.model
+    net = state.model if net is None else net  # the DistributedDataParallel wrapper under torchrun
     x_all = tr.images.unsqueeze(1)  # (N, 1, 28, 28) uint8
     state.model.train()
     # Running sums stay tensors: a .item() per step would cost ~1% of a batch-32 step (measured).

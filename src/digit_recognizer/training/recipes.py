@@ -66,10 +66,16 @@ DEFAULT_RECIPE = "fast"
 
 # Where the best choice differs by device. On a GPU a step of 512 images costs about what a step of 64 does,
 # so `fast` takes the wide net at batch 512 for 3 epochs (lr 0.6): 0.89 s of training and 99.32-99.36% test
-# on an H200, against 6.5 s and 99.28-99.36% for the CPU's settings there (docs/experiments.md, "fast on a GPU").
+# on an H200, against 6.5 s and 99.28-99.36% for the CPU's settings there, as reported with the request for GPU
+# support (PyTorch 2.11); `benchmarks/gpu.py` measures it again on any GPU.
 DEVICE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("fast", "cuda"): {"model": "wide", "batch_size": 512, "epochs": 3, "lr": 0.6},
 }
+
+
+def given(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides a caller actually set (None: not given)."""
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def make_config(recipe: str = DEFAULT_RECIPE, device_type: str = "cpu", **overrides: Any) -> TrainConfig:
@@ -77,8 +83,7 @@ def make_config(recipe: str = DEFAULT_RECIPE, device_type: str = "cpu", **overri
     values are errors."""
     if recipe not in RECIPES:
         raise DigitsError(f"unknown recipe '{recipe}' (choose from {', '.join(RECIPES)})")
-    merged = {**to_dict(RECIPES[recipe]), **DEVICE_RECIPES.get((recipe, device_type), {}),
-              **{k: v for k, v in overrides.items() if v is not None}}
+    merged = {**to_dict(RECIPES[recipe]), **DEVICE_RECIPES.get((recipe, device_type), {}), **given(overrides)}
     return check_config(from_dict(TrainConfig, merged, f"recipe {recipe}"))
 
 
@@ -103,8 +108,7 @@ def resume_config(run: RunDir, **overrides: Any) -> TrainConfig:
     """The config `run` was started with; `overrides` (None values ignored) must agree with it, or a one-line
     error names each setting that differs."""
     saved = check_config(from_dict(TrainConfig, run.read_config(), str(run.config)))
-    wanted = check_config(from_dict(TrainConfig, {**to_dict(saved),
-                                                  **{k: v for k, v in overrides.items() if v is not None}},
+    wanted = check_config(from_dict(TrainConfig, {**to_dict(saved), **given(overrides)},
                                     f"{run.path}: --resume"))
     if wanted != saved:
         ds, dw = to_dict(saved), to_dict(wanted)
