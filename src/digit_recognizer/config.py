@@ -28,17 +28,26 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise DigitsError(f"{where}: {e}") from None
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short (an int of thousands of digits has none)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise DigitsError(f"{where}: expected a list, got {value!r}")
+            raise DigitsError(f"{where}: expected a list, got {shown(value)}")
         (item,) = set(typing.get_args(hint)) - {Ellipsis}
         return tuple(coerce(v, item, where) for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not (type(value) is hint):
-        raise DigitsError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise DigitsError(f"{where}: expected {hint.__name__}, got {shown(value)}")
     return value
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -369,15 +370,21 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes)."),
           device: str = Device,
           workers: int = typer.Option(1, help="Worker processes sharing the port, each with its own copy of the "
-                                               "model (uvicorn's workers).")) -> None:
+                                               "model (uvicorn's workers)."),
+          allow_origin: List[str] = typer.Option([], metavar="ORIGIN", help="A web page origin (https://example.org) whose scripts "
+                                                         "may call the API; repeat for more. Others are refused.")
+          ) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart"))
-    from .serve import serve as run_server
+    from .serve import ServeSettings, serve as run_server
 
     resolve_device(device)
     if workers < 1:
         raise DigitsError("--workers must be at least 1")
-    run_server(host, port, model_in_use(model), max_bytes, device, workers)
+    for origin in allow_origin:
+        if origin != "null" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise DigitsError(f"--allow-origin {origin!r}: expected scheme://host[:port], like https://example.org")
+    run_server(host, port, ServeSettings(model_in_use(model), max_bytes, device, tuple(allow_origin)), workers)
 
 
 # glibc mallopt parameters (malloc.h) and the values the CLI sets: 64 MiB / 256 MiB.

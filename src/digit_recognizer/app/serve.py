@@ -4,74 +4,70 @@ Inference runs in worker threads, off the event loop, so slow requests never blo
 """
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
+import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from ..constants import IMAGE_SIZE
 from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
-from ..inference.recognizer import Recognizer, read_number
+from ..inference.recognizer import Recognizer, preprocess_workers, read_number
+from .intake import RequestError, check_pixel_budget, cross_origin, parse_pixels, read_body, uploads
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
-MAX_FILES = 64  # per multipart request
 STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400, NoInk: 422, NotADigit: 422}
+# uvicorn: connections beyond this are answered 503 at once; an idle kept-alive connection is closed after
+# KEEP_ALIVE_S (a slow client cannot hold one open forever).
+MAX_CONNECTIONS = 256
+KEEP_ALIVE_S = 5
 
 
-class RequestError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refusing (413) as soon as it passes max_bytes, whatever Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise RequestError(413, f"request body of {int(declared):,} bytes exceeds the {max_bytes:,}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestError(413, f"request body exceeds the {max_bytes:,}-byte limit")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # starlette serves form() from this cached body
-    return body
-
-
-def pixels_image(payload: Any) -> np.ndarray:
-    if not isinstance(payload, dict) or "pixels" not in payload:
-        raise RequestError(422, 'JSON body must be {"pixels": <28x28 array of 0-255>}')
-    try:
-        a = np.asarray(payload["pixels"], dtype=np.float64)
-    except (ValueError, TypeError):
-        raise RequestError(422, "pixels must be a 28x28 array of numbers") from None
-    if a.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise RequestError(422, f"pixels must have shape ({IMAGE_SIZE}, {IMAGE_SIZE}), got {a.shape}")
-    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
-        raise RequestError(422, "pixels must be numbers between 0 and 255")
-    return np.rint(a).astype(np.uint8)
-
-
-def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAPI:
+def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               allow_origins: tuple[str, ...] = ()) -> FastAPI:
+    """The app. Image work runs in at most one thread per core (decoded images are large: this bounds the
+    memory that concurrent requests can take); browsers may call it from its own page and from allow_origins."""
     from .. import __version__
+    from .intake import origin_of
 
     app = FastAPI(title="digits", version=__version__,
                   description="Handwritten-digit recognition. POST an image, get the digit and probabilities.")
+    limiter = anyio.CapacityLimiter(preprocess_workers())
+    allowed = frozenset(origin_of(o) if o != "null" else o for o in allow_origins)
+
+    async def in_worker(fn: Callable, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError):
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(_: Request, exc: RequestValidationError):
+        what = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors())
+        return JSONResponse({"error": f"invalid request ({what})"}, status_code=422)
+
+    @app.middleware("http")
+    async def same_origin_only(request: Request, call_next):
+        origin = cross_origin(request, allowed)
+        if origin is not None:
+            return JSONResponse({"error": f"cross-origin request from {origin} refused (start the server with "
+                                          f"--allow-origin {origin} to allow that page)"}, status_code=403)
+        return await call_next(request)
+
+    if allowed:  # answers the browsers' preflight requests and labels responses for the allowed pages
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(allowed), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
+
     def answer(exc: DigitsError) -> RequestError:
         return RequestError(next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422), str(exc))
 
     def run_predict(items: list[tuple[str | None, Any]], with_image: bool) -> list[dict[str, Any]]:
+        check_pixel_budget(items)
         results = []
         for name, src in items:
             try:
@@ -87,6 +83,7 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         return results
 
     def run_read(items: list[tuple[str | None, Any]]) -> list[dict[str, Any]]:
+        check_pixel_budget(items)
         try:
             return [read_number(recognizer, src, name or "image").to_dict(**({"file": name} if name else {}))
                     for name, src in items]
@@ -98,20 +95,9 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         body = await read_body(request, max_bytes)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            try:
-                form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
-            except Exception as e:  # starlette raises its own parse errors for malformed multipart
-                raise RequestError(400, f"malformed multipart body ({e})") from None
-            files = [f for f in form.getlist("file") if hasattr(f, "read")]
-            if not files:
-                raise RequestError(422, "no file in the multipart field 'file'")
-            return [(f.filename or "upload", await f.read()) for f in files]
+            return await uploads(request)
         if ctype.startswith("application/json"):
-            try:
-                payload = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise RequestError(400, f"malformed JSON ({e})") from None
-            return [(None, pixels_image(payload))]
+            return [(None, await in_worker(parse_pixels, body))]
         if not body:
             raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
         raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
@@ -119,13 +105,13 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array")
     async def predict(request: Request, image: bool = False):
         """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}`. `?image=true` adds the 28x28 input seen."""
-        results = await run_in_threadpool(run_predict, await request_items(request), image)
+        results = await in_worker(run_predict, await request_items(request), image)
         return results[0] if len(results) == 1 else results
 
     @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right")
     async def read(request: Request):
         """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
-        results = await run_in_threadpool(run_read, await request_items(request))
+        results = await in_worker(run_read, await request_items(request))
         return results[0] if len(results) == 1 else results
 
     @app.get("/api/health")
@@ -137,10 +123,11 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
 
     @app.get("/api/model")
     async def model_info():
+        """The model served: its name and SHA-256 (not where it lies on the server's disk), and its numbers."""
         meta = recognizer.meta
-        return {"architecture": meta.get("architecture"), "parameters": meta.get("parameters"),
-                "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets),
-                "version": __version__, "path": str(recognizer.loaded.path)}
+        return {"name": recognizer.loaded.name, "sha256": recognizer.loaded.sha256,
+                "architecture": meta.get("architecture"), "parameters": meta.get("parameters"),
+                "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets), "version": __version__}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
@@ -149,30 +136,46 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     return app
 
 
-# How `digits serve` hands its settings to uvicorn's worker processes, which build the app themselves.
-SERVE_ENV = {"model": "DIGITS_SERVE_MODEL", "max_bytes": "DIGITS_SERVE_MAX_BYTES", "device": "DIGITS_SERVE_DEVICE"}
+@dataclass(frozen=True)
+class ServeSettings:
+    """What `digits serve` was asked for. uvicorn's worker processes build the app themselves, so the settings
+    travel to them in one environment variable."""
+    model: str | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    device: str = "auto"
+    allow_origins: tuple[str, ...] = ()
+
+    def app(self) -> FastAPI:
+        return create_app(Recognizer.load(self.model, device=self.device), max_bytes=self.max_bytes,
+                          allow_origins=self.allow_origins)
+
+
+SERVE_ENV = "DIGITS_SERVE_SETTINGS"  # JSON of ServeSettings, for the worker processes
 
 
 def app_from_environment() -> FastAPI:
     """The app as one worker process builds it, from the settings `serve` put in the environment."""
+    import json
     import os
 
-    model = os.environ.get(SERVE_ENV["model"]) or None
-    return create_app(Recognizer.load(model, device=os.environ.get(SERVE_ENV["device"], "auto")),
-                      max_bytes=int(os.environ.get(SERVE_ENV["max_bytes"], DEFAULT_MAX_BYTES)))
+    from ..config import from_dict
+
+    return from_dict(ServeSettings, json.loads(os.environ[SERVE_ENV]), SERVE_ENV).app()
 
 
-def serve(host: str, port: int, model: str | None, max_bytes: int, device: str = "auto", workers: int = 1) -> None:
-    """One process, or `workers` uvicorn worker processes sharing the port, each loading the model."""
+def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> None:
+    """One process, or `workers` uvicorn worker processes sharing the port, each loading the model. Idle
+    connections are closed after KEEP_ALIVE_S, and connections beyond MAX_CONNECTIONS are answered 503."""
+    import json
     import os
+    from dataclasses import asdict
 
     import uvicorn
 
+    limits = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_S,
+              "limit_concurrency": MAX_CONNECTIONS}
     if workers <= 1:
-        uvicorn.run(create_app(Recognizer.load(model, device=device), max_bytes=max_bytes), host=host, port=port,
-                    log_level="info")
+        uvicorn.run(settings.app(), **limits)
         return
-    os.environ.update({SERVE_ENV["model"]: model or "", SERVE_ENV["max_bytes"]: str(max_bytes),
-                       SERVE_ENV["device"]: device})
-    uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, host=host,
-                port=port, log_level="info")
+    os.environ[SERVE_ENV] = json.dumps(asdict(settings))
+    uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, **limits)

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import os
+import stat
 import struct
 import zipfile
 from pathlib import Path
@@ -24,23 +25,71 @@ IDX_DTYPES = {
 }
 GZIP_MAGIC = b"\x1f\x8b"
 KAGGLE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+# Data files (IDX, npz, CSV), compressed or not: MNIST's largest is 47 MB unpacked; EMNIST-sized sets fit too.
+MAX_DATA_FILE_BYTES = 2 << 30
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip-compressed (detected by content, not name)."""
-    path = Path(path)
+def read_regular_file(path: str | Path, limit: int, name: str | None = None) -> bytes:
+    """A regular file's bytes, at most `limit` of them. A pipe, a device (/dev/zero) or a socket is refused
+    before it is opened: its size reads as 0, so only its type tells that reading it may never end."""
+    from ..errors import TooLarge
+
+    name = name or str(path)
     try:
-        raw = path.read_bytes()
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise DigitsError(f"{name}: is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise DigitsError(f"{name}: not a regular file (a pipe, device or socket)")
+        if st.st_size > limit:
+            raise TooLarge(f"{name}: file of {st.st_size:,} bytes exceeds the {limit:,}-byte limit")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since the stat
     except FileNotFoundError:
-        raise DigitsError(f"{path}: file not found") from None
+        raise DigitsError(f"{name}: file not found") from None
     except OSError as e:
-        raise DigitsError(f"{path}: cannot read ({e.strerror})") from None
+        raise DigitsError(f"{name}: cannot read ({e.strerror})") from None
+    if len(data) > limit:
+        raise TooLarge(f"{name}: file exceeds the {limit:,}-byte limit")
+    return data
+
+
+def read_bytes(path: str | Path, limit: int = MAX_DATA_FILE_BYTES) -> bytes:
+    """The file's bytes, gunzipped when it is gzip-compressed (detected by content, not name); at most `limit`
+    bytes either way, so a gzip bomb is refused before it fills the memory."""
+    path = Path(path)
+    raw = read_regular_file(path, limit)
     if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise DigitsError(f"{path}: corrupt or truncated gzip data ({e})") from None
+        return gunzip_capped(raw, limit, str(path))
     return raw
+
+
+def gunzip_capped(raw: bytes, limit: int, name: str) -> bytes:
+    """gzip data decompressed, refusing (TooLarge) output beyond `limit` bytes without producing it."""
+    import zlib
+
+    from ..errors import TooLarge
+
+    out, d, rest = [], zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), raw
+    size = 0
+    try:
+        while rest:
+            chunk = d.decompress(rest, limit + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit:
+                raise TooLarge(f"{name}: decompresses to more than {limit:,} bytes")
+            rest = d.unconsumed_tail
+            if d.eof:
+                if d.unused_data.strip(b"\0"):  # a second gzip member: rare, read it the same way
+                    rest, d = d.unused_data, zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    continue
+                break
+        if not d.eof:
+            raise DigitsError(f"{name}: corrupt or truncated gzip data (ends early)")
+    except zlib.error as e:
+        raise DigitsError(f"{name}: corrupt or truncated gzip data ({e})") from None
+    return b"".join(out)
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:

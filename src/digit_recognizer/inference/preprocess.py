@@ -14,9 +14,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..constants import DIGIT_BOX, IMAGE_SIZE
+from ..data.formats import read_regular_file
 from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
+MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
 NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
@@ -39,6 +41,13 @@ MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
+EXIF_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose, which would turn
+# the full-size image before it is shrunk).
+ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                         4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                         6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 
 
@@ -50,14 +59,7 @@ def open_image(src: ImageInput, name: str = "image") -> Image.Image:
         return array_image(src, name)
     else:
         if isinstance(src, (str, Path)):
-            try:
-                data = Path(src).read_bytes()
-            except FileNotFoundError:
-                raise DigitsError(f"{name}: file not found") from None
-            except IsADirectoryError:
-                raise DigitsError(f"{name}: is a folder, not an image") from None
-            except OSError as e:
-                raise DigitsError(f"{name}: cannot read ({e.strerror})") from None
+            data = read_regular_file(src, MAX_FILE_BYTES, name)
         else:
             data = bytes(src)
         if not data:
@@ -83,6 +85,16 @@ def open_image(src: ImageInput, name: str = "image") -> Image.Image:
     return img
 
 
+def image_pixels(data: bytes) -> int:
+    """Pixels the image in `data` will decode to, from its header alone (0 if it is not an image Pillow knows):
+    lets a server bound a request's work before decoding anything."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0] * img.size[1]
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, EOFError):
+        return 0
+
+
 def array_image(a: np.ndarray, name: str) -> Image.Image:
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
@@ -102,9 +114,14 @@ def array_image(a: np.ndarray, name: str) -> Image.Image:
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
-    """float32 (H, W) in 0..255, turned the way a viewer shows it (EXIF orientation)."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    """float32 (H, W) in 0..255, at most MAX_WORKING_SIDE px on a side, turned the way a viewer shows it (EXIF
+    orientation). Every mode is shrunk before anything else is computed, so a small file that decodes to a
+    large 16-bit, float or transparent image costs no more memory than its decoded pixels."""
+    orientation = img.getexif().get(EXIF_ORIENTATION_TAG)
+    img = working_copy(img)
+    if orientation in ORIENTATION_TRANSPOSE:
+        img = img.transpose(ORIENTATION_TRANSPOSE[orientation])
+    if img.mode in ("RGBA", "LA", "PA"):
         img = flatten_alpha(img.convert("RGBA"))
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         a = np.asarray(img, dtype=np.float64)
@@ -112,12 +129,21 @@ def to_gray(img: Image.Image) -> np.ndarray:
         return ((a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)).astype(np.float32)
     if img.mode not in ("L", "1"):
         img = img.convert("RGB")
-    if max(img.size) > MAX_WORKING_SIDE:
-        img = img.copy()
-        img.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BOX)
     if img.mode == "RGB":
         return colour_to_gray(np.asarray(img, dtype=np.float32))
     return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def working_copy(img: Image.Image) -> Image.Image:
+    """img box-averaged to at most MAX_WORKING_SIDE px on its longer side, in its own mode (palette and
+    bilevel images are first expanded, since shrinking those would drop pixels instead of averaging)."""
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if max(img.size) <= MAX_WORKING_SIDE:
+        return img
+    return ImageOps.contain(img, (MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BOX)
 
 
 def colour_to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -111,8 +111,11 @@ class Recognizer:
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
         int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
-        return probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
-                             precision=self.precision, int8_nets=int8_nets)
+        probs = probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
+                              precision=self.precision, int8_nets=int8_nets)
+        if not torch.isfinite(probs).all():  # weights that overflow: no answer is better than a wrong one
+            raise DigitsError(f"{self.loaded.name}: the model gave non-finite probabilities (broken weights)")
+        return probs
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)

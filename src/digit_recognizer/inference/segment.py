@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..errors import NoInk
+from ..errors import NoInk, NotADigit
 from .preprocess import ImageInput, fit_and_centre, ink_bright, open_image, remove_background, to_gray
 
 INK_THRESHOLD = 0.35  # of full ink level: what counts as a stroke pixel
@@ -20,6 +20,7 @@ DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess
 FRAGMENT = 0.45  # a group narrower and shorter than this times the typical height is a piece of a neighbour
 FLAT = 0.4  # so is a piece flatter than this times the typical height and wider than tall: a detached bar
 MERGE_GAP = 0.08  # ... and is merged into the closest group within this many typical heights
+MAX_COMPONENTS = 500  # separate marks in one image: a long number on a dusty page has far fewer
 
 
 @dataclass(frozen=True)
@@ -39,45 +40,94 @@ def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
     return remove_background(ink_bright(gray), name), max(img.size) / max(gray.shape)
 
 
-def components(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:
+@dataclass
+class Group:
+    """Connected components read as one digit: their label ids and the bounding box of their ink."""
+    ids: list[int]
+    x0: int
+    x1: int  # end-exclusive
+    y0: int
+    y1: int
+    area: int  # ink pixels
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def absorb(self, other: "Group") -> None:
+        self.ids += other.ids
+        self.x0, self.x1 = min(self.x0, other.x0), max(self.x1, other.x1)
+        self.y0, self.y1 = min(self.y0, other.y0), max(self.y1, other.y1)
+        self.area += other.area
+
+    def mask(self, labels: np.ndarray) -> np.ndarray:
+        """The group's ink inside its box, (height, width) bool."""
+        return np.isin(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
+
+
+def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
+    """Label image and one Group per 8-connected component. Everything after works on boxes, so the cost
+    grows with the number of components, not with it times the image size; too many is refused."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    out = []
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        out.append((sl[0], sl[1], labels[sl] == i))
-    return out
+    if n > MAX_COMPONENTS:
+        raise NotADigit(f"{name}: {n:,} separate marks (more than {MAX_COMPONENTS}): not a number to read")
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    return labels, [Group([i], sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, int(areas[i]))
+                    for i, sl in enumerate(ndimage.find_objects(labels), start=1)]
 
 
-def drop_specks(masks: list[np.ndarray]) -> list[np.ndarray]:
+def drop_specks(groups: list[Group]) -> list[Group]:
     """Drop groups that are both much shorter and much lighter than the real digits: dirt, dots."""
-    if not masks:
-        return masks
-    heights = [np.ptp(np.nonzero(m.any(1))[0]) + 1 for m in masks]
-    areas = [int(m.sum()) for m in masks]
-    return [m for m, h, a in zip(masks, heights, areas)
-            if not (h < SPECK_HEIGHT * max(heights) and a < SPECK_AREA_RATIO * max(areas))]
+    if not groups:
+        return groups
+    tallest, largest = max(g.height for g in groups), max(g.area for g in groups)
+    return [g for g in groups if not (g.height < SPECK_HEIGHT * tallest and g.area < SPECK_AREA_RATIO * largest)]
 
 
-def merge_overlapping(comps, shape) -> list[np.ndarray]:
-    """Group components whose column ranges overlap (a 5's detached bar, a 4 in two strokes) into masks."""
-    comps = sorted(comps, key=lambda c: c[1].start)
-    groups: list[list] = []
-    for c in comps:
-        x0, x1 = c[1].start, c[1].stop
+def merge_overlapping(comps: list[Group]) -> list[Group]:
+    """Group components whose column ranges overlap (a 5's detached bar, a 4 in two strokes)."""
+    groups: list[Group] = []
+    for c in sorted(comps, key=lambda c: c.x0):
         if groups:
             g = groups[-1]
-            gx0, gx1 = min(k[1].start for k in g), max(k[1].stop for k in g)
-            overlap = min(x1, gx1) - max(x0, gx0)
-            if overlap > MERGE_OVERLAP * min(x1 - x0, gx1 - gx0):
-                g.append(c)
+            overlap = min(c.x1, g.x1) - max(c.x0, g.x0)
+            if overlap > MERGE_OVERLAP * min(c.width, g.width):
+                g.absorb(c)
                 continue
-        groups.append([c])
-    masks = []
-    for g in groups:
-        m = np.zeros(shape, bool)
-        for rs, cs, cm in g:
-            m[rs, cs] |= cm
-        masks.append(m)
-    return masks
+        groups.append(c)
+    return groups
+
+
+def typical_height(groups: list[Group]) -> float:
+    """Median height of the groups at least half as tall as the tallest: fragments must not drag it down."""
+    heights = [g.height for g in groups]
+    return float(np.median([h for h in heights if 2 * h >= max(heights)]))
+
+
+def merge_fragments(groups: list[Group]) -> list[Group]:
+    """Small pieces (a stroke broken by faint ink) join the horizontally nearest group if it is close. After a
+    merge only the merged group's neighbours can change their minds, so the scan resumes just before it."""
+    groups = sorted(groups, key=lambda g: g.x0)
+    h = typical_height(groups)
+    i = 0
+    while i < len(groups) and len(groups) > 1:
+        g = groups[i]
+        small = g.width < FRAGMENT * h and g.height < FRAGMENT * h * 1.5
+        bar = g.height < FLAT * h and g.width > g.height  # a 5's top stroke written apart from its body
+        if small or bar:
+            gap, j = min((max(groups[j].x0 - g.x1, g.x0 - groups[j].x1, 0), j)
+                         for j in (i - 1, i + 1) if 0 <= j < len(groups))
+            if gap <= MERGE_GAP * h:
+                groups[j].absorb(g)
+                del groups[i]
+                i = max(0, min(i, j) - 1)
+                continue
+        i += 1
+    return groups
 
 
 def extent(m: np.ndarray) -> tuple[int, int, int, int]:
@@ -86,49 +136,15 @@ def extent(m: np.ndarray) -> tuple[int, int, int, int]:
     return cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
 
 
-def typical_height(masks: list[np.ndarray]) -> float:
-    """Median height of the groups at least half as tall as the tallest: fragments must not drag it down."""
-    heights = [extent(m)[3] - extent(m)[2] for m in masks]
-    return float(np.median([h for h in heights if 2 * h >= max(heights)]))
-
-
-def merge_fragments(masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Small pieces (a stroke broken by faint ink) join the horizontally nearest group if it is close."""
-    masks = sorted(masks, key=lambda m: extent(m)[0])
-    h = typical_height(masks)
-    changed = True
-    while changed and len(masks) > 1:
-        changed = False
-        for i, m in enumerate(masks):
-            x0, x1, y0, y1 = extent(m)
-            small = x1 - x0 < FRAGMENT * h and y1 - y0 < FRAGMENT * h * 1.5
-            bar = y1 - y0 < FLAT * h and x1 - x0 > y1 - y0  # a 5's top stroke written apart from its body
-            if not (small or bar):
-                continue
-            gaps = []
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(masks):
-                    nx0, nx1, _, _ = extent(masks[j])
-                    gaps.append((max(nx0 - x1, x0 - nx1, 0), j))
-            gap, j = min(gaps)
-            if gap <= MERGE_GAP * h:
-                masks[j] = masks[j] | m
-                del masks[i]
-                changed = True
-                break
-    return masks
-
-
 def split_touching(mask: np.ndarray, height: float) -> list[np.ndarray]:
-    """Split a group wider than a digit at the columns with the least ink, into as many digits as its width
-    suggests given the typical digit height in the image."""
-    x0, x1, y0, y1 = extent(mask)
-    w = x1 - x0
-    h = max(height, y1 - y0) if y1 - y0 < 1.5 * height else height
+    """Split a group's mask (cut to its box) that is wider than a digit at the columns with the least ink, into
+    as many digits as its width suggests given the typical digit height in the image. Parts keep the box."""
+    hh, w = mask.shape
+    h = max(height, hh) if hh < 1.5 * height else height
     if w <= MAX_ASPECT * h:
         return [mask]
     k = max(2, int(round(w / (DIGIT_ASPECT * h))))
-    profile = mask[:, x0:x1].sum(0).astype(float)
+    profile = mask.sum(0).astype(float)
     cuts, last = [], 0
     for i in range(1, k):
         centre = int(i * w / k)
@@ -139,7 +155,7 @@ def split_touching(mask: np.ndarray, height: float) -> list[np.ndarray]:
     parts, start = [], 0
     for cut in cuts + [w]:
         m = np.zeros_like(mask)
-        m[:, x0 + start:x0 + cut] = mask[:, x0 + start:x0 + cut]
+        m[:, start:cut] = mask[:, start:cut]
         if m.any():
             parts.append(m)
         start = cut
@@ -149,25 +165,28 @@ def split_touching(mask: np.ndarray, height: float) -> list[np.ndarray]:
 def segment(src: ImageInput, name: str = "image") -> list[Segment]:
     """The digits in the image, left to right, each as an MNIST-style crop with its box."""
     ink, scale = ink_image(src, name)
-    mask = ink > INK_THRESHOLD * 255
-    comps = components(mask)
+    labels, comps = components(ink > INK_THRESHOLD * 255, name)
     if not comps:
         raise NoInk(f"{name}: no ink found")
-    groups = merge_fragments(drop_specks(merge_overlapping(comps, mask.shape)))
+    groups = merge_fragments(drop_specks(merge_overlapping(comps)))
     height = typical_height(groups)
     out = []
     for group in groups:
-        parts = split_touching(group, height)
-        whole = crop_segment(group, ink, scale) if len(parts) > 1 else None
-        out += [crop_segment(p, ink, scale, whole) for p in parts]
+        mask, at = group.mask(labels), (group.x0, group.y0)
+        parts = split_touching(mask, height)
+        whole = crop_segment(mask, at, ink, scale) if len(parts) > 1 else None
+        out += [crop_segment(p, at, ink, scale, whole) for p in parts]
     out.sort(key=lambda s: s.box[0])
     return out
 
 
-def crop_segment(m: np.ndarray, ink: np.ndarray, scale: float, whole: Segment | None = None) -> Segment:
+def crop_segment(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float,
+                 whole: Segment | None = None) -> Segment:
+    """One digit's crop from mask m, which lies in the ink image with its top-left corner at `at` = (x, y)."""
     c0, c1, r0, r1 = extent(m)
     # Keep this digit's own ink (soft edges included), not its neighbours'.
     own = ndimage.binary_dilation(m, iterations=2)[r0:r1, c0:c1]
-    crop = np.where(own, ink[r0:r1, c0:c1], 0)
-    box = tuple(int(round(v * scale)) for v in (c0, r0, c1 - c0, r1 - r0))
+    x0, y0 = at[0] + c0, at[1] + r0
+    crop = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
+    box = tuple(int(round(v * scale)) for v in (x0, y0, c1 - c0, r1 - r0))
     return Segment(box, fit_and_centre(crop), whole)

@@ -6,6 +6,7 @@ A JSON with "members" describes an ensemble whose probabilities are averaged.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -18,16 +19,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from ..config import from_dict, to_dict
+from ..config import from_dict, shown, to_dict
 from ..constants import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
-from ..data.formats import atomic_write_bytes
+from ..data.formats import atomic_write_bytes, read_regular_file
 from ..errors import DigitsError
-from .net import ModelConfig, Net, count_parameters
+from .net import MAX_PARAMETERS, ModelConfig, Net, check_config, count_parameters
 
 FORMAT = "digits-model"
 FORMAT_VERSION = 1
 MODEL_STEM = "model"
 MAX_JSON_BYTES = 1 << 20
+MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + (1 << 20)  # float32 weights and the safetensors header
+MAX_MEMBERS = 64  # networks in one ensemble
 
 
 def versions() -> dict[str, str]:
@@ -73,19 +76,54 @@ def update_metrics(json_path: Path, metrics: dict) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A model description, read (a regular file, at most MAX_JSON_BYTES) and checked field by field."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise DigitsError(f"{path}: too large for a model description")
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DigitsError(f"{path}: model file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DigitsError(f"{path}: not valid JSON ({e})") from None
+        meta = json.loads(read_regular_file(path, MAX_JSON_BYTES))
+    except RecursionError:
+        raise DigitsError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        raise DigitsError(f"{path}: not valid JSON ({str(e)[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DigitsError(f"{path}: not a digits model description (missing \"format\": \"{FORMAT}\")")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise DigitsError(f"{path}: model format version {meta.get('format_version')} is not supported")
+        raise DigitsError(f"{path}: model format version {shown(meta.get('format_version'))} is not supported")
+    check_meta(meta, path)
     return meta
+
+
+def check_meta(meta: dict[str, Any], path: Path) -> None:
+    """The fields that steer loading and prediction have the right types and sensible values, and the files
+    they name lie in the description's own folder."""
+    def fail(key: str, why: str) -> None:
+        raise DigitsError(f"{path}: \"{key}\" {why}, got {shown(meta[key])}")
+
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if "tta" in meta and not isinstance(meta["tta"], bool):
+        fail("tta", "must be true or false")
+    if "temperature" in meta and not (number(meta["temperature"]) and meta["temperature"] > 0):
+        fail("temperature", "must be a positive number")
+    if "min_confidence" in meta and not (number(meta["min_confidence"]) and 0 <= meta["min_confidence"] <= 1):
+        fail("min_confidence", "must be a number from 0 to 1")
+    if "weights" in meta:
+        if not isinstance(meta["weights"], str):
+            fail("weights", "must be a file name")
+        beside(path, meta["weights"])
+    if "members" in meta:
+        members = meta["members"]
+        if not (isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS
+                and all(isinstance(m, str) for m in members)):
+            fail("members", f"must be a list of 1 to {MAX_MEMBERS} model file names")
+        for m in members:
+            beside(path, m)
+
+
+def beside(json_path: Path, name: str) -> Path:
+    """A file named by a model description: inside the description's folder (or below), nowhere else."""
+    folder = json_path.parent.resolve()
+    target = (folder / name).resolve()
+    if not target.is_relative_to(folder):
+        raise DigitsError(f"{json_path}: {shown(name)} lies outside the model's folder")
+    return target
 
 
 def default_model_path() -> Path:
@@ -113,6 +151,14 @@ class LoadedModel:
     meta: dict[str, Any]
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
+    sha256: str = ""  # of the description and weights files as loaded: names the model without its path
+
+    @property
+    def name(self) -> str:
+        """'shipped', the run folder's name, or the description file's stem."""
+        if self.path == default_model_path():
+            return "shipped"
+        return self.path.parent.name if self.path.name == f"{MODEL_STEM}.json" else self.path.stem
 
     @property
     def has_int8(self) -> bool:
@@ -125,27 +171,59 @@ class LoadedModel:
         return [float(m.get("temperature", 1.0)) for m in self.member_meta] or [1.0] * len(self.nets)
 
 
-def load_net(json_path: Path, meta: dict[str, Any]) -> Net:
+def load_net(json_path: Path, meta: dict[str, Any], digest: Any = None) -> Net:
+    """The network a description names, its architecture checked against bounds and its weights' shapes
+    against the architecture before anything is allocated for them."""
     cfg = from_dict(ModelConfig, meta.get("architecture"), f"{json_path}: architecture")
-    net = Net(cfg)
-    weights_path = json_path.parent / str(meta.get("weights", json_path.with_suffix(".safetensors").name))
+    check_config(cfg, f"{json_path}: architecture")
+    weights_path = beside(json_path, str(meta.get("weights", json_path.with_suffix(".safetensors").name)))
+    data = read_regular_file(weights_path, MAX_WEIGHTS_BYTES)
+    if digest is not None:
+        digest.update(data)
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Net(cfg).state_dict().items()}
+    check_weights_header(weights_path, expected)
     try:
-        tensors = load_tensors(weights_path.read_bytes())
-        net.load_state_dict(tensors)
-    except FileNotFoundError:
-        raise DigitsError(f"{weights_path}: weights file not found") from None
-    except (SafetensorError, RuntimeError) as e:
-        raise DigitsError(f"{weights_path}: weights are corrupt or do not match the architecture ({e})") from None
+        tensors = load_tensors(data)
+    except SafetensorError as e:
+        raise DigitsError(f"{weights_path}: weights are corrupt ({e})") from None
+    if not all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point()):
+        raise DigitsError(f"{weights_path}: weights contain NaN or infinity")
+    net = Net(cfg)
+    net.load_state_dict(tensors)
     # NHWC: oneDNN's fast layout for these convolutions (tutorial CNN, 10k test images in fp32: 0.66 s vs 1.52 s).
     return net.eval().to(memory_format=torch.channels_last)
 
 
+def check_weights_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The safetensors header (read alone) names exactly the architecture's tensors, in its shapes."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DigitsError(f"{path}: weights are corrupt ({e})") from None
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        k = wrong[0]
+        raise DigitsError(f"{path}: weights do not match the architecture ({k}: file has "
+                          f"{found.get(k, 'nothing')}, architecture needs {expected.get(k, 'nothing')})")
+
+
 def load_model(path: str | Path | None = None) -> LoadedModel:
+    import hashlib
+
     json_path = resolve(path)
     meta = read_json(json_path)
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     if "members" in meta:
-        member_paths = [json_path.parent / m for m in meta["members"]]
+        member_paths = [beside(json_path, m) for m in meta["members"]]
         metas = [read_json(p) for p in member_paths]
-        nets = [load_net(p, m) for p, m in zip(member_paths, metas)]
-        return LoadedModel(nets, meta, json_path, metas)
-    return LoadedModel([load_net(json_path, meta)], meta, json_path, [meta])
+        nets = []
+        for p, m in zip(member_paths, metas):
+            digest.update(json.dumps(m, sort_keys=True).encode())
+            nets.append(load_net(p, m, digest))
+        return LoadedModel(nets, meta, json_path, metas, digest.hexdigest())
+    net = load_net(json_path, meta, digest)
+    return LoadedModel([net], meta, json_path, [meta], digest.hexdigest())

@@ -7,6 +7,7 @@ IMAGE_SIZE.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -88,6 +89,9 @@ class Net(nn.Module):
                 channels = out
             else:
                 raise DigitsError(f"model '{cfg.name}': bad layer spec '{spec}'")
+            if size < 1:
+                raise DigitsError(f"model '{cfg.name}': the layers shrink a {IMAGE_SIZE}x{IMAGE_SIZE} image to "
+                                  f"nothing at '{spec}'")
         self.features = nn.Sequential(*feats)
         head: list[nn.Module] = [nn.Flatten()]
         width = channels * size * size
@@ -118,6 +122,43 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 1, 28, 28) pixels in [0, 255], any dtype -> logits (B, 10)
         return self.head(self.features(self.normalize(x)))
+
+
+# Bounds a model description must keep before anything is allocated for it (a file may come from anyone):
+# far above any net that fits MNIST, far below what would exhaust a machine's memory.
+MAX_LAYERS = 32
+MAX_CHANNELS = 2048
+MAX_HIDDEN_LAYERS = 8
+MAX_HIDDEN = 16384
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights
+MAX_SPEC_CHARS = 8
+
+
+def check_config(cfg: ModelConfig, where: str = "architecture") -> None:
+    """Refuse a config outside the bounds above, or one whose layers shrink the image to nothing, in one line,
+    before a single weight is allocated. The parameter count is taken from a weightless (meta) copy."""
+    def fail(why: str) -> None:
+        raise DigitsError(f"{where}: {why}")
+
+    if not 1 <= len(cfg.layers) <= MAX_LAYERS:
+        fail(f"needs 1 to {MAX_LAYERS} layers, has {len(cfg.layers)}")
+    for spec in cfg.layers:
+        ok = spec == "p" or (len(spec) <= MAX_SPEC_CHARS and spec[:1] in ("c", "s") and spec[1:].isdigit()
+                             and 1 <= int(spec[1:]) <= MAX_CHANNELS)
+        if not ok:
+            fail(f"bad layer spec {spec[:MAX_SPEC_CHARS]!r} (cN or sN with 1 <= N <= {MAX_CHANNELS}, or p)")
+    if len(cfg.hidden) > MAX_HIDDEN_LAYERS or not all(1 <= h <= MAX_HIDDEN for h in cfg.hidden):
+        fail(f"hidden widths must be 1 to {MAX_HIDDEN}, at most {MAX_HIDDEN_LAYERS} of them")
+    if cfg.padding not in (0, 1):
+        fail(f"padding must be 0 or 1, got {cfg.padding}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        fail(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if not (math.isfinite(cfg.mean) and math.isfinite(cfg.std) and cfg.std > 0):
+        fail("mean must be finite and std finite and positive")
+    with torch.device("meta"):
+        n = count_parameters(Net(cfg))
+    if n > MAX_PARAMETERS:
+        fail(f"{n:,} parameters exceed the {MAX_PARAMETERS:,} allowed")
 
 
 def build_model(cfg: ModelConfig | str) -> Net:
