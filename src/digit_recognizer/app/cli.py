@@ -132,6 +132,7 @@ def train(
     device: str = Device,
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
+    keep_freed_memory()
     from ..training.recipes import DEFAULT_RECIPE, make_config, resume_config
     from ..training.rundir import RUNS_ROOT, RunDir, run_name
 
@@ -251,6 +252,11 @@ def image_files(paths: Optional[List[Path]]) -> list[Path]:
     return files
 
 
+def printable(line: str) -> str:
+    """A text line with control characters escaped: a file name with a newline in it stays on its line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
 def print_outcomes(outcomes, as_json: bool) -> None:
     """Print (file, (json dict, text line) or the DigitsError it raised) pairs as they come; a bad file gets an
     error line, not a stop."""
@@ -262,10 +268,10 @@ def print_outcomes(outcomes, as_json: bool) -> None:
             if as_json:
                 typer.echo(json.dumps({"file": str(f), "error": str(outcome)}))
             else:
-                echo_err(f"error: {outcome}")
+                echo_err(f"error: {printable(str(outcome))}")
             continue
         obj, line = outcome
-        typer.echo(json.dumps(obj) if as_json else line)
+        typer.echo(json.dumps(obj) if as_json else printable(line))
     if failed:
         raise typer.Exit(EXIT_ALL_FAILED if failed == total else EXIT_SOME_FAILED)
 
@@ -397,8 +403,9 @@ def keep_freed_memory() -> None:
 
     A training step allocates and frees the same few-MB activations every time; with glibc's defaults they
     come back as new pages. Measured here (whole process, 1,700 steps): page faults per step fell from
-    820-1,080 to 180 (fast net, batch 64) and from 186 to 36 (tutorial CNN, batch 32). The CLI owns its
-    process, so it sets this; the Python API leaves the allocator to its caller.
+    820-1,080 to 180 (fast net, batch 64) and from 186 to 36 (tutorial CNN, batch 32). `digits train` owns
+    its process, so it sets this (not the server, whose threads would each keep freed memory); the Python
+    API leaves the allocator to its caller.
     """
     import ctypes
     import platform
@@ -431,7 +438,6 @@ def show_warnings_plainly() -> None:
 
 
 def main() -> None:
-    keep_freed_memory()
     show_warnings_plainly()
     try:
         app()

@@ -5,6 +5,7 @@ Every reader validates what it reads and raises DigitsError naming the file and 
 from __future__ import annotations
 
 import csv
+import glob
 import gzip
 import io
 import os
@@ -194,16 +195,34 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete the staging files that killed atomic writers left in `folder`; they are never valid data."""
-    for stale in folder.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+def writer_gone(stale: Path) -> bool:
+    """Whether the process that staged `stale` (.NAME.<pid>.tmp) has ended, so the file can never be finished."""
+    pid = stale.name.rsplit(".", 2)[-2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False  # alive under another user, or not a pid this system could have: leave it alone
+    return False
+
+
+def remove_stale_temporaries(folder: Path, name: str = "*") -> None:
+    """Delete the staging files that killed atomic writers left in `folder` (those of `name` only, if given);
+    they are never valid data. Files of writers still running are theirs."""
+    for stale in folder.glob(f".{name}.*.tmp"):
+        if writer_gone(stale):
+            stale.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
+    """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file. What a
+    killed earlier writer of the same file left behind is removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, glob.escape(path.name))
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:

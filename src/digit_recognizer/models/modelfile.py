@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -118,9 +119,10 @@ def check_meta(meta: dict[str, Any], path: Path) -> None:
 
 
 def beside(json_path: Path, name: str) -> Path:
-    """A file named by a model description: inside the description's folder (or below), nowhere else."""
-    folder = json_path.parent.resolve()
-    target = (folder / name).resolve()
+    """A file named by a model description: inside the description's folder (or below), nowhere else. Names
+    are judged as written ('..' counts; a link placed in the folder is the owner's choice)."""
+    folder = json_path.parent.absolute()
+    target = Path(os.path.normpath(folder / name))
     if not target.is_relative_to(folder):
         raise DigitsError(f"{json_path}: {shown(name)} lies outside the model's folder")
     return target
