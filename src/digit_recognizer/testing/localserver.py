@@ -24,6 +24,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
     """Yield the server's URL once /api/health answers; stop the server on exit. args go to `digits serve`."""
+    with local_server_process(*args, timeout=timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def local_server_process(*args: str, timeout: float = START_TIMEOUT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As local_server, with the server's process (for its memory, say)."""
     port = free_port()
     # stderr to a file, not a pipe: a pipe nobody reads would block a long-running server once it fills.
     errors = tempfile.TemporaryFile()
@@ -44,7 +51,7 @@ def local_server(*args: str, timeout: float = START_TIMEOUT) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise DigitsError(f"digits serve did not answer within {timeout:.0f} s")
                 time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
