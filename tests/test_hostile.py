@@ -257,3 +257,43 @@ def test_killed_writers_leftovers_are_removed_on_the_next_write(tmp_path):
         f.write_bytes(b"half")
     atomic_write_bytes(tmp_path / "model.json", b"{}")
     assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_a_stalled_body_is_dropped(monkeypatch):
+    import anyio
+    from starlette.requests import Request
+
+    from digit_recognizer.app import intake
+
+    monkeypatch.setattr(intake, "BODY_TIMEOUT_S", 0.3)
+
+    async def stalls():
+        yield {"type": "http.request", "body": b"0123456789", "more_body": True}
+        await anyio.sleep(60)
+
+    messages = stalls()
+
+    async def receive():
+        return await messages.__anext__()
+
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": [(b"content-length", b"1000")]}
+    start = time.perf_counter()
+    with pytest.raises(intake.RequestError) as e:
+        anyio.run(intake.read_body, Request(scope, receive), 10_000)
+    assert e.value.status == 408 and time.perf_counter() - start < 5
+
+
+@pytest.mark.slow
+def test_a_client_that_never_finishes_its_headers_is_disconnected():
+    import socket
+
+    from digit_recognizer.app.slowclients import HEADER_TIMEOUT_S
+    from digit_recognizer.testing.localserver import local_server
+
+    with local_server() as url:
+        s = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # no blank line: the headers never end
+        s.settimeout(HEADER_TIMEOUT_S + 5)
+        start = time.perf_counter()
+        assert s.recv(100) == b""  # closed by the server, not answered
+        assert time.perf_counter() - start < HEADER_TIMEOUT_S + 2

@@ -165,15 +165,18 @@ def app_from_environment() -> FastAPI:
 
 def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> None:
     """One process, or `workers` uvicorn worker processes sharing the port, each loading the model. Idle
-    connections are closed after KEEP_ALIVE_S, and connections beyond MAX_CONNECTIONS are answered 503."""
+    connections are closed after KEEP_ALIVE_S, headers must arrive within slowclients.HEADER_TIMEOUT_S, and
+    connections beyond MAX_CONNECTIONS are answered 503."""
     import json
     import os
     from dataclasses import asdict
 
     import uvicorn
 
+    from .slowclients import protocol
+
     limits = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_S,
-              "limit_concurrency": MAX_CONNECTIONS}
+              "limit_concurrency": MAX_CONNECTIONS, "http": protocol()}
     if workers <= 1:
         uvicorn.run(settings.app(), **limits)
         return
