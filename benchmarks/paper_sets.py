@@ -98,6 +98,14 @@ def main() -> None:
         Path(out / f"{name}-result.json").write_text(json.dumps(res, indent=1))
         rows.append([f"{name} ({what})", res["n"], round(res["accuracy"] * 100, 2),
                      round(res["refused"] / res["n"] * 100, 2)])
+    if "numbers" in sets:  # a number given to single-digit prediction must be refused, not read as one digit
+        from digit_recognizer.errors import SeveralDigits
+
+        files = sorted(f for f in (out / "numbers").iterdir() if f.suffix != ".csv")
+        several = sum(isinstance(r, SeveralDigits) for r in rec.predict_many(files))
+        print(f"numbers given to predict: {several / len(files) * 100:.2f}% refused as several digits")
+        rows.append(["numbers given to predict (refused as several digits)", len(files),
+                     round(several / len(files) * 100, 2), round(several / len(files) * 100, 2)])
     if args.split == "test":  # the once-per-change measurement is what the docs show
         from results import save
 

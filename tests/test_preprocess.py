@@ -125,3 +125,22 @@ def test_huge_pixel_cap_is_checked_before_decoding(monkeypatch):
         preprocess(np.zeros((3, 3, 7)))
     with pytest.raises(DigitsError, match="NaN"):
         preprocess(np.full((28, 28), np.nan))
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_several_digits_are_refused_but_one_digit_in_pieces_is_not(mnist, tight):
+    from digit_recognizer.errors import SeveralDigits
+    from digit_recognizer.testing.synth import compose
+
+    rng = np.random.default_rng(7)
+    for k in range(10):
+        digits = [mnist.test.images[i].numpy() for i in rng.integers(0, 1000, size=int(rng.integers(2, 5)))]
+        with pytest.raises(SeveralDigits, match="digits read"):
+            preprocess(compose(digits, rng, single=False, tight=tight))
+    five = np.full((200, 200), 255, np.uint8)  # a 5 whose top bar was written apart from its body
+    five[40:50, 60:150] = 0
+    five[62:110, 60:72] = 0
+    five[100:112, 60:140] = 0
+    five[100:170, 130:142] = 0
+    five[160:172, 60:140] = 0
+    assert preprocess(five).max() == 255

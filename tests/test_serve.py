@@ -178,3 +178,15 @@ def test_two_workers_answer():
             urllib.request.urlopen(req)
         except urllib.error.HTTPError as e:  # a blank array: refused with a JSON error, by a worker
             assert e.code == 422 and "no ink" in json.loads(e.read())["error"]
+
+
+def test_a_number_given_to_predict_is_refused_and_read_reads_it(client, mnist):
+    from digit_recognizer.testing.synth import compose
+
+    rng = np.random.default_rng(3)
+    digits = [mnist.test.images[i].numpy() for i in range(4)]
+    number = compose(digits, rng, single=False)
+    r = client.post("/api/predict", files={"file": ("2024.png", number, "image/png")})
+    assert r.status_code == 422 and "digits side by side" in r.json()["error"] and "read" in r.json()["error"]
+    r = client.post("/api/read", files={"file": ("2024.png", number, "image/png")})
+    assert r.status_code == 200 and len(r.json()["digits"]) == 4

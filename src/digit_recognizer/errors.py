@@ -28,5 +28,9 @@ class NotADigit(DigitsError):
     """Ink that does not look like a handwritten digit: noise, texture, scattered marks."""
 
 
+class SeveralDigits(NotADigit):
+    """A number where one digit was expected: `read` reads numbers."""
+
+
 class DigitsWarning(UserWarning):
     """A choice the user forced that costs accuracy or speed on this machine; shown once per process."""

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..constants import DIGIT_BOX, IMAGE_SIZE
 from ..data.formats import read_regular_file
-from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
+from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, SeveralDigits, TooLarge
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
@@ -39,6 +39,9 @@ STROKE_WORKING_SIDE = 4 * DIGIT_BOX  # strokes are evened on a copy at most this
 INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
+# Two groups of marks at least this tall and this heavy, relative to the largest, are two digits ("10": the 1
+# has about a third of the 0's ink); a smaller one is a piece or a speck.
+SEVERAL_HEIGHT, SEVERAL_AREA = 0.6, 0.15
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
 EXIF_ORIENTATION_TAG = 0x0112
@@ -388,4 +391,19 @@ def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:
             raise NoInk(f"{name}: no ink found (blank image)")
         return gray.astype(np.uint8)
     x = remove_background(ink_bright(gray), name)
+    refuse_several(x, name)
     return fit_and_centre(crop_to_ink(x, name))
+
+
+def refuse_several(x: np.ndarray, name: str) -> None:
+    """Refuse an image that holds several digits side by side (a number given to single-digit prediction):
+    marks grouped into digits as the number reader groups them, two or more of them digit-sized."""
+    from .groups import digit_groups
+
+    _, groups = digit_groups(x, name)
+    if len(groups) < 2:
+        return
+    tallest, largest = max(g.height for g in groups), max(g.area for g in groups)
+    digits = [g for g in groups if g.height >= SEVERAL_HEIGHT * tallest and g.area >= SEVERAL_AREA * largest]
+    if len(digits) >= 2:
+        raise SeveralDigits(f"{name}: {len(digits)} digits side by side, not one (`digits read` reads numbers)")
