@@ -144,3 +144,29 @@ def test_several_digits_are_refused_but_one_digit_in_pieces_is_not(mnist, tight)
     five[100:170, 130:142] = 0
     five[160:172, 60:140] = 0
     assert preprocess(five).max() == 255
+
+
+def test_a_scribble_is_refused_but_an_eight_is_not():
+    from PIL import ImageDraw
+
+    from digit_recognizer.errors import NotADigit
+
+    def drawn(draw_on) -> bytes:
+        img = Image.new("L", (280, 280), 255)
+        draw_on(ImageDraw.Draw(img))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    def hatching(d):  # strokes crossing in a grid: 16 enclosed holes
+        for k in range(5):
+            d.line([(40 + 45 * k, 40), (40 + 45 * k, 240)], fill=0, width=20)
+            d.line([(40, 40 + 45 * k), (240, 40 + 45 * k)], fill=0, width=20)
+
+    def eight(d):  # two loops: two holes, a digit
+        d.ellipse([90, 30, 190, 130], outline=0, width=18)
+        d.ellipse([80, 120, 200, 250], outline=0, width=18)
+
+    with pytest.raises(NotADigit, match="scribble"):
+        preprocess(drawn(hatching))
+    assert preprocess(drawn(eight)).max() == 255

@@ -381,7 +381,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
                                                          "may call the API; repeat for more. Others are refused.")
           ) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
-    require_extra("serve", ("fastapi", "uvicorn", "multipart"))
+    require_extra("serve", ("fastapi", "uvicorn", "multipart", "fastapi_offline"))
     from .serve import ServeSettings, serve as run_server
 
     resolve_device(device)

@@ -12,9 +12,11 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
 from ..inference.recognizer import Recognizer, preprocess_workers, read_number
+from .schemas import ERRORS, HealthOut, ModelOut, PredictionOut, ReadingOut, one_or_many, upload_body
 from .intake import RequestError, check_pixel_budget, cross_origin, parse_pixels, read_body, uploads
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
@@ -32,8 +34,10 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     from .. import __version__
     from .intake import origin_of
 
-    app = FastAPI(title="digits", version=__version__,
-                  description="Handwritten-digit recognition. POST an image, get the digit and probabilities.")
+    # /docs and /redoc from assets shipped in a package (fastapi-offline), not a CDN: they work offline.
+    app = FastAPIOffline(title="digits", version=__version__,
+                         description="Handwritten-digit recognition. POST an image, get the digit and "
+                                     "probabilities; POST a photo of a number, get the number.")
     limiter = anyio.CapacityLimiter(preprocess_workers())
     allowed = frozenset(origin_of(o) if o != "null" else o for o in allow_origins)
 
@@ -102,26 +106,29 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
             raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
         raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
 
-    @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array")
+    @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array",
+              openapi_extra=upload_body(with_pixels=True),
+              responses={200: one_or_many(PredictionOut), **ERRORS})
     async def predict(request: Request, image: bool = False):
         """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}`. `?image=true` adds the 28x28 input seen."""
         results = await in_worker(run_predict, await request_items(request), image)
         return results[0] if len(results) == 1 else results
 
-    @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right")
+    @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right",
+              openapi_extra=upload_body(with_pixels=False), responses={200: one_or_many(ReadingOut), **ERRORS})
     async def read(request: Request):
         """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
         results = await in_worker(run_read, await request_items(request))
         return results[0] if len(results) == 1 else results
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=HealthOut)
     async def health():
         """ok, and which worker process answered (behind `--workers N`, each is its own process)."""
         import os
 
         return {"status": "ok", "worker": os.getpid()}
 
-    @app.get("/api/model")
+    @app.get("/api/model", response_model=ModelOut)
     async def model_info():
         """The model served: its name and SHA-256 (not where it lies on the server's disk), and its numbers."""
         meta = recognizer.meta

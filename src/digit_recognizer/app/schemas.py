@@ -1,0 +1,79 @@
+"""The API's requests and answers as OpenAPI sees them, so /docs can upload a file and shows the real bodies.
+
+The handlers read their bodies themselves (a capped stream, multipart or JSON), so the request bodies are
+declared here rather than inferred; answers are the dicts that Prediction.to_dict and Reading.to_dict build.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, Field
+
+from ..constants import IMAGE_SIZE, NUM_CLASSES
+
+
+class Pixels(BaseModel):
+    pixels: list[list[float]] = Field(description=f"{IMAGE_SIZE}x{IMAGE_SIZE} grey levels 0-255 (any polarity)")
+
+
+class PredictionOut(BaseModel):
+    file: Optional[str] = Field(None, description="the upload's name (absent for a pixel array)")
+    digit: int
+    confidence: float = Field(description="calibrated probability of `digit`")
+    probabilities: list[float] = Field(description=f"{NUM_CLASSES} calibrated probabilities, digits 0-9")
+    refused: bool = Field(description="confidence below the model's threshold: ambiguous, or not a digit")
+    reason: Optional[str] = Field(None, description="why it was refused")
+    image: Optional[list[list[int]]] = Field(None, description="with ?image=true: the 28x28 input the model saw")
+
+
+class DigitOut(BaseModel):
+    digit: int
+    confidence: float
+    box: list[int] = Field(description="x, y, width, height in the image's pixels")
+    refused: bool
+
+
+class ReadingOut(BaseModel):
+    file: Optional[str] = None
+    number: str = Field(description="the digits left to right; a refused digit is '?'")
+    digits: list[DigitOut]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="one line naming the problem")
+
+
+class HealthOut(BaseModel):
+    status: str
+    worker: int = Field(description="process id of the worker that answered")
+
+
+class ModelOut(BaseModel):
+    name: str
+    sha256: str
+    architecture: dict[str, Any]
+    parameters: int
+    metrics: dict[str, Any]
+    members: int
+    version: str
+
+
+ERRORS = {code: {"model": ErrorOut, "description": what} for code, what in {
+    400: "empty or malformed body", 403: "another site's page (see --allow-origin)",
+    408: "body not sent in time", 413: "too large (bytes, pixels or JSON)", 415: "not an image",
+    422: "no ink, not a digit, several digits, wrong array or bad parameter"}.items()}
+
+
+def upload_body(with_pixels: bool) -> dict[str, Any]:
+    """openapi_extra for a route that takes multipart 'file' (repeatable) and, for predict, JSON pixels."""
+    content: dict[str, Any] = {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                "description": "one or more images (PNG, JPEG, BMP, TIFF, GIF, WebP)"}}}}}
+    if with_pixels:
+        content["application/json"] = {"schema": Pixels.model_json_schema()}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def one_or_many(model: type[BaseModel]) -> dict[str, Any]:
+    return {"model": Union[model, list[model]], "description": "one object per image; a list for several"}
