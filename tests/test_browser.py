@@ -56,7 +56,7 @@ def prediction(page) -> str:
 def test_draw_a_seven_then_clear(page):
     draw(page, [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]])
     assert prediction(page) == "7"
-    assert page.locator("#digit").inner_text().strip() == "7"
+    assert page.locator("#answer").inner_text().strip() == "7"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "drawing-page.png"), full_page=True)
     page.click("#clear")
@@ -92,3 +92,88 @@ def test_draw_across_the_whole_canvas(page):
     ring = [(0.5 + 0.49 * np.cos(t), 0.5 + 0.49 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)]
     draw(page, [ring])
     assert prediction(page) == "0"
+
+
+def wait_for(page, key: str) -> str:
+    page.wait_for_function(f"document.body.dataset.{key} !== undefined", timeout=10_000)
+    return page.evaluate(f"document.body.dataset.{key}")
+
+
+def test_a_scribble_and_a_number_are_refused_in_digit_mode(page):
+    page.click("#mode-digit")
+    page.click("#clear")
+    grid = [[(0.15 + 0.175 * k, 0.15), (0.15 + 0.175 * k, 0.85)] for k in range(5)]
+    grid += [[(0.15, 0.15 + 0.175 * k), (0.85, 0.15 + 0.175 * k)] for k in range(5)]
+    draw(page, grid)
+    assert "scribble" in wait_for(page, "error")
+    page.click("#clear")
+    draw(page, [[(0.2, 0.25), (0.2, 0.75)], [(0.8, 0.25), (0.8, 0.75)]])  # "11"
+    assert "side by side" in wait_for(page, "error")
+    page.click("text=Read it as a number")
+    assert wait_for(page, "number") == "11"
+
+
+def test_number_mode_reads_a_drawn_number_with_boxes(page):
+    page.click("#mode-number")
+    assert page.evaluate("document.getElementById('pad').width") == 560
+    draw(page, [[(0.15, 0.2), (0.15, 0.8)],  # 1
+                [(0.4, 0.2), (0.6, 0.2), (0.47, 0.8)]])  # 7
+    assert wait_for(page, "number") == "17"
+    assert page.locator("#digits span").count() == 2
+    boxes_drawn = page.evaluate("""() => { const c = document.getElementById('boxes');
+        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); }""")
+    assert boxes_drawn
+    page.screenshot(path=str(ARTIFACTS / "number-mode.png"), full_page=True)
+    page.click("#mode-digit")
+
+
+def test_undo_and_brush(page):
+    page.click("#clear")
+    page.fill("#brush", "10")
+    draw(page, [[(0.5, 0.15), (0.5, 0.85)]])
+    assert prediction(page) == "1"
+    width = page.evaluate("""() => { const c = document.getElementById('pad');
+        const row = c.getContext('2d').getImageData(0, c.height / 2, c.width, 1).data;
+        let n = 0; for (let i = 0; i < row.length; i += 4) n += row[i] < 128; return n; }""")
+    assert 6 <= width <= 14  # the 10 px brush, not the default 24
+    draw(page, [[(0.25, 0.2), (0.75, 0.2)]])  # a bar on top: now a 7-ish shape
+    page.wait_for_timeout(500)
+    page.click("#undo")
+    page.wait_for_timeout(500)
+    assert prediction(page) == "1"
+    page.keyboard.press("Control+z")
+    page.wait_for_function("document.body.dataset.prediction === undefined", timeout=10_000)
+
+
+def test_examples_and_a_centred_layout(page):
+    page.click("text=Try:")  # nothing happens: a label
+    page.click("#examples button[data-mode=number]")
+    assert wait_for(page, "number") == "2024"
+    page.click("#examples button[data-src$='marker-7.jpg']")
+    page.wait_for_function("document.body.dataset.prediction === '7'", timeout=10_000)
+    page.set_viewport_size({"width": 1600, "height": 900})
+    box = page.locator("main").bounding_box()
+    assert abs(box["x"] - (1600 - box["x"] - box["width"])) < 20
+    page.set_viewport_size({"width": 1000, "height": 800})
+
+
+def test_api_docs_work_offline(server, page):
+    outside: list[str] = []
+    pg = page.context.browser.new_page()
+
+    def only_local(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", only_local)
+    pg.goto(server)
+    pg.click("text=API documentation")
+    pg.wait_for_selector("text=Digit in one or more images", timeout=15_000)
+    pg.click("text=Whole numbers: every digit")
+    pg.click("text=Try it out")
+    assert pg.locator("input[type=file]").count() >= 1  # the declared multipart body: a file to upload
+    pg.close()
+    assert not outside, outside

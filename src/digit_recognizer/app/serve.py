@@ -12,6 +12,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
@@ -136,9 +137,12 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 "architecture": meta.get("architecture"), "parameters": meta.get("parameters"),
                 "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets), "version": __version__}
 
+    static = resources.files("digit_recognizer.app") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")  # the page's example images
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
-        return (resources.files("digit_recognizer.app") / "static" / "index.html").read_text()
+        return (static / "index.html").read_text()
 
     return app
 
