@@ -186,3 +186,17 @@ def test_report_pictures_legend_ticks_and_losses(tmp_path, monkeypatch):
         assert ticks and all(float(t).is_integer() for t in ticks)
     labels = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
     assert labels == ["train (label smoothing 0.1)", "validation (plain cross-entropy)"]
+
+
+def test_progress_bars_become_one_line_per_epoch_in_a_log(fake_data_dir, tmp_path):
+    args = [a for a in SMOKE if a != "--no-progress"]
+    cmd = [sys.executable, "-m", "digit_recognizer", "train", *args, "--epochs", "2", "--data-dir",
+           str(fake_data_dir), "--no-report", "--out", str(tmp_path / "run")]
+    import subprocess
+
+    with open(tmp_path / "train.log", "w") as log:  # stderr is a file, as under nohup or a scheduler
+        res = subprocess.run(cmd, stdout=log, stderr=log, timeout=300)
+    text = (tmp_path / "train.log").read_text()
+    assert res.returncode == 0, text
+    assert "\r" not in text and "batch/s" not in text  # no bar redraws
+    assert len([line for line in text.splitlines() if line.startswith("epoch ")]) == 2

@@ -143,7 +143,7 @@ def download(url: str, timeout: float, progress: bool, limit: int) -> bytes:
             raise OSError(f"serves {total:,} bytes where at most {limit:,} are expected")
         buf = io.BytesIO()
         with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=not progress, file=sys.stderr, leave=False) as bar:
+                  disable=not (progress and sys.stderr.isatty()), file=sys.stderr, leave=False) as bar:
             while chunk := resp.read(1 << 16):
                 buf.write(chunk)
                 bar.update(len(chunk))
