@@ -39,11 +39,13 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     app = FastAPIOffline(title="digits", version=__version__,
                          description="Handwritten-digit recognition. POST an image, get the digit and "
                                      "probabilities; POST a photo of a number, get the number.")
-    limiter = anyio.CapacityLimiter(preprocess_workers())
+    # Image work and JSON parsing each get one thread per core: a parse (milliseconds, bounded by
+    # MAX_JSON_BYTES) never waits behind a queue of large photos.
+    limiter, parse_limiter = anyio.CapacityLimiter(preprocess_workers()), anyio.CapacityLimiter(preprocess_workers())
     allowed = frozenset(origin_of(o) if o != "null" else o for o in allow_origins)
 
-    async def in_worker(fn: Callable, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+    async def in_worker(fn: Callable, *args: Any, parse: bool = False) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=parse_limiter if parse else limiter)
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError):
@@ -102,7 +104,7 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         if ctype.startswith("multipart/form-data"):
             return await uploads(request)
         if ctype.startswith("application/json"):
-            return [(None, await in_worker(parse_pixels, body))]
+            return [(None, await in_worker(parse_pixels, body, parse=True))]
         if not body:
             raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
         raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
