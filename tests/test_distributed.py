@@ -90,3 +90,26 @@ def test_torchrun_fast_recipe_reaches_the_floor(tmp_path, mnist_dir):
                         timeout=300, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     import json
     assert json.loads(ev.stdout)["accuracy"] >= 0.992, ev.stdout[-500:]
+
+
+def test_an_ensemble_under_torchrun_shares_out_its_members(tmp_path, fake_data_dir):
+    """3 members over 2 ranks: rank 0 trains members 1 and 3, rank 1 member 2; each member is the same network
+    a single process trains with that seed; rank 0 alone writes the ensemble and reports."""
+    args = ["train", "--limit", "600", "--epochs", "1", "--ensemble", "3", "--no-report", "--no-progress",
+            "--no-verify", "--data-dir", str(fake_data_dir)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "digit_recognizer", *args, "--out", str(tmp_path / "ddp")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("trained in") == 1
+    assert "[rank 1] member 2/3" in res.stderr and "[rank 0] member 3/3" in res.stderr
+    import json
+    meta = json.loads((tmp_path / "ddp" / "model.json").read_text())
+    assert len(meta["members"]) == 3 and meta["training"]["world_size"] == 2
+    one = subprocess.run([sys.executable, "-m", "digit_recognizer", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    for k in range(3):
+        weights = [(tmp_path / run / f"member-{k}" / "model.safetensors").read_bytes() for run in ("ddp", "one")]
+        assert weights[0] == weights[1], f"member {k}"

@@ -151,9 +151,6 @@ def train(
     from ..training import distributed
 
     world = distributed.from_environment()  # torchrun's processes, or just this one
-    if world.distributed and ensemble > 1:
-        raise DigitsError("--ensemble under torchrun is not supported: train the ensemble in one process, or "
-                          "its members as separate runs")
     dev = distributed.start(world, dev)
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
     command = invocation()
@@ -163,7 +160,7 @@ def train(
 
             model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
                                                  progress=progress, command=command, tta=tta is not False,
-                                                 device=dev)
+                                                 device=dev, world=world)
         else:
             from ..training.loop import train as run_training
 

@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from ..config import to_dict
 from ..data.dataset import Split
 from ..errors import DigitsError
@@ -17,6 +19,7 @@ from ..inference.recognizer import Recognizer
 from ..models.modelfile import (FORMAT, FORMAT_VERSION, LoadedModel, load_net, preprocessing_info, read_json,
                                 versions, write_json)
 from .finish import validation_metrics
+from .distributed import SINGLE, World, barrier
 from .loop import splits, stderr_log, train
 from .recipes import TrainConfig
 from .rundir import RunDir
@@ -24,9 +27,11 @@ from .rundir import RunDir
 
 def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
                    progress: bool = True, log: Callable[[str], None] = stderr_log, command: str | None = None,
-                   tta: bool = True, device: str = "auto") -> tuple[Path, float]:
-    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir on `device` (the single-run path);
-    `tta` averages shifted views too.
+                   tta: bool = True, device: str | torch.device = "auto",
+                   world: World = SINGLE) -> tuple[Path, float]:
+    """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir on `device`; `tta` averages shifted
+    views too. Under torchrun the members are shared out: rank r trains members r, r + W, r + 2W, ... each as
+    an ordinary one-process run on its own device, and rank 0 writes the ensemble once all are done.
 
     Returns the ensemble's model JSON and the members' training seconds, summed.
     With resume, finished members are kept and an interrupted one continues from its checkpoint.
@@ -36,27 +41,30 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
     run = RunDir(run_dir)
     if run.model_json.exists() and not resume:
         raise DigitsError(f"{run.path} already holds a model; use --resume, or another --out")
-    run.create()
-    run.write_config(to_dict(cfg))
-    histories, seconds, members = [], 0.0, []
-    for k in range(n):
+    if world.is_main:
+        run.create()
+        run.write_config(to_dict(cfg))
+    say = log if not world.distributed else (lambda m: log(f"[rank {world.rank}] {m}"))
+    for k in range(world.rank, n, world.size):
         member = run.member(k)
-        members.append(f"{member.path.name}/{member.model_json.name}")
         if resume and member.model_json.exists():
-            log(f"member {k + 1}/{n}: already trained")
-            history = member.read_metrics()
-        else:
-            log(f"member {k + 1}/{n} (seed {cfg.seed + k})")
-            history = train(replace(cfg, seed=cfg.seed + k), data, member.path, progress=progress, log=log,
-                            resume=resume and member.checkpoint.exists(), command=command,
-                            device=device).history
-        histories.append(history)
-        seconds += history[-1]["seconds"]
+            say(f"member {k + 1}/{n}: already trained")
+            continue
+        say(f"member {k + 1}/{n} (seed {cfg.seed + k})")
+        train(replace(cfg, seed=cfg.seed + k), data, member.path, progress=progress and world.is_main, log=say,
+              resume=resume and member.checkpoint.exists(), command=command, device=device)
+    barrier(world)  # every member finished, whichever rank trained it
+    histories = [run.member(k).read_metrics() for k in range(n)]
+    seconds = sum(h[-1]["seconds"] for h in histories)
+    if not world.is_main:
+        return run.model_json, seconds
     # The run's learning curves are the members' mean, epoch by epoch.
     run.write_metrics([{key: sum(h[e][key] for h in histories) / n for key in histories[0][e]}
                        for e in range(len(histories[0]))])
     _, va = splits(cfg, data)  # the members' own validation split (--limit included)
-    training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command}
+    training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command,
+                "world_size": world.size}
+    members = [f"{run.member(k).path.name}/{run.member(k).model_json.name}" for k in range(n)]
     return write_ensemble(run, members, va, training, tta), seconds
 
 
