@@ -122,7 +122,10 @@ def test_min_confidence_and_read_cli(mnist, tmp_path):
     assert set(out["digits"][0]) == {"digit", "confidence", "box", "refused"}
     strict = json.loads(run_digits("read", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1.01").stdout)
     assert strict["number"] == "???"
-    single = json.loads(run_digits("predict", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1.01").stdout)
+    number = run_digits("predict", str(tmp_path / "n.jpg"), "--json")  # a number is not one digit
+    assert number.returncode == 1 and "digits read" in json.loads(number.stdout)["error"]
+    (tmp_path / "d.jpg").write_bytes(compose([mnist.test.images[1].numpy()], rng, single=True))
+    single = json.loads(run_digits("predict", str(tmp_path / "d.jpg"), "--json", "--min-confidence", "1.01").stdout)
     assert single["refused"] is True and "low confidence" in single["reason"]
 
 

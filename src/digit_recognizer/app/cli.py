@@ -374,9 +374,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           device: str = Device,
           workers: int = typer.Option(1, help="Worker processes sharing the port, each with its own copy of the "
                                                "model (uvicorn's workers)."),
-          allow_origin: List[str] = typer.Option([], metavar="ORIGIN", help="A web page origin (https://example.org) whose scripts "
-                                                         "may call the API; repeat for more. Others are refused.")
-          ) -> None:
+          allow_origin: List[str] = typer.Option(
+              [], metavar="ORIGIN", help="A web page origin (https://example.org) whose scripts may call the API; "
+                                         "repeat for more. Others are refused.")) -> None:
     """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart", "fastapi_offline"))
     from .serve import ServeSettings, serve as run_server
