@@ -74,7 +74,6 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         return RequestError(next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422), str(exc))
 
     def run_predict(items: list[tuple[str | None, Any]], with_image: bool) -> list[dict[str, Any]]:
-        check_pixel_budget(items)
         results = []
         for name, src in items:
             try:
@@ -90,7 +89,6 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         return results
 
     def run_read(items: list[tuple[str | None, Any]]) -> list[dict[str, Any]]:
-        check_pixel_budget(items)
         try:
             return [read_number(recognizer, src, name or "image").to_dict(**({"file": name} if name else {}))
                     for name, src in items]
@@ -102,7 +100,10 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         body = await read_body(request, max_bytes)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            return await uploads(request)
+            items = await uploads(request)
+            # From the images' headers, with the parsing threads: a refusal never queues behind large photos.
+            await in_worker(check_pixel_budget, items, parse=True)
+            return items
         if ctype.startswith("application/json"):
             return [(None, await in_worker(parse_pixels, body, parse=True))]
         if not body:
