@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import io
 import json
 import os
 import shutil
@@ -25,7 +24,8 @@ from conftest import run_digits
 from digit_recognizer.app.serve import create_app
 from digit_recognizer.data.formats import atomic_write_bytes
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference.preprocess import MAX_WORKING_SIDE, open_image, preprocess, to_gray
+from digit_recognizer.inference.decode import MAX_WORKING_SIDE, open_image, to_gray
+from digit_recognizer.inference.preprocess import preprocess
 from digit_recognizer.inference.recognizer import Recognizer
 from digit_recognizer.models.modelfile import default_model_path, load_model
 from digit_recognizer.testing import hostile

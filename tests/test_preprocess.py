@@ -10,8 +10,7 @@ from scipy import ndimage
 
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, TooLarge
-from digit_recognizer.inference.preprocess import (MAX_PIXELS, crop_to_ink, fit_and_centre, ink_bright, preprocess,
-                                         remove_background)
+from digit_recognizer.inference.preprocess import crop_to_ink, fit_and_centre, ink_bright, preprocess, remove_background
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from ..errors import DigitsError
 from .device import check_precision, resolve_device
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
-from .preprocess import ImageInput, preprocess
+from .decode import ImageInput
+from .preprocess import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 TOP_K = 3

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from ..errors import NoInk
 from .groups import digit_groups, typical_height
-from .preprocess import ImageInput, fit_and_centre, ink_bright, open_image, remove_background, to_gray
+from .decode import ImageInput, open_image, to_gray
+from .preprocess import fit_and_centre, ink_bright, remove_background
 
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching

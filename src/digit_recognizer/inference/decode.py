@@ -1,0 +1,157 @@
+"""Any image a person hands over -> float grey levels at a working size: decoded safely (size checked before
+decoding, regular files only), shrunk first whatever its mode, turned as its EXIF tag says, transparency laid
+over a backdrop the ink stands out from, colour reduced to the axis that separates ink from paper.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..data.formats import read_regular_file
+from ..errors import EmptyInput, NotAnImage, TooLarge
+
+MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
+MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
+MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
+OPAQUE = 250  # alpha at or above which a pixel counts as opaque ink or paper
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
+HUE_GAIN = 2.0  # a colour axis replaces brightness only where it separates ink from paper this much better
+SPREAD_PERCENTILE = 99  # the spread of levels is measured between the 1st and 99th percentiles
+BACKGROUND_SIDE = 128  # colours (and, in preprocess, the background) are judged at about this resolution
+MID_GREY = 127.5
+EXIF_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose, which would turn
+# the full-size image before it is shrunk).
+ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                         4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                         6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+
+def open_image(src: ImageInput, name: str = "image") -> Image.Image:
+    """Decode a path, bytes, PIL image or array; first frame of animations; checks size before decoding."""
+    if isinstance(src, Image.Image):
+        img = src
+    elif isinstance(src, np.ndarray):
+        return array_image(src, name)
+    else:
+        if isinstance(src, (str, Path)):
+            data = read_regular_file(src, MAX_FILE_BYTES, name)
+        else:
+            data = bytes(src)
+        if not data:
+            raise EmptyInput(f"{name}: empty file")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise NotAnImage(f"{name}: not an image (or a format Pillow cannot read)") from None
+        except Image.DecompressionBombError as e:
+            raise TooLarge(f"{name}: image too large ({e})") from None
+        except (OSError, ValueError) as e:
+            raise NotAnImage(f"{name}: cannot decode image ({e})") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise TooLarge(f"{name}: image too large ({w}x{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,})")
+    if w == 0 or h == 0:
+        raise EmptyInput(f"{name}: image has no pixels")
+    try:
+        img.seek(0)  # first frame of a GIF/TIFF stack
+        img.load()
+    except (OSError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise NotAnImage(f"{name}: truncated or corrupt image data ({e})") from None
+    return img
+
+
+def image_pixels(data: bytes) -> int:
+    """Pixels the image in `data` will decode to, from its header alone (0 if it is not an image Pillow knows):
+    lets a server bound a request's work before decoding anything."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0] * img.size[1]
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, EOFError):
+        return 0
+
+
+def array_image(a: np.ndarray, name: str) -> Image.Image:
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
+        a = a[..., 0] if a.shape[-1] == 1 else a
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))) or a.size == 0:
+        raise NotAnImage(f"{name}: array of shape {a.shape} is not an image")
+    if a.size > MAX_PIXELS:
+        raise TooLarge(f"{name}: array too large ({a.size:,} values)")
+    if a.dtype != np.uint8:
+        a = np.asarray(a, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise NotAnImage(f"{name}: array contains NaN or infinity")
+        # Floats in [0, 1] are scaled; anything else is taken as 0..255 and clipped.
+        a = a * 255.0 if a.max(initial=0) <= 1.0 else a
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """float32 (H, W) in 0..255, at most MAX_WORKING_SIDE px on a side, turned the way a viewer shows it (EXIF
+    orientation). Every mode is shrunk before anything else is computed, so a small file that decodes to a
+    large 16-bit, float or transparent image costs no more memory than its decoded pixels."""
+    orientation = img.getexif().get(EXIF_ORIENTATION_TAG)
+    img = working_copy(img)
+    if orientation in ORIENTATION_TRANSPOSE:
+        img = img.transpose(ORIENTATION_TRANSPOSE[orientation])
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = flatten_alpha(img.convert("RGBA"))
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = a.min(), a.max()
+        return ((a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)).astype(np.float32)
+    if img.mode not in ("L", "1"):
+        img = img.convert("RGB")
+    if img.mode == "RGB":
+        return colour_to_gray(np.asarray(img, dtype=np.float32))
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def working_copy(img: Image.Image) -> Image.Image:
+    """img box-averaged to at most MAX_WORKING_SIDE px on its longer side, in its own mode (palette and
+    bilevel images are first expanded, since shrinking those would drop pixels instead of averaging)."""
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if max(img.size) <= MAX_WORKING_SIDE:
+        return img
+    return ImageOps.contain(img, (MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BOX)
+
+
+def colour_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W) grey levels in which ink and paper differ most. Usually that is brightness; but
+    green ink on pink paper, say, differs in hue at almost equal brightness, so where the colours' main axis
+    of variation (their first principal component) separates them much better, that axis is used instead."""
+    lum = rgb @ np.array(LUMA, np.float32)
+    flat = rgb[:: max(1, rgb.shape[0] // BACKGROUND_SIDE), :: max(1, rgb.shape[1] // BACKGROUND_SIDE)].reshape(-1, 3)
+    centred = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axis = vt[0] / max(float(np.abs(vt[0]).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
+    spread = lambda v: float(np.subtract(*np.percentile(v, [SPREAD_PERCENTILE, 100 - SPREAD_PERCENTILE])))
+    if spread(flat @ axis) <= HUE_GAIN * spread(flat @ np.array(LUMA, np.float32)):
+        return lum
+    proj = rgb @ axis.astype(np.float32)
+    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+
+
+def flatten_alpha(rgba: Image.Image) -> Image.Image:
+    """Lay an image with transparency over a backdrop that its opaque pixels (the ink) stand out from: white
+    under dark ink, black under light ink. The colour of clear pixels is arbitrary, so it is never used."""
+    a = np.asarray(rgba)
+    opaque = a[..., 3] >= OPAQUE
+    if opaque.all():
+        return rgba.convert("RGB")
+    lum = np.asarray(rgba.convert("RGB").convert("L"), np.float32)
+    ink_lum = float(lum[opaque].mean()) if opaque.any() else 0.0
+    backdrop = (0, 0, 0, 255) if ink_lum > MID_GREY else (255, 255, 255, 255)
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, backdrop), rgba).convert("RGB")
