@@ -169,3 +169,24 @@ def test_a_scribble_is_refused_but_an_eight_is_not():
     with pytest.raises(NotADigit, match="scribble"):
         preprocess(drawn(hatching))
     assert preprocess(drawn(eight)).max() == 255
+
+
+def test_tiny_crops_are_read_not_called_blank(mnist, recognizer):
+    """Digits cut out tight at 9-16 px, dark on light grey, as a form reader hands them over."""
+    rng = np.random.default_rng(5)
+    results = []
+    for i in range(40):
+        digit = mnist.test.images[i].numpy()
+        ys, xs = np.nonzero(digit > 30)
+        crop = 255 - digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        h = int(rng.integers(9, 17))
+        w = max(3, round(crop.shape[1] * h / crop.shape[0] * rng.uniform(1.0, 2.0)))
+        small = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR), np.float32)
+        small = small * 0.7 + 60  # grey paper, dark grey ink
+        buf = io.BytesIO()
+        Image.fromarray(small.astype(np.uint8)).save(buf, format="PNG")
+        results.append(recognizer.predict_many([buf.getvalue()])[0])
+    blank = [r for r in results if isinstance(r, DigitsError)]
+    assert not blank, [str(b) for b in blank]
+    right = sum(r.digit == int(mnist.test.labels[i]) for i, r in enumerate(results))
+    assert right >= 32, right

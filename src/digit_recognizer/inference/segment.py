@@ -11,7 +11,7 @@ from scipy import ndimage
 from ..errors import NoInk
 from .groups import digit_groups, typical_height
 from .decode import ImageInput, open_image, to_gray
-from .preprocess import fit_and_centre, ink_bright, remove_background
+from .preprocess import enlarged, fit_and_centre, ink_bright, remove_background
 
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
@@ -29,7 +29,7 @@ class Segment:
 def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
     """Background-free ink image (bright on dark) and the scale from it back to the original pixels."""
     img = open_image(src, name)
-    gray = to_gray(img)
+    gray = enlarged(to_gray(img))
     # The longer sides match whatever EXIF turned and however much a large image was shrunk.
     return remove_background(ink_bright(gray), name), max(img.size) / max(gray.shape)
 
