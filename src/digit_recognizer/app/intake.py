@@ -99,6 +99,9 @@ async def uploads(request: Request) -> list[tuple[str, bytes]]:
 
 
 def origin_of(url: str) -> str:
+    """scheme://host[:port], lower-cased; "null" (the origin browsers give sandboxed and file pages) as is."""
+    if url == "null":
+        return url
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -108,7 +111,7 @@ def cross_origin(request: Request, allowed: frozenset[str]) -> str | None:
     the page's origin on every cross-origin POST (a form post included), so a page elsewhere cannot make a
     visitor's browser upload to this server unless it was started with --allow-origin for that page."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null" and "null" in allowed:
+    if not origin:
         return None
     own = origin_of(f"{request.url.scheme}://{request.headers.get('host', '')}")
     return None if origin_of(origin) in allowed | {own} else origin

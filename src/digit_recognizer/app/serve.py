@@ -41,8 +41,9 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
                                      "probabilities; POST a photo of a number, get the number.")
     # Image work and JSON parsing each get one thread per core: a parse (milliseconds, bounded by
     # MAX_JSON_BYTES) never waits behind a queue of large photos.
-    limiter, parse_limiter = anyio.CapacityLimiter(preprocess_workers()), anyio.CapacityLimiter(preprocess_workers())
-    allowed = frozenset(origin_of(o) if o != "null" else o for o in allow_origins)
+    limiter = anyio.CapacityLimiter(preprocess_workers())
+    parse_limiter = anyio.CapacityLimiter(preprocess_workers())
+    allowed = frozenset(map(origin_of, allow_origins))
 
     async def in_worker(fn: Callable, *args: Any, parse: bool = False) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=parse_limiter if parse else limiter)

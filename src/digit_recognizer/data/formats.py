@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 import io
 import os
 import stat
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..constants import IMAGE_SIZE, NUM_CLASSES
-from ..errors import DigitsError
+from ..errors import DigitsError, TooLarge
 
 # IDX type codes (third byte of the magic number) -> numpy big-endian dtype.
 IDX_DTYPES = {
@@ -33,8 +33,6 @@ MAX_DATA_FILE_BYTES = 2 << 30
 def read_regular_file(path: str | Path, limit: int, name: str | None = None) -> bytes:
     """A regular file's bytes, at most `limit` of them. A pipe, a device (/dev/zero) or a socket is refused
     before it is opened: its size reads as 0, so only its type tells that reading it may never end."""
-    from ..errors import TooLarge
-
     name = name or str(path)
     try:
         st = os.stat(path)
@@ -67,10 +65,6 @@ def read_bytes(path: str | Path, limit: int = MAX_DATA_FILE_BYTES) -> bytes:
 
 def gunzip_capped(raw: bytes, limit: int, name: str) -> bytes:
     """gzip data decompressed, refusing (TooLarge) output beyond `limit` bytes without producing it."""
-    import zlib
-
-    from ..errors import TooLarge
-
     out, d, rest = [], zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), raw
     size = 0
     try:
@@ -204,7 +198,7 @@ def writer_gone(stale: Path) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OverflowError, OSError):
+    except (OverflowError, OSError):  # PermissionError included
         return False  # alive under another user, or not a pid this system could have: leave it alone
     return False
 

@@ -153,7 +153,7 @@ class LoadedModel:
     meta: dict[str, Any]
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
-    sha256: str = ""  # of the description and weights files as loaded: names the model without its path
+    sha256: str = ""  # of the descriptions (as parsed) and the weights files: names the model without its path
 
     @property
     def name(self) -> str:
