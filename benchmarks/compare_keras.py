@@ -102,17 +102,9 @@ print(json.dumps(out))
 
 def tutorial_train_flops_per_image() -> float:
     """Forward FLOPs of the tutorial CNN per image, times 3 for forward + backward (2 FLOPs per MAC)."""
-    import torch
-    from digit_recognizer.models.net import build_model
+    from digit_recognizer.models.net import build_model, forward_flops
 
-    macs = []
-    hook = lambda m, i, o: macs.append(m.weight.numel() * (o[0, 0].numel() if o.ndim == 4 else 1))
-    net = build_model("tutorial")
-    for m in net.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            m.register_forward_hook(hook)
-    net(torch.zeros(1, 1, 28, 28))
-    return 3 * 2 * sum(macs)
+    return 3 * forward_flops(build_model("tutorial"))
 
 
 def main() -> None:

@@ -109,8 +109,7 @@ def main() -> None:
 
     from digit_recognizer.data import load_mnist
     from digit_recognizer.inference.device import resolve_device
-    from digit_recognizer.training.loop import forward_flops
-    from digit_recognizer.models.net import build_model
+    from digit_recognizer.models.net import build_model, forward_flops
     from digit_recognizer.training.recipes import make_config
 
     device = resolve_device(args.device)

@@ -12,6 +12,7 @@ import torch
 
 from digit_recognizer.inference import device as hardware
 from digit_recognizer.inference import int8 as quantize
+from digit_recognizer.training import optim
 from digit_recognizer.data.dataset import Split
 from digit_recognizer.inference.recognizer import Recognizer
 from digit_recognizer.training.loop import train
@@ -93,3 +94,17 @@ def test_cpu_bf16_ignores_cuda(monkeypatch, fresh_caches):
 
     assert use_bf16("auto") == native
     assert engine("auto", 10_000, False) == ("bf16" if native else "fp32")
+
+
+def test_functional_sgd_of_another_shape_is_not_used(monkeypatch):
+    import torch.optim.sgd as sgd_module
+
+    monkeypatch.setattr(sgd_module, "sgd", lambda params, grads, bufs, *, lr: None)
+    assert optim.functional_sgd() is None
+
+
+def test_training_finishes_with_torchs_own_sgd(tmp_path, monkeypatch):
+    # A release without the functional form (or with another one) trains with torch.optim.SGD.
+    monkeypatch.setattr(optim, "functional_sgd", lambda: None)
+    result, _ = train_tiny(tmp_path)
+    assert Recognizer.load(result.model_json).probabilities(tiny_split(4, seed=1).images).shape == (4, 10)

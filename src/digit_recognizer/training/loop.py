@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from ..config import to_dict
-from ..constants import IMAGE_SIZE
 from ..data.dataset import Split, train_val_split
 from ..errors import DigitsError
 from ..inference.device import autocast, describe_device, resolve_device, use_bf16
 from ..inference.engine import logits
-from ..models.net import Net, build_model
+from ..models.net import Net, build_model, forward_flops
 from .augment import random_affine, random_stroke
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE, World, barrier, local_share, sum_over_ranks
 from .finish import finish
+from .optim import make_optimizer
 from .recipes import TrainConfig, resume_config
 from .rundir import RunDir
 
@@ -160,26 +160,6 @@ def set_up(cfg: TrainConfig, device: torch.device | None = None) -> State:
     return State(model, make_optimizer(cfg, model), ema)
 
 
-def fused_if_supported(optimizer: type, device: torch.device) -> dict[str, Any]:
-    """fused=True (one kernel for the whole update) on CUDA where this PyTorch's optimizer offers it."""
-    import inspect
-
-    return {"fused": True} if device.type == "cuda" and "fused" in inspect.signature(optimizer).parameters else {}
-
-
-def make_optimizer(cfg: TrainConfig, model: Net) -> torch.optim.Optimizer:
-    device = next(model.parameters()).device
-    params = list(model.parameters())
-    if not cfg.decay_norm_and_bias:  # kernels and weight matrices (2+ dims) decay; BatchNorm and biases do not
-        params = [{"params": [p for p in params if p.ndim >= 2]},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                 **fused_if_supported(torch.optim.AdamW, device))
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay, **fused_if_supported(torch.optim.SGD, device))
-
-
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     if cfg.schedule == "constant":
         return cfg.lr
@@ -274,22 +254,6 @@ def update_ema(ema: Net, model: Net, decay: float) -> None:
 def evaluate_loss_acc(net: Net, split: Split, bf16: bool = False) -> tuple[float, float]:
     out = logits(net, split.images, bf16=bf16)
     return F.cross_entropy(out, split.labels).item(), (out.argmax(1) == split.labels).float().mean().item()
-
-
-def forward_flops(net: Net) -> int:
-    """Floating-point operations of one image's forward pass (PyTorch's FLOP counter; 0 where it is missing)."""
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-    except ImportError:
-        return 0
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=next(net.parameters()).device))  # (1, 1, 28, 28)
-        return int(counter.get_total_flops())
-    finally:
-        net.train(was_training)
 
 
 def epoch_line(h: dict[str, Any], epochs: int) -> str:
