@@ -188,6 +188,34 @@ def test_report_pictures_legend_ticks_and_losses(tmp_path, monkeypatch):
     assert labels == ["train (label smoothing 0.1)", "validation (plain cross-entropy)"]
 
 
+def test_image_grid_shows_every_digit_and_colours_wrong_titles(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from digit_recognizer.app.report import image_grid
+
+    images = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    for i in range(4):
+        images[i, 4 + i:10 + i, 10:14] = 255  # a bar at a different height in each tile
+    image_grid(images, ["pred 1 / true 1", "pred 2 / true 7", "a", "b\nc"], tmp_path / "g.png",
+               ["black", "red", "black", "black"])
+    page = np.asarray(Image.open(tmp_path / "g.png").convert("RGB")).astype(int)
+    from scipy import ndimage
+
+    black = (page < 30).all(-1)
+    labels, n = ndimage.label(black)
+    tiles = [sl for k, sl in enumerate(ndimage.find_objects(labels)) if (labels[sl] == k + 1).sum() > 3000]
+    assert len(tiles) == 4  # every digit, as a black square (titles are small marks)
+    tops = []
+    for sl in tiles:
+        inner = (page[sl] == 255).all(-1)  # the white bar inside the tile
+        tops.append(np.argwhere(inner)[:, 0].min() * 28 // inner.shape[0])
+    assert sorted(tops) == [4, 5, 6, 7]  # each bar where it was drawn, in digit pixels
+    red = (page[..., 0] > 200) & (page[..., 1] < 80) & (page[..., 2] < 80)
+    assert red.any()  # the wrong prediction's title
+
+
 def test_progress_bars_become_one_line_per_epoch_in_a_log(fake_data_dir, tmp_path):
     args = [a for a in SMOKE if a != "--no-progress"]
     cmd = [sys.executable, "-m", "digit_recognizer", "train", *args, "--epochs", "2", "--data-dir",

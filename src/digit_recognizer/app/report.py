@@ -16,6 +16,8 @@ from ..inference.evaluate import Evaluation
 from ..training.rundir import RunDir
 
 GRID = 5  # images per side in picture grids
+TILE_SCALE = 3  # a 28-px digit is drawn 84 px wide
+TITLE_PX = 13  # the size of a tile's title
 
 
 def figure(w: float, h: float, layout: str | None = "constrained"):
@@ -30,25 +32,39 @@ def save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def label_font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font shipped with Pillow
+    except TypeError:
+        return ImageFont.load_default()
+
+
 def image_grid(images: torch.Tensor, titles: list[str], path: Path, colors: list[str] | None = None) -> None:
-    """(N, H, W) images in an n x n mosaic, each with its title above it, drawn as one image on one axes
-    (25 subplots with constrained layout took 1.6 s per grid; this takes a tenth of that)."""
+    """(N, H, W) images in an n x n mosaic, each enlarged TILE_SCALE times with its title above it, drawn with
+    Pillow (matplotlib took 0.5 s a grid, most of the report's time, for pictures that are only pixels)."""
+    from PIL import Image, ImageDraw
+
     n = int(len(images) ** 0.5 + 0.999) if len(images) else 1
-    h, w = images.shape[-2:] if len(images) else (1, 1)
-    band, gap = h // 2, w // 4  # pixels above each tile for its title, and between tiles
-    cell_h, cell_w = band + h + gap, w + gap
-    mosaic = torch.full((n * cell_h, n * cell_w), 255, dtype=torch.uint8)  # white background
-    fig = figure(1.6 * n, 1.8 * n, layout=None)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.axis("off")
+    h, w = (s * TILE_SCALE for s in images.shape[-2:]) if len(images) else (1, 1)
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    font = label_font(TITLE_PX)
+    band, gap = lines * (TITLE_PX + 2) + 4, TITLE_PX  # px above each tile for its title, and between tiles
+    cell_h, cell_w = band + h + gap, max(w, TITLE_PX * 9) + gap  # a title is up to ~17 characters wide
+    page = Image.new("RGB", (n * cell_w, n * cell_h), "white")
+    draw = ImageDraw.Draw(page)
     for i in range(len(images)):
         r, c = divmod(i, n)
-        y, x = r * cell_h + band, c * cell_w + gap // 2
-        mosaic[y:y + h, x:x + w] = images[i]
-        ax.text(x + w / 2, y - 1, titles[i], ha="center", va="bottom", fontsize=9,
-                color=colors[i] if colors else "black")
-    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    save(fig, path)
+        y, x = r * cell_h + band, c * cell_w + (cell_w - w) // 2
+        tile = Image.fromarray(images[i].numpy()).resize((w, h), Image.Resampling.NEAREST)
+        page.paste(tile.convert("RGB"), (x, y))
+        for k, line in enumerate(titles[i].split("\n")):
+            draw.text((x + w / 2, y - band + 2 + k * (TITLE_PX + 2)), line, fill=colors[i] if colors else "black",
+                      font=font, anchor="mt")
+    buf = io.BytesIO()
+    page.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def sample_grid(split: Split, path: Path) -> None:
