@@ -5,12 +5,14 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, TooLarge
-from digit_recognizer.inference.preprocess import crop_to_ink, fit_and_centre, ink_bright, preprocess, remove_background
+from digit_recognizer.inference.fit import FLAT_VIEW, NARROW_VIEW, fit_and_centre
+from digit_recognizer.inference.preprocess import (crop_to_ink, ink_bright, preprocess, preprocess_views,
+                                                   remove_background)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +192,33 @@ def test_tiny_crops_are_read_not_called_blank(mnist, recognizer):
     assert not blank, [str(b) for b in blank]
     right = sum(r.digit == int(mnist.test.labels[i]) for i, r in enumerate(results))
     assert right >= 32, right
+
+
+def ink_aspect(x: np.ndarray) -> float:
+    """Width / height of the ink's bounding box in a (28, 28) view."""
+    rows, cols = np.nonzero((x > 64).any(1))[0], np.nonzero((x > 64).any(0))[0]
+    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+
+
+@pytest.mark.parametrize("aspect,views,second", [(0.7, 1, None), (0.25, 2, NARROW_VIEW), (2.5, 2, FLAT_VIEW)])
+def test_very_narrow_and_flat_digits_are_also_read_stretched(aspect, views, second):
+    """A ring drawn `aspect` times as wide as tall: an ordinary shape is read once; a very narrow or flat one
+    also stretched to the limit shape, its first view as fit_and_centre makes it."""
+    h = 240
+    img = Image.new("L", (round(h * aspect), h), 235)
+    ImageDraw.Draw(img).ellipse([8, 8, img.size[0] - 9, h - 9], outline=20, width=5)
+    out = preprocess_views(save(img, "PNG"))
+    assert out.shape == (views, 28, 28) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], preprocess(save(img, "PNG")))
+    if second is not None:
+        assert ink_aspect(out[1]) == pytest.approx(second, rel=0.2)
+        assert abs(ink_aspect(out[1]) - second) < abs(ink_aspect(out[0]) - second)
+
+
+def test_prediction_averages_the_views(recognizer):
+    img = Image.new("L", (50, 200), 235)
+    ImageDraw.Draw(img).ellipse([8, 8, 41, 191], outline=20, width=12)
+    views = preprocess_views(save(img, "PNG"))
+    p = recognizer.predict(save(img, "PNG"))
+    want = recognizer.probabilities(views).mean(0)
+    assert p.digit == int(want.argmax()) and p.confidence == pytest.approx(float(want.max()), abs=1e-6)

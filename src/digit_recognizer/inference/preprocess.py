@@ -1,8 +1,8 @@
 """Turn a person's image of a digit into an MNIST-style 28x28 uint8 array, the way MNIST itself was made.
 
 Steps: decode safely to grey levels (inference.decode) -> make ink bright on black -> remove the background ->
-refuse several digits -> crop to the ink -> even the strokes -> fit the longer side into DIGIT_BOX -> centre of
-mass at the centre of IMAGE_SIZE x IMAGE_SIZE -> refuse a scribble.
+refuse several digits -> crop to the ink -> even the strokes, fit into the 28x28 frame as MNIST did, and add a
+view stretched towards MNIST's shapes for a very narrow or flat digit (inference.fit) -> refuse a scribble.
 """
 from __future__ import annotations
 
@@ -11,21 +11,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..constants import DIGIT_BOX, IMAGE_SIZE
+from ..constants import IMAGE_SIZE
 from ..errors import NoInk, NotADigit, SeveralDigits
 from .decode import BACKGROUND_SIDE, MID_GREY, ImageInput, open_image, to_gray
+from .fit import INK_FRACTION, INK_LEVEL, MAX_ASPECT, cropped, digit_views, resized, typical_width
 
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
 NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
 OPENING_PER_STROKE = 2.5  # the background opening spans this many stroke widths (a stroke along an edge
 # counts twice: the border is extended outwards)
 LIGHTING_FRACTION = 4  # lighting varies over a quarter of the image or more
-INK_LEVEL = MID_GREY  # a crop's pixel is inside a stroke above this
-# MNIST's strokes, measured in its 20-px digit box on 5,000 training digits: 5th, 50th, 95th percentile (px).
-MIN_STROKE, TYPICAL_STROKE, MAX_STROKE = 2.0, 2.8, 4.5
-MAX_ASPECT = 1.4  # width / height: 99% of MNIST digits are narrower
-STROKE_WORKING_SIDE = 4 * DIGIT_BOX  # strokes are evened on a copy at most this many px on its longer side
-INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
 # Two groups of marks at least this tall and this heavy, relative to the largest, are two digits ("10": the 1
@@ -39,27 +34,6 @@ MAX_HOLES, MIN_HOLE_PX = 3, 2
 MIN_WORKING_SIDE = 2 * IMAGE_SIZE  # px: smaller images are enlarged first (validation: no tiny digit called
 # blank any more, 7 more of 3,500 tight, thin, bold, tall and wide digits read)
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
-
-
-def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
-    """A float image resampled to size = (width, height) by Pillow."""
-    return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize(size, method))
-
-
-def typical_width(mask: np.ndarray, beyond: str) -> float:
-    """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
-    nearest non-stroke pixel. `beyond` is how the mask continues past its edges (np.pad's mode: "edge" lets a
-    stroke cut by the border go on, "constant" puts paper there)."""
-    from scipy import ndimage
-
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
-    return 2.0 * float(np.percentile(depth[mask], 90))
-
-
-def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """x cut to the bounding box of a non-empty mask."""
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def coarse(x: np.ndarray) -> np.ndarray:
@@ -190,74 +164,31 @@ def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     return cropped(x, mask)
 
 
-def even_strokes(crop: np.ndarray) -> np.ndarray:
-    """Bring a marker's fat strokes, or a fine pen's hairlines, to MNIST's width (measured in the 20-px digit
-    box), by a grey erosion or dilation of the crop; widths inside MNIST's usual range are left alone."""
-    from scipy import ndimage
-
-    if max(crop.shape) > STROKE_WORKING_SIDE:  # the digit ends up 20 px tall: 4x that is detail enough
-        f = STROKE_WORKING_SIDE / max(crop.shape)
-        size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
-        crop = resized(crop, size, Image.Resampling.BOX)
-    ink = crop > INK_LEVEL
-    if not ink.any():
-        return crop
-    scale = DIGIT_BOX / max(crop.shape)  # digit-box px per crop px
-    width = typical_width(ink, "constant") * scale
-    if MIN_STROKE <= width <= MAX_STROKE:
-        return crop
-    radius = abs(width - TYPICAL_STROKE) / 2 / scale  # crop px
-    if radius < 0.5:
-        return crop
-    r = int(np.ceil(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    disk = yy ** 2 + xx ** 2 <= radius ** 2
-    op = ndimage.grey_erosion if width > MAX_STROKE else ndimage.grey_dilation
-    out = op(np.pad(crop, r), footprint=disk)
-    if not (out > INK_LEVEL).any():
-        return crop
-    return cropped(out, out > INK_FRACTION * 255)
-
-
-def fit_and_centre(x: np.ndarray) -> np.ndarray:
-    """Even the strokes, scale so the longer side is DIGIT_BOX (a digit flatter than MNIST's flattest is
-    stretched up to MAX_ASPECT), then place the centre of mass at the canvas centre."""
-    from scipy import ndimage
-
-    x = even_strokes(x)
-    h, w = x.shape
-    h = max(h, w / MAX_ASPECT)
-    s = DIGIT_BOX / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    small = np.clip(resized(x, (nw, nh), Image.Resampling.LANCZOS), 0, 255)
-    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    cy, cx = ndimage.center_of_mass(small) if small.sum() > 0 else (nh / 2, nw / 2)
-    top = int(round(IMAGE_SIZE / 2 - cy))
-    left = int(round(IMAGE_SIZE / 2 - cx))
-    top, left = min(max(top, 0), IMAGE_SIZE - nh), min(max(left, 0), IMAGE_SIZE - nw)
-    canvas[top:top + nh, left:left + nw] = small
-    return np.rint(canvas).astype(np.uint8)
-
-
 def is_mnist_like(gray: np.ndarray) -> bool:
     """Already 28x28 with a dark background: pass through untouched."""
     return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and np.median(gray) < MID_GREY
 
 
 def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:
-    """Any supported image -> (28, 28) uint8, ink 255 on background 0."""
+    """Any supported image -> (28, 28) uint8, ink 255 on background 0: the digit as the model reads it first."""
+    return preprocess_views(src, name)[0]
+
+
+def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
+    """Any supported image -> (V, 28, 28) uint8: the digit, and for a very narrow or flat one the digit stretched
+    towards MNIST's shapes too (inference.fit); the model's answers for the views are averaged."""
     if isinstance(src, (str, Path)):
         name = str(src)
     gray = to_gray(open_image(src, name))
     if is_mnist_like(gray):
         if gray.max() < MIN_CONTRAST:
             raise NoInk(f"{name}: no ink found (blank image)")
-        return gray.astype(np.uint8)
+        return gray.astype(np.uint8)[None]
     x = remove_background(ink_bright(enlarged(gray)), name)
     refuse_several(x, name)
-    out = fit_and_centre(crop_to_ink(x, name))
-    refuse_tangle(out, name)
-    return out
+    views = digit_views(crop_to_ink(x, name))
+    refuse_tangle(views[0], name)
+    return views
 
 
 def enlarged(gray: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from .device import check_precision, resolve_device
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
 from .decode import ImageInput
-from .preprocess import preprocess
+from .preprocess import preprocess_views
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 TOP_K = 3
@@ -121,14 +121,21 @@ class Recognizer:
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)
 
+    def predict_views(self, views: Sequence[np.ndarray]) -> list[Prediction]:
+        """One prediction per image from its (V, 28, 28) views (preprocess_views), their probabilities averaged;
+        every view of every image goes through the model in one batch."""
+        probs = self.probabilities(np.concatenate(views))  # (sum of V, 10)
+        counts = [len(v) for v in views]
+        return postprocess(torch.stack([p.mean(0) for p in torch.split(probs, counts)]), self.min_confidence)
+
     def predict(self, image: ImageInput, name: str = "image") -> Prediction:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""
         return self.predict_with_input(image, name)[0]
 
     def predict_with_input(self, image: ImageInput, name: str = "image") -> tuple[Prediction, np.ndarray]:
         """The prediction and the (28, 28) uint8 image the model saw (the server and page show it)."""
-        x = preprocess(image, name)
-        return self.predict_arrays(x[None])[0], x
+        views = preprocess_views(image, name)
+        return self.predict_views([views])[0], views[0]
 
     def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction | DigitsError]:
         """One result per image, in order: its Prediction, or the DigitsError that stopped it (a blank, a
@@ -145,7 +152,7 @@ class Recognizer:
 
         def prepared(src: ImageInput) -> np.ndarray | DigitsError:
             try:
-                return preprocess(src)  # a path names itself in its errors
+                return preprocess_views(src)  # a path names itself in its errors
             except DigitsError as e:
                 return e
 
@@ -154,7 +161,7 @@ class Recognizer:
             while chunk := list(islice(it, batch)):
                 xs = list(pool.map(prepared, chunk))
                 good = [x for x in xs if isinstance(x, np.ndarray)]
-                preds = iter(self.predict_arrays(np.stack(good)) if good else [])
+                preds = iter(self.predict_views(good) if good else [])
                 for src, x in zip(chunk, xs):
                     yield src, next(preds) if isinstance(x, np.ndarray) else x
 
@@ -197,7 +204,7 @@ def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") 
 
     segs = segment(image, name)
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
-    preds = recognizer.predict_arrays(np.stack([s.image for s in segs + wholes]))
+    preds = recognizer.predict_views([s.views for s in segs + wholes])
     parts, whole_pred = list(zip(segs, preds)), dict(zip(map(id, wholes), preds[len(segs):]))
     # A group split as touching digits is read as one digit instead when the model is surer of that
     # reading than of its least sure part (a wide flat 5 or 0 is one digit; "12" touching is two).

@@ -11,7 +11,8 @@ from scipy import ndimage
 from ..errors import NoInk
 from .groups import digit_groups, typical_height
 from .decode import ImageInput, open_image, to_gray
-from .preprocess import enlarged, fit_and_centre, ink_bright, remove_background
+from .fit import digit_views
+from .preprocess import enlarged, ink_bright, remove_background
 
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
@@ -20,7 +21,7 @@ DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess
 @dataclass(frozen=True)
 class Segment:
     box: tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
-    image: np.ndarray  # (28, 28) uint8
+    views: np.ndarray  # (V, 28, 28) uint8: the digit, and a stretched view where it is very narrow or flat
     # For a part of a group split as touching digits: the whole group as one digit (shared by its parts),
     # the other reading, since a wide flat 5 or 0 looks like two touching digits to geometry alone.
     whole: Segment | None = None
@@ -92,4 +93,4 @@ def crop_segment(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: flo
     x0, y0 = at[0] + c0, at[1] + r0
     crop = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
     box = tuple(int(round(v * scale)) for v in (x0, y0, c1 - c0, r1 - r0))
-    return Segment(box, fit_and_centre(crop), whole)
+    return Segment(box, digit_views(crop), whole)

@@ -1,0 +1,114 @@
+"""From a digit's crop of ink to the 28x28 images the model reads: strokes evened to MNIST's width, the longer
+side fitted into DIGIT_BOX, the centre of mass at the centre of IMAGE_SIZE x IMAGE_SIZE, as MNIST was made.
+
+A digit far narrower or flatter than MNIST's digits is read twice, as written and stretched towards MNIST's
+shapes, and the model's two answers are averaged: squeezed into a narrow column, an 8 or a 7 looks like a 1 to
+a model that has seen few such digits, while a 1 stretched to that width still reads as a 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..constants import DIGIT_BOX, IMAGE_SIZE
+from .decode import MID_GREY
+
+INK_LEVEL = MID_GREY  # a crop's pixel is inside a stroke above this
+INK_FRACTION = 0.25  # a pixel is ink if it is above this fraction of the ink level
+# MNIST's strokes, measured in its 20-px digit box on 5,000 training digits: 5th, 50th, 95th percentile (px).
+MIN_STROKE, TYPICAL_STROKE, MAX_STROKE = 2.0, 2.8, 4.5
+MAX_ASPECT = 1.4  # width / height: 99% of MNIST digits are narrower
+STROKE_WORKING_SIDE = 4 * DIGIT_BOX  # strokes are evened on a copy at most this many px on its longer side
+# Width / height beyond which a digit is also read stretched to it (validation, 500 digits a set: tall digits
+# 484 -> 492 read, flat 486 -> 488, low resolution 494 -> 493, 9 other presentations unchanged).
+NARROW_VIEW, FLAT_VIEW = 0.4, 1.2
+
+
+def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
+    """A float image resampled to size = (width, height) by Pillow."""
+    return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize(size, method))
+
+
+def typical_width(mask: np.ndarray, beyond: str) -> float:
+    """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
+    nearest non-stroke pixel. `beyond` is how the mask continues past its edges (np.pad's mode: "edge" lets a
+    stroke cut by the border go on, "constant" puts paper there)."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
+    return 2.0 * float(np.percentile(depth[mask], 90))
+
+
+def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x cut to the bounding box of a non-empty mask."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def even_strokes(crop: np.ndarray) -> np.ndarray:
+    """Bring a marker's fat strokes, or a fine pen's hairlines, to MNIST's width (measured in the 20-px digit
+    box), by a grey erosion or dilation of the crop; widths inside MNIST's usual range are left alone."""
+    from scipy import ndimage
+
+    if max(crop.shape) > STROKE_WORKING_SIDE:  # the digit ends up 20 px tall: 4x that is detail enough
+        f = STROKE_WORKING_SIDE / max(crop.shape)
+        size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
+        crop = resized(crop, size, Image.Resampling.BOX)
+    ink = crop > INK_LEVEL
+    if not ink.any():
+        return crop
+    scale = DIGIT_BOX / max(crop.shape)  # digit-box px per crop px
+    width = typical_width(ink, "constant") * scale
+    if MIN_STROKE <= width <= MAX_STROKE:
+        return crop
+    radius = abs(width - TYPICAL_STROKE) / 2 / scale  # crop px
+    if radius < 0.5:
+        return crop
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = yy ** 2 + xx ** 2 <= radius ** 2
+    op = ndimage.grey_erosion if width > MAX_STROKE else ndimage.grey_dilation
+    out = op(np.pad(crop, r), footprint=disk)
+    if not (out > INK_LEVEL).any():
+        return crop
+    return cropped(out, out > INK_FRACTION * 255)
+
+
+def fit_and_centre(x: np.ndarray) -> np.ndarray:
+    """Even the strokes, scale so the longer side is DIGIT_BOX (a digit flatter than MNIST's flattest is
+    stretched up to MAX_ASPECT), then place the centre of mass at the canvas centre: (h, w) -> (28, 28) uint8."""
+    return placed(even_strokes(x))
+
+
+def digit_views(x: np.ndarray) -> np.ndarray:
+    """(h, w) crop -> (V, 28, 28) uint8: the digit as `fit_and_centre` makes it, then, for a digit narrower than
+    NARROW_VIEW or flatter than FLAT_VIEW, the same digit stretched to that shape (its strokes evened again)."""
+    x = even_strokes(x)
+    h, w = x.shape
+    views = [placed(x)]
+    if w < NARROW_VIEW * h:
+        views.append(placed(even_strokes(resized(x, (round(NARROW_VIEW * h), h), Image.Resampling.LANCZOS))))
+    elif w > FLAT_VIEW * h:
+        views.append(placed(even_strokes(resized(x, (w, round(w / FLAT_VIEW)), Image.Resampling.LANCZOS))))
+    return np.stack(views)
+
+
+def placed(x: np.ndarray) -> np.ndarray:
+    """(h, w) evened crop -> (28, 28) uint8: longer side DIGIT_BOX (flatter than MAX_ASPECT stretched up to it),
+    centre of mass at the centre."""
+    from scipy import ndimage
+
+    h, w = x.shape
+    h = max(h, w / MAX_ASPECT)
+    s = DIGIT_BOX / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = np.clip(resized(x, (nw, nh), Image.Resampling.LANCZOS), 0, 255)
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    cy, cx = ndimage.center_of_mass(small) if small.sum() > 0 else (nh / 2, nw / 2)
+    top = int(round(IMAGE_SIZE / 2 - cy))
+    left = int(round(IMAGE_SIZE / 2 - cx))
+    top, left = min(max(top, 0), IMAGE_SIZE - nh), min(max(left, 0), IMAGE_SIZE - nw)
+    canvas[top:top + nh, left:left + nw] = small
+    return np.rint(canvas).astype(np.uint8)
+
+
