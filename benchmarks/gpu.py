@@ -128,6 +128,15 @@ def main() -> None:
     records.append(emit({"what": f"fast recipe on {kind}", "seeds": args.seeds, "test_accuracy_mean": statistics.mean(accs),
                          "test_accuracies": accs, "train_seconds_median": statistics.median(secs),
                          "train_seconds": secs, "whole_call_seconds": [f[2] for f in fast]}))
+    # 1b. The same with the whole step replayed as a CUDA graph (--cuda-graph).
+    if kind == "cuda":
+        graphed = [timed_train(make_config("fast", kind, seed=s, cuda_graph=True, **small), data, device)
+                   for s in range(args.seeds)]
+        records.append(emit({"what": "fast recipe, --cuda-graph", "seeds": args.seeds,
+                             "test_accuracy_mean": statistics.mean(g[0] for g in graphed),
+                             "test_accuracies": [g[0] for g in graphed],
+                             "train_seconds_median": statistics.median(g[1] for g in graphed),
+                             "train_seconds": [g[1] for g in graphed]}))
     extra = [f"--{k}={v}" for k, v in small.items()] + (["--no-verify"] if args.no_verify else [])
     cmd_seconds = whole_command(args.device, args.data_dir, extra)
     records.append(emit({"what": f"digits train --device {args.device} (fresh process)", "seconds": cmd_seconds}))
@@ -152,6 +161,11 @@ def main() -> None:
         acc, tsec, whole, _ = timed_train(make_config("best", kind, tta=False, **small), data, device)
         records.append(emit({"what": f"best recipe on {kind} (no shifted views)", "test_accuracy": acc,
                              "train_seconds": tsec, "whole_call_seconds": whole}))
+        if kind == "cuda":
+            acc, tsec, whole, _ = timed_train(make_config("best", kind, tta=False, cuda_graph=True, **small), data,
+                                              device)
+            records.append(emit({"what": "best recipe, --cuda-graph (no shifted views)", "test_accuracy": acc,
+                                 "train_seconds": tsec, "whole_call_seconds": whole}))
 
     # 5. Inference with the shipped model.
     batch_ms, one_ms = inference(device, 4 if args.quick else SINGLE_IMAGE_REPEATS)

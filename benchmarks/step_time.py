@@ -19,7 +19,7 @@ import torch
 from digit_recognizer.app.cli import keep_freed_memory
 from digit_recognizer.inference.device import use_bf16
 from digit_recognizer.models.net import Net, get_architecture
-from digit_recognizer.training.loop import train_step
+from digit_recognizer.training.step import train_step
 from digit_recognizer.training.optim import make_optimizer
 from digit_recognizer.training.recipes import RECIPES
 

@@ -148,7 +148,7 @@ def test_seed_reproducible_and_ema(small, tmp_path):
 
 
 def test_ema_is_the_exponential_average_of_the_weights():
-    from digit_recognizer.training.loop import update_ema
+    from digit_recognizer.training.step import update_ema
 
     torch.manual_seed(0)
     model, ema = build_model("fast"), build_model("fast")

@@ -130,6 +130,9 @@ def train(
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
     progress: bool = typer.Option(True, help="Show progress bars (on a terminal)."),
     device: str = Device,
+    cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
+                                              help="Replay each training step as one CUDA graph (CUDA, one "
+                                                   "process, SGD recipes)."),
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
     keep_freed_memory()
@@ -139,7 +142,7 @@ def train(
     if ensemble < 1:
         raise DigitsError("--ensemble must be at least 1")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
-                 limit=limit, tta=tta if ensemble == 1 else None)
+                 limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph)
     dev = resolve_device(device)
     if resume:
         if out is None:
@@ -152,6 +155,9 @@ def train(
 
     world = distributed.from_environment()  # torchrun's processes, or just this one
     dev = distributed.start(world, dev)
+    from ..training.loop import check_cuda_graph
+
+    check_cuda_graph(cfg, dev, world)
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
     command = invocation()
     try:

@@ -29,7 +29,9 @@ def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module], optimizer: 
                 tensors[f"optim/{idx}/{k}"] = v.detach().contiguous()
             else:
                 opt_scalars.setdefault(str(idx), {})[k] = v
-    meta = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"]),
+    # A learning rate held on the device (a CUDA-graphed step reads it there) is saved as a number.
+    groups = [{k: v.item() if isinstance(v, torch.Tensor) else v for k, v in g.items()} for g in opt["param_groups"]]
+    meta = {"state": json.dumps(state), "param_groups": json.dumps(groups),
             "opt_scalars": json.dumps(opt_scalars)}
     atomic_write_bytes(path, save(tensors, metadata=meta))
 

@@ -47,6 +47,7 @@ class TrainConfig:
     augment_squeeze: float = 0.0  # half the images narrowed to exp(-squeeze)..1 of their width
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
     tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
+    cuda_graph: bool = False  # replay each full batch's whole step as one CUDA graph (training.step)
     limit: int = 0  # smoke runs: train on only the first N training images (0 = all)
 
 

@@ -1,0 +1,66 @@
+"""The training step: the static-buffer (CUDA-graph) form takes exactly the eager steps; --cuda-graph is refused
+where no CUDA graph can run."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from digit_recognizer.data.dataset import Split
+from digit_recognizer.training import loop
+from digit_recognizer.training.checkpoint import load_checkpoint, save_checkpoint
+from digit_recognizer.training.recipes import make_config
+from digit_recognizer.training.step import GraphedStep
+
+
+def tiny(n: int = 300) -> Split:
+    g = torch.Generator().manual_seed(0)
+    return Split(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g),
+                 torch.randint(0, 10, (n,), generator=g))
+
+
+def two_epochs(cuda_graph: bool):
+    # 300 images at batch 64: four full batches and a last one of 44, with augmentation and EMA.
+    cfg = make_config("best", epochs=2, batch_size=64, cuda_graph=cuda_graph)
+    state = loop.set_up(cfg, torch.device("cpu"))
+    step = loop.make_step(cfg, state, state.model, False)
+    records = [loop.run_epoch(cfg, state, tiny(), e, False, False, step=step) for e in range(2)]
+    return records, state, step
+
+
+def test_static_buffer_step_takes_the_eager_steps_exactly():
+    eager, eager_state, _ = two_epochs(False)
+    graphed, graphed_state, step = two_epochs(True)
+    assert isinstance(step, GraphedStep) and not step.capture  # on a CPU: the same bookkeeping, run eagerly
+    assert [r["train_loss"] for r in graphed] == [r["train_loss"] for r in eager]
+    for a, b in zip(graphed_state.final.state_dict().values(), eager_state.final.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_learning_rate_on_the_device_is_checkpointed_as_a_number(tmp_path):
+    cfg = make_config("fast", epochs=1, batch_size=64)
+    state = loop.set_up(cfg, torch.device("cpu"))
+    loop.run_epoch(cfg, state, tiny(), 0, False, False)
+    for g in state.opt.param_groups:
+        g["lr"] = torch.tensor(0.05)
+    save_checkpoint(tmp_path / "c.safetensors", state.modules, state.opt, {"epoch": 1})
+    fresh = loop.set_up(cfg, torch.device("cpu"))
+    load_checkpoint(tmp_path / "c.safetensors", fresh.modules, fresh.opt)
+    assert [g["lr"] for g in fresh.opt.param_groups] == [pytest.approx(0.05)]
+
+
+def test_cuda_graph_without_cuda_is_one_line_before_any_data(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "digit_recognizer", "train", "--cuda-graph", "--device", "cpu",
+                          "--data-dir", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "--cuda-graph needs" in res.stderr and "cpu" in res.stderr
+    assert not (tmp_path / "nothing-here").exists()
+
+
+def test_config_records_the_choice():
+    assert dataclasses.asdict(make_config("best", cuda_graph=True))["cuda_graph"] is True
+    assert make_config("best").cuda_graph is False
