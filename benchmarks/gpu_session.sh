@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One prepared session on a GPU machine (PyTorch with CUDA, no network), about 10 minutes: the device tests,
+# benchmarks/gpu.py (time to 99.2%, --cuda-graph against the eager step, the tutorial and best recipes,
+# inference, utilisation), then the first accuracy question of benchmarks/gpu_accuracy.py in the time left.
+# Everything it measures lands in $OUT.
+#
+# Prepare, in the checkout, once (the MNIST files travel gzipped in an ignored folder):
+#   mkdir -p .mnist && for f in ~/.cache/digits/*-ubyte; do gzip -c "$f" > .mnist/$(basename "$f").gz; done
+#   grep -qx '/.mnist/' .git/info/exclude || echo /.mnist/ >> .git/info/exclude
+# Run there:  bash benchmarks/gpu_session.sh      (with .mnist carried along)
+set -u
+OUT=${OUT:-/tmp/gpu-session}
+DATA=${DATA:-.mnist}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
+timeout 120 python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_device.py tests/test_optim.py \
+    tests/test_torch_compat.py > "$OUT/pytest.txt" 2>&1
+timeout 300 python benchmarks/gpu.py --data-dir "$DATA" --seeds 5 > "$OUT/gpu_benchmark.txt" 2>&1
+cp docs/results/gpu.json "$OUT/" 2>/dev/null
+timeout 170 python benchmarks/gpu_accuracy.py --question epochs --seeds 10 --budget 120 --data-dir "$DATA" \
+    --out "$OUT/accuracy.jsonl" > "$OUT/accuracy.txt" 2>&1
+tail -n 30 "$OUT"/*.txt
