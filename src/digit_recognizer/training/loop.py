@@ -27,9 +27,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE, World, barrier, local_share, sum_over_ranks
 from .finish import finish
 from .optim import make_optimizer
-from .step import EagerStep, GraphedStep
 from .recipes import TrainConfig, resume_config
 from .rundir import RunDir
+from .step import EagerStep, GraphedStep
 
 Log = Callable[[str], None]
 SEED_STRIDE = 1_000_003  # epoch e of seed s draws from generator seed s * SEED_STRIDE + e
@@ -175,8 +175,8 @@ def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool) 
     settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing)
     if not cfg.cuda_graph:
         return EagerStep(net, state.opt, state.ema, state.model, **settings)
-    return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size, channels_last=cfg.channels_last,
-                       capture=next(state.model.parameters()).is_cuda, **settings)
+    return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size,
+                       channels_last=cfg.channels_last, capture=next(state.model.parameters()).is_cuda, **settings)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
