@@ -56,7 +56,7 @@ def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
     grows with the number of components, not with it times the image size; too many is refused."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n > MAX_COMPONENTS:
-        raise NotADigit(f"{name}: {n:,} separate marks (more than {MAX_COMPONENTS}): not a number to read")
+        raise NotADigit(f"{name}: {n:,} separate marks (more than {MAX_COMPONENTS}): not a digit or a number")
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     return labels, [Group([i], sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, int(areas[i]))
                     for i, sl in enumerate(ndimage.find_objects(labels), start=1)]
