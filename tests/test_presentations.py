@@ -111,3 +111,19 @@ def test_predict_many_keeps_every_other_result(recognizer):
     out = recognizer.predict_many([good, blank, good])
     assert out[0].digit == 0 and isinstance(out[1], NoInk) and out[2].digit == 0
     assert recognizer.predict_many([]) == []
+
+
+def test_squeezed_digits_read_better_with_the_stretched_view(mnist):
+    """Tall, narrow digits (a squeezed 8 looks like a 1): reading the stretched view too must get more right
+    than the first view alone (in fp32, the same on every CPU)."""
+    from digit_recognizer.inference.preprocess import preprocess_views
+
+    recognizer = Recognizer.load(precision="fp32")
+    rng = np.random.default_rng(7)
+    picks = rng.integers(len(mnist.test), size=1000)
+    views = [preprocess_views(make("tall", mnist.test.images[i].numpy(), rng)) for i in picks]
+    labels = [int(mnist.test.labels[i]) for i in picks]
+    both = sum(p.digit == y for p, y in zip(recognizer.predict_views(views), labels))
+    first = sum(p.digit == y for p, y in zip(recognizer.predict_arrays(np.stack([v[0] for v in views])), labels))
+    assert sum(len(v) == 2 for v in views) > 300  # about half are narrow enough for a second view
+    assert both >= first + 5
