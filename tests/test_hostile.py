@@ -297,3 +297,20 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected():
         start = time.perf_counter()
         assert s.recv(100) == b""  # closed by the server, not answered
         assert time.perf_counter() - start < HEADER_TIMEOUT_S + 2
+
+
+@pytest.mark.parametrize("shape", [(5000, 1), (1, 5000), (3000, 2), (2, 9000), (5000, 3), (1, 1)])
+def test_slivers_of_images_get_an_answer_or_one_line(recognizer, shape):
+    """An image one or two pixels across, shrunk for work, keeps a row or column (it lost its last one and
+    crashed the background step)."""
+    import io
+
+    a = np.full(shape, 235, np.uint8)
+    a[tuple(slice(s // 10, s - s // 10) if s > 2 else slice(0, 1) for s in shape)] = 20
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    for fn in (recognizer.predict, recognizer.read):
+        try:
+            fn(buf.getvalue())
+        except DigitsError as e:
+            assert "\n" not in str(e)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..data.formats import read_regular_file
 from ..errors import EmptyInput, NotAnImage, TooLarge
@@ -125,7 +125,8 @@ def working_copy(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if max(img.size) <= MAX_WORKING_SIDE:
         return img
-    return ImageOps.contain(img, (MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.BOX)
+    f = MAX_WORKING_SIDE / max(img.size)  # a sliver of an image keeps at least one row or column
+    return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX)
 
 
 def colour_to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -40,8 +40,9 @@ def coarse(x: np.ndarray) -> np.ndarray:
     """A box-averaged copy at most about BACKGROUND_SIDE px on a side: lighting, polarity and stroke width
     are judged at this scale."""
     step = max(1, max(x.shape) // BACKGROUND_SIDE)
-    small = x[: x.shape[0] // step * step, : x.shape[1] // step * step]
-    return small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean((1, 3))
+    sy, sx = min(step, x.shape[0]), min(step, x.shape[1])  # a sliver of an image keeps its one row or column
+    small = x[: x.shape[0] // sy * sy, : x.shape[1] // sx * sx]
+    return small.reshape(small.shape[0] // sy, sy, small.shape[1] // sx, sx).mean((1, 3))
 
 
 def detail(small: np.ndarray) -> np.ndarray:
