@@ -81,3 +81,14 @@ def test_training_does_not_import_torch_compile():
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_zero_grad_keeps_or_drops_the_gradients_as_asked():
+    net, groups = net_and_groups()
+    opt = LeanSGD(groups, functional_sgd(), **SETTINGS)
+    net(torch.randn(4, 6)).sum().backward()
+    kept = [p.grad for p in net.parameters()]
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is g and not g.any() for p, g in zip(net.parameters(), kept))
+    opt.zero_grad()
+    assert all(p.grad is None for p in net.parameters())

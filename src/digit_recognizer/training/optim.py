@@ -47,7 +47,10 @@ class LeanSGD:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.detach_().zero_()
 
     @torch.no_grad()
     def step(self) -> None:
