@@ -222,3 +222,19 @@ def test_prediction_averages_the_views(recognizer):
     p = recognizer.predict(save(img, "PNG"))
     want = recognizer.probabilities(views).mean(0)
     assert p.digit == int(want.argmax()) and p.confidence == pytest.approx(float(want.max()), abs=1e-6)
+
+
+@pytest.mark.parametrize("mark,reason", [((139, 139, 141, 141), "speck"), ((138, 138, 142, 142), "speck"),
+                                         ((60, 131, 220, 149), "dash"), ((20, 135, 260, 141), "dash")])
+def test_a_speck_or_a_dash_is_not_a_digit(mark, reason):
+    """An accidental tap or a minus sign on the page was read as a 5 or a 2 with high confidence."""
+    img = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(img).ellipse(mark, fill=0) if reason == "speck" else ImageDraw.Draw(img).rectangle(mark, fill=0)
+    with pytest.raises(DigitsError, match=rf"not a digit \(a {reason}"):
+        preprocess(save(img, "PNG"))
+
+
+def test_a_small_digit_is_not_a_speck():
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).line([(100, 90), (100, 99)], fill=0, width=2)  # a 1, 10 px tall
+    assert preprocess(save(img, "PNG")).max() > 200

@@ -33,6 +33,9 @@ SEVERAL_GAP = 0.15  # of the digits' height: blank columns between two digits (v
 MAX_HOLES, MIN_HOLE_PX = 3, 2
 MIN_WORKING_SIDE = 2 * IMAGE_SIZE  # px: smaller images are enlarged first (validation: no tiny digit called
 # blank any more, 7 more of 3,500 tight, thin, bold, tall and wide digits read)
+MIN_DIGIT_SIDE = 6  # px of the image as decoded: ink smaller than this is a speck (the low-resolution sets'
+# smallest digits are 8 px)
+MAX_FLATNESS = 5.0  # width / height of the ink: a dash; the flattest digits of the flat sets are under 4
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
 
@@ -185,11 +188,23 @@ def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
         if gray.max() < MIN_CONTRAST:
             raise NoInk(f"{name}: no ink found (blank image)")
         return gray.astype(np.uint8)[None]
-    x = remove_background(ink_bright(enlarged(gray)), name)
+    work = enlarged(gray)
+    x = remove_background(ink_bright(work), name)
     refuse_several(x, name)
-    views = digit_views(crop_to_ink(x, name))
+    crop = crop_to_ink(x, name)
+    refuse_speck_or_dash(crop, work.shape[0] / gray.shape[0], name)
+    views = digit_views(crop)
     refuse_tangle(views[0], name)
     return views
+
+
+def refuse_speck_or_dash(crop: np.ndarray, scale: float, name: str) -> None:
+    """Refuse ink that no digit makes: a speck (`scale`: working px per px of the image as decoded) or a dash."""
+    h, w = crop.shape
+    if max(h, w) / scale < MIN_DIGIT_SIDE:
+        raise NotADigit(f"{name}: not a digit (a speck {max(h, w) / scale:.0f} px across)")
+    if w > MAX_FLATNESS * h:
+        raise NotADigit(f"{name}: not a digit (a dash, {w / h:.0f} times as wide as tall)")
 
 
 def enlarged(gray: np.ndarray) -> np.ndarray:
