@@ -12,7 +12,7 @@ set -u
 OUT=${OUT:-/tmp/gpu-session}
 DATA=${DATA:-.mnist}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DIGITS_DATA_DIR="$PWD/$DATA"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DIGITS_DATA_DIR="$(realpath -m "$DATA")"
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
 timeout 120 python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_device.py tests/test_optim.py \
