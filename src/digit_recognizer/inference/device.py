@@ -219,7 +219,10 @@ def engine(precision: str, rows: int, has_int8: bool, device_type: str = "cpu") 
     return "bf16" if cpu_bf16_is_native() else "fp32"
 
 
-def autocast(enabled: bool, device_type: str = "cpu"):
+def autocast(enabled: bool, device_type: str = "cpu", cache: bool = True):
+    """bf16 autocast where enabled; `cache=False` leaves out its weight cache, which a CUDA graph capture cannot
+    hold."""
     import torch
 
-    return torch.autocast(device_type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+    return (torch.autocast(device_type, dtype=torch.bfloat16, cache_enabled=cache) if enabled
+            else contextlib.nullcontext())

@@ -10,13 +10,13 @@ any machine; the graph itself needs CUDA.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..constants import IMAGE_SIZE
+from ..inference.device import autocast
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's documented minimum pattern)
 
@@ -25,9 +25,7 @@ def train_step(model: torch.nn.Module, opt: Any, xb: torch.Tensor, yb: torch.Ten
                label_smoothing: float, graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch: xb (B, 1, 28, 28) float pixels, yb (B,) -> (loss, logits (B, 10)).
     `graph_safe`: autocast without its weight cache, which a CUDA graph capture cannot hold."""
-    ctx = (torch.autocast(xb.device.type, dtype=torch.bfloat16, cache_enabled=not graph_safe) if bf16
-           else contextlib.nullcontext())
-    with ctx:
+    with autocast(bf16, xb.device.type, cache=not graph_safe):
         out = model(xb)
     loss = F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
