@@ -106,9 +106,9 @@ def test_training_keeps_the_split_and_the_random_draws_on_the_device(monkeypatch
     seen = []
     real = loop.augmented
 
-    def spy(cfg_, xb, gen):
+    def spy(cfg_, xb, gen, *rest):
         seen.append((xb.device, gen.device))
-        return real(cfg_, xb, gen)
+        return real(cfg_, xb, gen, *rest)
 
     monkeypatch.setattr(loop, "augmented", spy)
     g = torch.Generator().manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 
 from ..constants import IMAGE_SIZE
 from ..errors import DigitsError
-from .device import check_precision, resolve_device
+from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
 from .decode import ImageInput
@@ -26,10 +26,7 @@ MAX_PREPROCESS_WORKERS = 8
 
 def preprocess_workers() -> int:
     """Threads for decoding and preprocessing: one per core the process may use, at most a few."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_PREPROCESS_WORKERS, cores))
+    return max(1, min(MAX_PREPROCESS_WORKERS, usable_cores()))
 
 
 @dataclass(frozen=True)
