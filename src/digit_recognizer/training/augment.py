@@ -6,26 +6,57 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..inference.fit import MAX_ASPECT
+
+INK_SEEN = 0.1 * 255  # a column or row with a pixel above this holds ink (for the digit's extent)
+WIDENED = (0.5, 0.75)  # draws of the squeeze coin in this range widen the digit (a quarter of them)
+
+
+def extent(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, 1, H, W) -> the ink's (width, height) in px, each (B,); at least 1."""
+    def span(seen: torch.Tensor) -> torch.Tensor:  # (B, L) bool -> (B,)
+        idx = torch.arange(seen.shape[1], device=seen.device)
+        first = torch.where(seen, idx, seen.shape[1]).amin(1)
+        last = torch.where(seen, idx, -1).amax(1)
+        return (last - first + 1).clamp(min=1).float()
+
+    ink = x[:, 0] > INK_SEEN  # (B, H, W)
+    return span(ink.any(1)), span(ink.any(2))
+
+
+def widened(x: torch.Tensor, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x scale, y scale), each (B,), that show digits widened `factor` times as the reader shows a flat digit:
+    the longer side kept, a digit flatter than MAX_ASPECT raised to it (inference.fit.placed)."""
+    w, h = extent(x)
+    raised = torch.clamp(factor * w / (MAX_ASPECT * h), min=1.0)  # the reader's height stretch
+    fit = torch.maximum(h, w) / torch.maximum(raised * h, factor * w)
+    return factor * fit, raised * fit
+
 
 def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float, scale: float,
-                  shift: float, squeeze: float = 0.0) -> torch.Tensor:
+                  shift: float, squeeze: float = 0.0, widen: float = 0.0) -> torch.Tensor:
     """x: (B, 1, H, W) float pixels. Rotation in degrees, scale as +/- fraction, shift as fraction of size;
     `squeeze` narrows a random half of the digits to between exp(-squeeze) and 1 of their width (tall, thin
-    handwriting)."""
+    handwriting); `widen` widens a quarter to 1..exp(widen) times theirs, fitted back as the reader fits them
+    (a flat 7 dashed off, a squashed 4)."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=gen, device=gen.device) * 2 - 1  # (B, 4) in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)
     s = 1.0 + u[:, 1] * scale
-    width = torch.ones_like(s)
-    if squeeze:
+    width, height = torch.ones_like(s), torch.ones_like(s)
+    if squeeze or widen:
         v = torch.rand(b, 2, generator=gen, device=gen.device)  # drawn only when asked: old streams unchanged
         width = torch.where(v[:, 0] < 0.5, torch.exp(-squeeze * v[:, 1]), width)
+        if widen:
+            wide_x, wide_y = widened(x, torch.exp(widen * v[:, 1]))
+            flat = (v[:, 0] >= WIDENED[0]) & (v[:, 0] < WIDENED[1])
+            width, height = torch.where(flat, wide_x, width), torch.where(flat, wide_y, height)
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    # Output x is stretched by `width`: the input coordinate moves 1/width as fast along output x.
-    cos_x, sin_x = cos / width, sin / width
+    # Output x is stretched by `width` and y by `height`: the input coordinate moves 1/width as fast along
+    # output x (the output x column of theta), 1/height along output y.
     # affine_grid maps output coords to input coords in [-1, 1] units, so a shift of f*size is 2*f.
-    theta = torch.stack([torch.stack([cos_x, -sin, u[:, 2] * 2 * shift], 1),
-                         torch.stack([sin_x, cos, u[:, 3] * 2 * shift], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack([torch.stack([cos / width, -sin / height, u[:, 2] * 2 * shift], 1),
+                         torch.stack([sin / width, cos / height, u[:, 3] * 2 * shift], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

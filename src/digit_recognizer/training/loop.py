@@ -262,9 +262,9 @@ def augmented(cfg: TrainConfig, xb: torch.Tensor, gen: torch.Generator,
         xb = torch.where(swap.view(-1, 1, 1, 1), marker, xb)
     if cfg.augment_stroke or cfg.augment_bold:
         xb = random_stroke(xb, gen, cfg.augment_stroke, cfg.augment_bold)
-    if cfg.augment_degrees or cfg.augment_scale or cfg.augment_shift or cfg.augment_squeeze:
+    if cfg.augment_degrees or cfg.augment_scale or cfg.augment_shift or cfg.augment_squeeze or cfg.augment_widen:
         xb = random_affine(xb, gen, cfg.augment_degrees, cfg.augment_scale, cfg.augment_shift,
-                           cfg.augment_squeeze)
+                           cfg.augment_squeeze, cfg.augment_widen)
     return xb.contiguous(memory_format=torch.channels_last) if cfg.channels_last else xb
 
 

@@ -45,6 +45,7 @@ class TrainConfig:
     augment_stroke: float = 0.0  # share of images whose strokes are thickened or thinned by a pixel
     augment_bold: float = 0.0  # share of images drawn with a fat marker (strokes 2 px thicker, loops closing)
     augment_squeeze: float = 0.0  # half the images narrowed to exp(-squeeze)..1 of their width
+    augment_widen: float = 0.0  # a quarter of the images widened to 1..exp(widen) times their width
     augment_marker: float = 0.0  # share of images swapped for the digit as a fat marker draws it and the reader
     # thins it back (training.marker: bays and loops filled in)
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
