@@ -64,7 +64,8 @@ RECIPES = {
     "best": TrainConfig("best", model="wide", epochs=36, batch_size=128, optimizer="sgd", lr=0.1, nesterov=True,
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
-                        augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, ema=0.999, tta=True),
+                        augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, augment_marker=0.2, ema=0.999,
+                        tta=True),
 }
 DEFAULT_RECIPE = "fast"
 
