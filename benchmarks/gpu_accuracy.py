@@ -23,8 +23,10 @@ from pathlib import Path
 
 QUESTIONS: dict[str, dict[str, dict]] = {
     "epochs": {"36": {}, "60": {"epochs": 60}, "90": {"epochs": 90}},
-    "augment": {"shipped": {}, "no-marker": {"augment_bold": 0.0, "augment_stroke": 0.0},
-                "narrow-0.8": {"augment_squeeze": 0.8}, "rotate-15": {"augment_degrees": 15.0}},
+    "augment": {"shipped": {}, "no-stroke": {"augment_bold": 0.0, "augment_stroke": 0.0},
+                "no-marker": {"augment_marker": 0.0}, "marker-0.3": {"augment_marker": 0.3},
+                "widen-1": {"augment_widen": 1.0}, "narrow-0.8": {"augment_squeeze": 0.8},
+                "rotate-15": {"augment_degrees": 15.0}},
     "batch": {"128": {}, "256": {"batch_size": 256, "lr": 0.2}, "64": {"batch_size": 64, "lr": 0.05}},
     "ensemble": {"member": {}},
 }
