@@ -75,7 +75,6 @@ def describe_device(device: "torch.device") -> str:
     return str(device)
 
 
-@functools.lru_cache(maxsize=None)
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS tells it)."""
     import os
@@ -83,6 +82,7 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+@functools.lru_cache(maxsize=None)
 def cpuinfo_flags() -> frozenset[str]:
     """The CPU flags the Linux kernel reports (empty elsewhere, or when unreadable)."""
     if platform.system() != "Linux":
