@@ -3,10 +3,12 @@ bank is one function of its seed, and the loop swaps in the share it is told to.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 
 from digit_recognizer.constants import DIGIT_BOX, IMAGE_SIZE
+from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.fit import MAX_STROKE, typical_width
 from digit_recognizer.inference.preprocess import enclosed_holes
 from digit_recognizer.training import loop
@@ -79,3 +81,10 @@ def test_a_training_run_draws_its_marker_digits_once(mnist, tmp_path):
     drawn = [line for line in lines if "marker digits" in line]
     trained_on = len(loop.splits(cfg, mnist.train)[0])
     assert len(drawn) == 1 and drawn[0].startswith(f"drew {trained_on} marker digits")
+
+
+def test_a_share_outside_0_to_1_is_refused_before_any_data_loads():
+    with pytest.raises(DigitsError, match="augment_marker is a share"):
+        make_config("best", augment_marker=1.5)
+    with pytest.raises(DigitsError, match="augment_widen"):
+        make_config("best", augment_widen=-1.0)

@@ -43,7 +43,7 @@ class TrainConfig:
     augment_scale: float = 0.0
     augment_shift: float = 0.0  # fraction of the image size
     augment_stroke: float = 0.0  # share of images whose strokes are thickened or thinned by a pixel
-    augment_bold: float = 0.0  # share of images drawn with a fat marker (strokes 2 px thicker, loops closing)
+    augment_bold: float = 0.0  # share of images with strokes 2 px thicker (a thick pen; small loops close up)
     augment_squeeze: float = 0.0  # half the images narrowed to exp(-squeeze)..1 of their width
     augment_widen: float = 0.0  # a quarter of the images widened to 1..exp(widen) times their width
     augment_marker: float = 0.0  # share of images swapped for the digit as a fat marker draws it and the reader
@@ -104,6 +104,13 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise DigitsError("epochs and batch size must be at least 1")
     if cfg.limit < 0:
         raise DigitsError("--limit must be 0 (all images) or a positive number of images")
+    shares = {"augment_stroke": cfg.augment_stroke, "augment_bold": cfg.augment_bold,
+              "augment_marker": cfg.augment_marker}
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise DigitsError(f"{name} is a share of the images: between 0 and 1, got {share}")
+    if cfg.augment_widen < 0 or cfg.augment_squeeze < 0:
+        raise DigitsError("augment_widen and augment_squeeze must be 0 (off) or positive")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise DigitsError(f"val_fraction must be between 0 and 1, got {cfg.val_fraction}")
     return cfg
