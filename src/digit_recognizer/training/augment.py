@@ -6,9 +6,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..constants import PIXEL_MAX
 from ..inference.fit import MAX_ASPECT
 
-INK_SEEN = 0.1 * 255  # a column or row with a pixel above this holds ink (for the digit's extent)
+INK_SEEN = 0.1 * PIXEL_MAX  # a column or row with a pixel above this holds ink (for the digit's extent)
 WIDENED = (0.5, 0.75)  # draws of the squeeze coin in this range widen the digit (a quarter of them)
 
 

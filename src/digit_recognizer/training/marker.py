@@ -4,7 +4,7 @@ A marker's stroke is the pen's path widened by its nib: each stroke grows by the
 loops narrower than that fill with ink. The reader thins fat strokes back to MNIST's width (`inference.fit`),
 which cannot reopen what the ink filled: the model is shown the digit closed up, or a solid blob whose notches
 say which digit it is, shapes that MNIST's pens never make. Training on such digits, put through the reader's
-own fitting code, teaches the model to read them.
+own fitting code (`fit_and_centre`: the first of the views it reads), teaches the model to read them.
 
     marker_bank(images (N, 28, 28) uint8, seed) -> (N, 28, 28) uint8   # one marker rendition per digit
 """
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..constants import IMAGE_SIZE, PIXEL_MAX
-from ..inference.fit import INK_FRACTION, cropped, digit_views, typical_width
+from ..inference.fit import INK_FRACTION, cropped, fit_and_centre, resized, typical_width
 
 FINE = 3  # the nib is drawn on a grid this many times finer than MNIST's
 INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
@@ -46,16 +46,15 @@ def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle:
     pad = IMAGE_SIZE // 4  # MNIST px of room around the digit for the strokes to grow into
     a = np.pad(digit.astype(np.float32) / PIXEL_MAX, pad)
     side = a.shape[0] * FINE
-    fine = np.asarray(Image.fromarray(a, mode="F").resize((side, side), Image.Resampling.BICUBIC))
+    fine = resized(a, (side, side), Image.Resampling.BICUBIC)
     inside = fine > INK_LEVEL
     if not inside.any():
         return digit
     reach = typical_width(inside, "constant") * (fatter - 1) / 2  # fine px added to each side of a stroke
     fat = nib_grown(inside, reach, thinness, angle).astype(np.float32) * PIXEL_MAX
     # Back to twice MNIST's grid, anti-aliased, as a scan or photo of the digit would be.
-    coverage = np.asarray(Image.fromarray(fat, mode="F").resize((side * 2 // FINE, side * 2 // FINE),
-                                                                Image.Resampling.BOX))
-    return digit_views(cropped(coverage, coverage > INK_FRACTION * PIXEL_MAX))[0]
+    coverage = resized(fat, (side * 2 // FINE, side * 2 // FINE), Image.Resampling.BOX)
+    return fit_and_centre(cropped(coverage, coverage > INK_FRACTION * PIXEL_MAX))
 
 
 def random_marker(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
