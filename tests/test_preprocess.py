@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, TooLarge
-from digit_recognizer.inference.fit import FLAT_VIEW, NARROW_VIEW, fit_and_centre
+from digit_recognizer.inference.fit import NARROW_VIEW, SQUEEZED, digit_views, fit_and_centre
 from digit_recognizer.inference.preprocess import (crop_to_ink, ink_bright, preprocess, preprocess_views,
                                                    remove_background)
 
@@ -200,10 +200,12 @@ def ink_aspect(x: np.ndarray) -> float:
     return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
 
 
-@pytest.mark.parametrize("aspect,views,second", [(0.7, 1, None), (0.25, 2, NARROW_VIEW), (2.5, 2, FLAT_VIEW)])
+@pytest.mark.parametrize("aspect,views,second", [(0.7, 1, None), (0.25, 2, NARROW_VIEW), (1.0, 2, SQUEEZED),
+                                                 (2.5, 2, SQUEEZED)])
 def test_very_narrow_and_flat_digits_are_also_read_stretched(aspect, views, second):
-    """A ring drawn `aspect` times as wide as tall: an ordinary shape is read once; a very narrow or flat one
-    also stretched to the limit shape, its first view as fit_and_centre makes it."""
+    """A ring drawn `aspect` times as wide as tall: an ordinary shape is read once; a very narrow one also
+    stretched to NARROW_VIEW, and one as wide as tall also squeezed to SQUEEZED; the first view is always as
+    fit_and_centre makes it."""
     h = 240
     img = Image.new("L", (round(h * aspect), h), 235)
     ImageDraw.Draw(img).ellipse([8, 8, img.size[0] - 9, h - 9], outline=20, width=5)
@@ -213,6 +215,14 @@ def test_very_narrow_and_flat_digits_are_also_read_stretched(aspect, views, seco
     if second is not None:
         assert ink_aspect(out[1]) == pytest.approx(second, rel=0.2)
         assert abs(ink_aspect(out[1]) - second) < abs(ink_aspect(out[0]) - second)
+
+
+@pytest.mark.parametrize("pen,views", [(3, 2), (70, 1)])  # strokes of 0.25 and 5.8 digit-box px
+def test_a_markers_flat_digit_is_read_once(pen, views):
+    """Squeezing a flat digit helps a pen's strokes; a marker's blob is read as it is."""
+    img = Image.new("L", (240, 160), 0)
+    ImageDraw.Draw(img).line([(30, 130), (120, 30), (210, 130)], fill=255, width=pen)  # a flat, wide V
+    assert digit_views(np.asarray(img, np.float32)).shape == (views, 28, 28)
 
 
 def test_prediction_averages_the_views(recognizer):
