@@ -1,8 +1,9 @@
 """Turn a person's image of a digit into an MNIST-style 28x28 uint8 array, the way MNIST itself was made.
 
-Steps: decode safely to grey levels (inference.decode) -> make ink bright on black -> remove the background ->
-refuse several digits -> crop to the ink -> even the strokes, fit into the 28x28 frame as MNIST did, and add a
-view stretched towards MNIST's shapes for a very narrow or flat digit (inference.fit) -> refuse a scribble.
+Steps: decode safely to grey levels (inference.decode) -> make ink bright on black -> remove the background
+and a lined or squared page's rulings (inference.rulings) -> refuse several digits -> crop to the ink -> even
+the strokes, fit into the 28x28 frame as MNIST did, and add a view stretched towards MNIST's shapes for a very
+narrow or flat digit (inference.fit) -> refuse a scribble.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..constants import IMAGE_SIZE
 from ..errors import NoInk, NotADigit, SeveralDigits
 from .decode import BACKGROUND_SIDE, MID_GREY, ImageInput, open_image, to_gray
 from .fit import INK_FRACTION, INK_LEVEL, MAX_ASPECT, cropped, digit_views, resized, typical_width
+from .rulings import remove_rulings
 
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
 NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
@@ -189,7 +191,7 @@ def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
             raise NoInk(f"{name}: no ink found (blank image)")
         return gray.astype(np.uint8)[None]
     work = enlarged(gray)
-    x = remove_background(ink_bright(work), name)
+    x = remove_rulings(remove_background(ink_bright(work), name))
     refuse_several(x, name)
     crop = crop_to_ink(x, name)
     refuse_speck_or_dash(crop, work.shape[0] / gray.shape[0], name)

@@ -1,6 +1,6 @@
 """Digits framed the ways people hand them over: tight crops, bold and thin pens, low resolution enlarged,
 chalkboards, coloured ink, transparent PNGs, 16-bit, palette and CMYK files, rotated phone photos, tall and flat
-digits. Each presentation draws all its parameters at random from its seed.
+digits, lined and squared paper. Each presentation draws all its parameters at random from its seed.
 
     make(name, digit, rng) -> file bytes        # digit: an MNIST (28, 28) uint8 array, ink bright
 
@@ -165,11 +165,37 @@ def wide(d, rng):  # flat and wide: a 7 dashed off, a squashed 4
     return encode(rgb(on_paper(framed(cov, rng, 0, 4), rng)), rng)
 
 
+RULING_COLOURS = ((150, 185, 230), (120, 160, 220), (175, 175, 175), (230, 150, 150))  # blue, grey, red lines
+
+
+def ruled_page(rng: np.random.Generator, h: int, w: int, spacing: float, columns: bool) -> np.ndarray:
+    """(h, w, 3) paper with printed lines every `spacing` px across it (and down it, for squared paper), 1-3 px
+    wide, as a scanner or a form-filling program keeps them: straight along the rows and columns."""
+    page = paper(rng, h, w).copy()
+    colour = np.array(RULING_COLOURS[int(rng.integers(len(RULING_COLOURS)))], np.float32)
+    alpha, width, start = rng.uniform(0.4, 1.0), int(rng.integers(1, 4)), rng.uniform(0, spacing)
+    lines = np.zeros((h, w), bool)
+    for at in np.arange(start, h, spacing).astype(int):
+        lines[at:at + width] = True
+    if columns:
+        for at in np.arange(start, w, spacing).astype(int):
+            lines[:, at:at + width] = True
+    page[lines] = page[lines] * (1 - alpha) + colour * alpha
+    return page
+
+
+def lined(d, rng, squared=False):  # on lined or squared paper, cut out with a margin
+    cov = framed(glyph(d, rng, size(rng)), rng, 2, 10)
+    spacing = cov.shape[0] * (rng.uniform(0.2, 0.6) if squared else rng.uniform(0.5, 1.2))
+    return encode(rgb(on_paper(cov, rng, page=ruled_page(rng, *cov.shape, spacing, squared))), rng)
+
+
 PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "tight": tight, "bold-tight": bold, "bold-margin": lambda d, r: bold(d, r, 2, 10),
     "thin-tight": thin, "thin-margin": lambda d, r: thin(d, r, 2, 10), "lowres": lowres,
     "chalkboard": chalkboard, "coloured": coloured, "transparent": transparent, "gray16": gray16,
     "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
+    "ruled": lined, "squared": lambda d, r: lined(d, r, squared=True),
 }
 
 

@@ -1,0 +1,69 @@
+"""Lined and squared paper: the printed lines are taken out, the digit's own strokes are not."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digit_recognizer import Recognizer
+from digit_recognizer.inference import preprocess as pp
+from digit_recognizer.inference.rulings import remove_rulings
+from digit_recognizer.testing.presentations import make
+
+
+def page_with_ring(grid: int | None) -> bytes:
+    """A dark ring (a 0) on white paper, with light blue lines every `grid` px across and down it."""
+    img = Image.new("RGB", (200, 240), (245, 245, 240))
+    draw = ImageDraw.Draw(img)
+    if grid:
+        for at in range(7, 240, grid):
+            draw.line([(0, at), (199, at)], fill=(140, 175, 225), width=1)
+        for at in range(7, 200, grid):
+            draw.line([(at, 0), (at, 239)], fill=(140, 175, 225), width=1)
+    draw.ellipse([60, 50, 140, 190], outline=(20, 20, 30), width=9)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_squared_paper_reads_like_plain_paper(monkeypatch):
+    ink = 40  # grey level of a view's pixel counted as ink
+    plain = pp.preprocess(page_with_ring(None))
+    squared = pp.preprocess(page_with_ring(23))
+    assert abs(int((squared > ink).sum()) - int((plain > ink).sum())) <= 0.1 * (plain > ink).sum()
+    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the lines left in: the crop is the whole page
+    kept = pp.preprocess(page_with_ring(23))
+    assert (kept > ink).sum() > 1.3 * (plain > ink).sum()
+
+
+def test_a_stroke_crossing_a_line_goes_on():
+    x = np.zeros((100, 100))
+    x[[20, 50, 80], :] = 120.0  # three ruled lines
+    x[10:90, 45:52] = 255.0  # a 1 crossing them
+    out = remove_rulings(x)
+    assert out[[20, 80], :40].max() == 0  # the lines are gone ...
+    assert out[10:90, 45:52].min() > 100  # ... the stroke is whole
+
+
+@pytest.mark.parametrize("bars", [1, 2])
+def test_a_digits_own_bars_stay(bars):
+    """A 7's bar across a tight crop, or a marker's two thick bars (a Z-shaped 2), are not rulings."""
+    x = np.zeros((100, 80))
+    x[0:4 if bars == 1 else 25] = 255.0
+    if bars == 2:
+        x[75:] = 255.0
+    x[:, 35:45] = 255.0
+    np.testing.assert_array_equal(remove_rulings(x), x)
+
+
+def test_digits_on_lined_and_squared_paper(mnist):
+    recognizer = Recognizer.load()
+    rng = np.random.default_rng(0)
+    for name in ("ruled", "squared"):
+        picks = rng.integers(len(mnist.test.images), size=40)
+        views = [pp.preprocess_views(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
+        got = [p.digit for p in recognizer.predict_views(views)]
+        right = sum(g == int(mnist.test.labels[i]) for g, i in zip(got, picks))
+        assert right >= 38, (name, right)
