@@ -106,10 +106,9 @@ def digit_views(x: np.ndarray) -> np.ndarray:
     x = evened(x, width)
     h, w = x.shape
     views = [placed(x)]
-    if w < NARROW_VIEW * h:
-        views.append(placed(even_strokes(resized(x, (round(NARROW_VIEW * h), h), Image.Resampling.LANCZOS))))
-    elif w > FLAT_VIEW * h and not marker:
-        views.append(placed(even_strokes(resized(x, (max(1, round(SQUEEZED * h)), h), Image.Resampling.LANCZOS))))
+    aspect = NARROW_VIEW if w < NARROW_VIEW * h else SQUEEZED if w > FLAT_VIEW * h and not marker else None
+    if aspect is not None:  # the same height, `aspect` times as wide
+        views.append(placed(even_strokes(resized(x, (max(1, round(aspect * h)), h), Image.Resampling.LANCZOS))))
     return np.stack(views)
 
 
