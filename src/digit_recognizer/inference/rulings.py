@@ -19,12 +19,6 @@ LINE_INK = 0.1 * 255  # a line's pixels, once the paper is removed, are at least
 PAPER_LEVEL = 0.03 * 255  # ... and it has paper, no brighter than this, right beside it on both sides
 
 
-def line_runs(on: np.ndarray) -> list[tuple[int, int]]:
-    """[(first, last)] of each run of True in a 1-D boolean array."""
-    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-    return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1))
-
-
 def without_rows(x: np.ndarray) -> np.ndarray:
     """x (h, w), ink bright, with its horizontal rulings taken out (x itself if it has fewer than MIN_RULINGS)."""
     from scipy import ndimage
@@ -34,15 +28,15 @@ def without_rows(x: np.ndarray) -> np.ndarray:
     lines = ndimage.grey_opening(x, size=(1, span))  # bright runs at least `span` px long along a row
     along = lines.max(axis=1)  # (h,) how bright each row's longest runs are
     thin = max(MIN_LINE_PX, MAX_LINE_SHARE * h)
-    runs = [(a, b) for a, b in line_runs(along > PAPER_LEVEL)
-            if b - a + 1 <= thin and along[a:b + 1].max() > LINE_INK]
-    if len(runs) < MIN_RULINGS:
+    runs, _ = ndimage.label(along > PAPER_LEVEL)  # stretches of rows with paper on both sides
+    rulings = [rows for (rows,) in ndimage.find_objects(runs)
+               if rows.stop - rows.start <= thin and along[rows].max() > LINE_INK]
+    if len(rulings) < MIN_RULINGS:
         return x
     out = x.copy()
-    for first, last in runs:
-        rows = slice(first, last + 1)
-        above = x[first - 1] if first > 0 else np.zeros(w, x.dtype)
-        below = x[last + 1] if last + 1 < h else np.zeros(w, x.dtype)
+    for rows in rulings:
+        above = x[rows.start - 1] if rows.start > 0 else np.zeros(w, x.dtype)
+        below = x[rows.stop] if rows.stop < h else np.zeros(w, x.dtype)
         out[rows] = np.maximum(np.clip(x[rows] - lines[rows], 0, None), np.minimum(above, below))
     return out
 
