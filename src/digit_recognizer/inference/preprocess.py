@@ -1,6 +1,7 @@
 """Turn a person's image of a digit into an MNIST-style 28x28 uint8 array, the way MNIST itself was made.
 
-Steps: decode safely to grey levels (inference.decode) -> make ink bright on black -> remove the background
+Steps: decode safely to grey levels (inference.decode) -> undo an enlargement without smoothing
+(inference.blocks) -> make ink bright on black -> remove the background
 and a lined or squared page's rulings (inference.rulings) -> refuse several digits -> crop to the ink -> even
 the strokes, fit into the 28x28 frame as MNIST did, and add a view stretched towards MNIST's shapes for a very
 narrow or flat digit (inference.fit) -> refuse a scribble.
@@ -14,6 +15,7 @@ from PIL import Image
 
 from ..constants import IMAGE_SIZE
 from ..errors import NoInk, NotADigit, SeveralDigits
+from .blocks import unblocked
 from .decode import BACKGROUND_SIDE, MID_GREY, ImageInput, open_image, to_gray
 from .fit import INK_FRACTION, INK_LEVEL, MAX_ASPECT, cropped, digit_views, resized, typical_width
 from .rulings import remove_rulings
@@ -190,6 +192,7 @@ def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
         if gray.max() < MIN_CONTRAST:
             raise NoInk(f"{name}: no ink found (blank image)")
         return gray.astype(np.uint8)[None]
+    gray = unblocked(gray)
     work = enlarged(gray)
     x = remove_rulings(remove_background(ink_bright(work), name))
     refuse_several(x, name)

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from ..errors import NoInk
 from .groups import digit_groups, typical_height
+from .blocks import unblocked
 from .decode import ImageInput, open_image, to_gray
 from .fit import digit_views
 from .preprocess import enlarged, ink_bright, remove_background
@@ -30,7 +31,7 @@ class Segment:
 def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
     """Background-free ink image (bright on dark) and the scale from it back to the original pixels."""
     img = open_image(src, name)
-    gray = enlarged(to_gray(img))
+    gray = enlarged(unblocked(to_gray(img)))
     # The longer sides match whatever EXIF turned and however much a large image was shrunk.
     return remove_background(ink_bright(gray), name), max(img.size) / max(gray.shape)
 
