@@ -98,13 +98,14 @@ def thin(d, rng, lo=0.0, hi=2.0):  # a fine pen
                                rng)), rng)
 
 
-def lowres(d, rng):  # a 8-14 px digit from a scan, enlarged (blurry, filling the frame)
+def lowres(d, rng, methods=(Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)):
+    """A 8-14 px digit from a scan, enlarged (blurry, filling the frame; blocky with nearest-neighbour)."""
     small = on_paper(framed(glyph(d, rng, int(rng.integers(8, 15))), rng, 0, 2), rng)
     target = size(rng) + 24
     scale = target / small.shape[0]
-    method = Image.Resampling.BILINEAR if rng.random() < 0.5 else Image.Resampling.BICUBIC
+    method = methods[int(rng.random() * len(methods))]
     big = rgb(small).resize((max(1, round(small.shape[1] * scale)), target), method)
-    return encode(big, rng)
+    return encode(big, rng, "PNG" if method == Image.Resampling.NEAREST else None)
 
 
 def chalkboard(d, rng):  # light chalk, with gaps in the strokes, on a dark board
@@ -196,6 +197,7 @@ PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "chalkboard": chalkboard, "coloured": coloured, "transparent": transparent, "gray16": gray16,
     "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
     "ruled": lined, "squared": lambda d, r: lined(d, r, squared=True),
+    "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)),
 }
 
 
