@@ -40,6 +40,11 @@ MIN_WORKING_SIDE = 2 * IMAGE_SIZE  # px: smaller images are enlarged first (vali
 MIN_DIGIT_SIDE = 6  # px of the image as decoded: ink smaller than this is a speck (the low-resolution sets'
 # smallest digits are 8 px)
 MAX_FLATNESS = 5.0  # width / height of the ink: a dash; the flattest digits of the flat sets are under 4
+# A form's box around a digit is ink along the whole border; the paper is found past it, within this share of
+# the image from each edge (box lines of 1-3% inset up to 7%, validation: 186 of 200 boxed digits' polarity
+# right -> 197, no change on 4,750 digits of 19 other presentations).
+FRAME_DEPTH = 0.1
+UNIFORM_LINE = 0.9  # share of a line's pixels on one side of halfway for it to count as all paper or all ink
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
 
@@ -66,8 +71,22 @@ def ink_bright(gray: np.ndarray) -> np.ndarray:
     and the brightest marks, whatever the page's overall brightness.
     """
     d = detail(coarse(gray))
-    border = np.concatenate([d[0], d[-1], d[:, 0], d[:, -1]])
-    return 255.0 - gray if np.median(border) > (d.min() + d.max()) / 2 else gray
+    mid = (d.min() + d.max()) / 2
+    depth = max(1, int(FRAME_DEPTH * max(d.shape)))
+    border = np.concatenate([edge_line(lines, mid, depth) for lines in (d, d[::-1], d.T, d.T[::-1])])
+    return 255.0 - gray if np.median(border) > mid else gray
+
+
+def edge_line(lines: np.ndarray, mid: float, depth: int) -> np.ndarray:
+    """The values along one side of the border: `lines` (n, L) runs from that edge inwards. Lines all on one
+    side of `mid` (a margin of plain paper, or a form's box line printed along the edge) are passed over, up to
+    `depth` of them, to the first line that holds both paper and ink; if there is none, all of them."""
+    depth = min(depth, len(lines) - 1)
+    for line in lines[:depth]:
+        above = float((line > mid).mean())
+        if max(above, 1.0 - above) < UNIFORM_LINE:
+            return line
+    return lines[:max(depth, 1)].ravel()
 
 
 def stroke_width(small: np.ndarray) -> float:
