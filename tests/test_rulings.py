@@ -1,4 +1,4 @@
-"""Lined and squared paper: the printed lines are taken out, the digit's own strokes are not."""
+"""Lined and squared paper and forms' boxes: the printed lines are taken out, the digit's own strokes are not."""
 from __future__ import annotations
 
 import io
@@ -9,12 +9,14 @@ from PIL import Image, ImageDraw
 
 from digit_recognizer import Recognizer
 from digit_recognizer.inference import preprocess as pp
+from digit_recognizer.inference.decode import open_image, to_gray
 from digit_recognizer.inference.rulings import remove_rulings
 from digit_recognizer.testing.presentations import make
 
 
-def page_with_ring(grid: int | None) -> bytes:
-    """A dark ring (a 0) on white paper, with light blue lines every `grid` px across and down it."""
+def page_with_ring(grid: int | None, box: int = 0) -> bytes:
+    """A dark ring (a 0) on white paper, with light blue lines every `grid` px across and down it, or a form's
+    dark box, `box` px wide, along the edges."""
     img = Image.new("RGB", (200, 240), (245, 245, 240))
     draw = ImageDraw.Draw(img)
     if grid:
@@ -22,6 +24,8 @@ def page_with_ring(grid: int | None) -> bytes:
             draw.line([(0, at), (199, at)], fill=(140, 175, 225), width=1)
         for at in range(7, 200, grid):
             draw.line([(at, 0), (at, 239)], fill=(140, 175, 225), width=1)
+    if box:
+        draw.rectangle([0, 0, 199, 239], outline=(30, 30, 40), width=box)
     draw.ellipse([60, 50, 140, 190], outline=(20, 20, 30), width=9)
     buf = io.BytesIO()
     img.save(buf, "PNG")
@@ -36,6 +40,24 @@ def test_squared_paper_reads_like_plain_paper(monkeypatch):
     monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the lines left in: the crop is the whole page
     kept = pp.preprocess(page_with_ring(23))
     assert (kept > ink).sum() > 1.3 * (plain > ink).sum()
+
+
+def test_a_digit_in_a_forms_box_reads_like_one_on_plain_paper(monkeypatch):
+    ink = 40
+    plain = pp.preprocess(page_with_ring(None))
+    boxed = pp.preprocess(page_with_ring(None, box=3))
+    assert abs(int((boxed > ink).sum()) - int((plain > ink).sum())) <= 0.1 * (plain > ink).sum()
+    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the box left in: it is cropped with the ring
+    assert (pp.preprocess(page_with_ring(None, box=3)) > ink).sum() > 1.3 * (plain > ink).sum()
+
+
+def test_a_box_along_the_border_is_not_taken_for_the_paper(monkeypatch):
+    """The border of a boxed image is all ink; the paper is found just inside it, so the ink comes out bright."""
+    gray = to_gray(open_image(page_with_ring(None, box=3), "boxed"))
+    paper = (slice(100, 140), slice(90, 110))  # inside the ring
+    assert pp.ink_bright(gray)[paper].mean() < 50
+    monkeypatch.setattr(pp, "FRAME_DEPTH", 0.0)  # judged on the outermost pixels alone: the box is the paper
+    assert pp.ink_bright(gray)[paper].mean() > 200
 
 
 def test_a_stroke_crossing_a_line_goes_on():
@@ -61,7 +83,7 @@ def test_a_digits_own_bars_stay(bars):
 def test_digits_on_lined_and_squared_paper(mnist):
     recognizer = Recognizer.load()
     rng = np.random.default_rng(0)
-    for name in ("ruled", "squared"):
+    for name in ("ruled", "squared", "boxed"):
         picks = rng.integers(len(mnist.test.images), size=40)
         views = [pp.preprocess_views(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
         got = [p.digit for p in recognizer.predict_views(views)]

@@ -14,6 +14,7 @@ from .blocks import unblocked
 from .decode import ImageInput, open_image, to_gray
 from .fit import digit_views
 from .preprocess import enlarged, ink_bright, remove_background
+from .rulings import remove_rulings
 
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
@@ -29,11 +30,12 @@ class Segment:
 
 
 def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
-    """Background-free ink image (bright on dark) and the scale from it back to the original pixels."""
+    """Background-free ink image (bright on dark), without a page's rulings or a form's boxes, and the scale from
+    it back to the original pixels."""
     img = open_image(src, name)
     gray = enlarged(unblocked(to_gray(img)))
     # The longer sides match whatever EXIF turned and however much a large image was shrunk.
-    return remove_background(ink_bright(gray), name), max(img.size) / max(gray.shape)
+    return remove_rulings(remove_background(ink_bright(gray), name)), max(img.size) / max(gray.shape)
 
 
 def extent(m: np.ndarray) -> tuple[int, int, int, int]:

@@ -1,6 +1,7 @@
-"""Digits framed the ways people hand them over: tight crops, bold and thin pens, low resolution enlarged,
-chalkboards, coloured ink, transparent PNGs, 16-bit, palette and CMYK files, rotated phone photos, tall and flat
-digits, lined and squared paper. Each presentation draws all its parameters at random from its seed.
+"""Digits framed the ways people hand them over: tight crops, bold and thin pens, low resolution enlarged (smooth
+or blocky), chalkboards, coloured ink, transparent PNGs, 16-bit, palette and CMYK files, rotated phone photos, tall
+and flat digits, lined and squared paper, a form's box. Each presentation draws all its parameters at random from
+its seed.
 
     make(name, digit, rng) -> file bytes        # digit: an MNIST (28, 28) uint8 array, ink bright
 
@@ -191,13 +192,31 @@ def lined(d, rng, squared=False):  # on lined or squared paper, cut out with a m
     return encode(rgb(on_paper(cov, rng, page=ruled_page(rng, *cov.shape, spacing, squared))), rng)
 
 
+def boxed(d, rng):  # a form's box cut out with the digit: its lines along the crop's edges, or just inside
+    cov = framed(glyph(d, rng, size(rng)), rng, 1, 6)
+    h, w = cov.shape
+    page = paper(rng, h, w).copy()
+    colour = np.array(RULING_COLOURS[int(rng.integers(len(RULING_COLOURS)))] if rng.random() < 0.5
+                      else INK_COLOURS[int(rng.integers(len(INK_COLOURS)))], np.float32)
+    width = max(1, round(rng.uniform(0.01, 0.03) * h))
+    line = np.zeros((h, w), bool)
+    for side in range(4):
+        if rng.random() < 0.85:
+            at = int(rng.uniform(0, 0.07) * h)
+            edge = (slice(at, at + width), slice(h - at - width, h - at), slice(None), slice(None))[side]
+            cols = (slice(None), slice(None), slice(at, at + width), slice(w - at - width, w - at))[side]
+            line[edge, cols] = True
+    page[line] = colour
+    return encode(rgb(on_paper(cov, rng, page=page)), rng)
+
+
 PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "tight": tight, "bold-tight": bold, "bold-margin": lambda d, r: bold(d, r, 2, 10),
     "thin-tight": thin, "thin-margin": lambda d, r: thin(d, r, 2, 10), "lowres": lowres,
     "chalkboard": chalkboard, "coloured": coloured, "transparent": transparent, "gray16": gray16,
     "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
     "ruled": lined, "squared": lambda d, r: lined(d, r, squared=True),
-    "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)),
+    "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)), "boxed": boxed,
 }
 
 
