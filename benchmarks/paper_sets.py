@@ -5,7 +5,8 @@
 
 Writes DIR/<set>/ (images + labels.csv) for digits on paper (singles), whole numbers, things to refuse, and
 every presentation in digit_recognizer.testing.presentations (tight crops, bold and thin pens, low resolution,
-chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits). Prints the
+chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits, lined and squared
+paper, blocky enlargements, forms' boxes) and numbers in a form's comb of boxes. Prints the
 score of each, with the clean MNIST accuracy and refusal rate of the same model for comparison.
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main() -> None:
     from digit_recognizer.data import load_mnist, train_val_split
     from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
     from digit_recognizer.inference.recognizer import Recognizer
-    from digit_recognizer.testing.presentations import PRESENTATIONS, make
+    from digit_recognizer.testing.presentations import PRESENTATIONS, in_comb, make
     from digit_recognizer.testing.synth import compose, not_a_digit
 
     ds = load_mnist(progress=False)
@@ -57,7 +58,7 @@ def main() -> None:
     if args.sets_from:
         out = args.sets_from
         sets = {d.name: None for d in sorted(out.iterdir()) if (d / "labels.csv").is_file()}
-        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS]
+        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS, "numbers-comb"]
         sets = {name: None for name in order if name in sets}
     else:
         singles = []
@@ -79,6 +80,11 @@ def main() -> None:
         for name in PRESENTATIONS:
             picks = rng.integers(len(images), size=args.n)
             sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
+        combs = []  # made last, so that the sets above keep their images
+        for _ in range(args.n):
+            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+            combs.append((in_comb([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
+        sets["numbers-comb"] = combs
         for name, items in sets.items():
             write_set(out / name, items)
 

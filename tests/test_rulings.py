@@ -89,3 +89,24 @@ def test_digits_on_lined_and_squared_paper(mnist):
         got = [p.digit for p in recognizer.predict_views(views)]
         right = sum(g == int(mnist.test.labels[i]) for g, i in zip(got, picks))
         assert right >= 38, (name, right)
+
+
+def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
+    """The comb's lines between the digits are taken out before the digits are found, not read as 1s."""
+    from digit_recognizer.inference import segment
+    from digit_recognizer.testing.presentations import in_comb
+
+    recognizer = Recognizer.load()
+    rng = np.random.default_rng(0)
+    numbers = []
+    for _ in range(20):
+        idx = rng.integers(len(mnist.test.images), size=4)
+        label = "".join(str(int(mnist.test.labels[i])) for i in idx)
+        numbers.append((in_comb([mnist.test.images[i].numpy() for i in idx], rng), label))
+
+    def right() -> int:
+        return sum(recognizer.read(image).number == label for image, label in numbers)
+
+    assert right() >= 14
+    monkeypatch.setattr(segment, "remove_rulings", lambda x: x)
+    assert right() <= 10

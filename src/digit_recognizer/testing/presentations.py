@@ -192,12 +192,17 @@ def lined(d, rng, squared=False):  # on lined or squared paper, cut out with a m
     return encode(rgb(on_paper(cov, rng, page=ruled_page(rng, *cov.shape, spacing, squared))), rng)
 
 
+def form_colour(rng: np.random.Generator) -> np.ndarray:
+    """A form's printed lines: a ruling colour, or ink black."""
+    pick = RULING_COLOURS[int(rng.integers(len(RULING_COLOURS)))] if rng.random() < 0.5 else INK_COLOURS[0]
+    return np.array(pick, np.float32)
+
+
 def boxed(d, rng):  # a form's box cut out with the digit: its lines along the crop's edges, or just inside
     cov = framed(glyph(d, rng, size(rng)), rng, 1, 6)
     h, w = cov.shape
     page = paper(rng, h, w).copy()
-    colour = np.array(RULING_COLOURS[int(rng.integers(len(RULING_COLOURS)))] if rng.random() < 0.5
-                      else INK_COLOURS[int(rng.integers(len(INK_COLOURS)))], np.float32)
+    colour = form_colour(rng)
     width = max(1, round(rng.uniform(0.01, 0.03) * h))
     line = np.zeros((h, w), bool)
     for side in range(4):
@@ -207,6 +212,25 @@ def boxed(d, rng):  # a form's box cut out with the digit: its lines along the c
             cols = (slice(None), slice(None), slice(at, at + width), slice(w - at - width, w - at))[side]
             line[edge, cols] = True
     page[line] = colour
+    return encode(rgb(on_paper(cov, rng, page=page)), rng)
+
+
+def in_comb(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
+    """A number written in a form's comb: one box per digit, the field cut out along its outer lines."""
+    height = int(rng.integers(24, 120))
+    cell, tall = int(height * rng.uniform(0.9, 1.3)), int(height * rng.uniform(1.15, 1.5))
+    width = max(1, round(rng.uniform(0.01, 0.03) * tall))
+    cov = np.zeros((tall, cell * len(digits) + width), np.float32)
+    for j, d in enumerate(digits):
+        g = glyph(d, rng, height)[:, :cell - 2 * width]
+        top, left = (tall - g.shape[0]) // 2, j * cell + (cell - g.shape[1]) // 2
+        cov[top:top + g.shape[0], left:left + g.shape[1]] = g
+    page = paper(rng, *cov.shape).copy()
+    line = np.zeros(cov.shape, bool)
+    line[:width], line[-width:] = True, True
+    for j in range(len(digits) + 1):
+        line[:, j * cell:j * cell + width] = True
+    page[line] = form_colour(rng)
     return encode(rgb(on_paper(cov, rng, page=page)), rng)
 
 
