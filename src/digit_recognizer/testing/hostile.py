@@ -57,13 +57,17 @@ def big_rgba_png(side: int = BIG_SIDE) -> bytes:
 
 
 def many_lines_png(lines: int = LINES, height: int = 1000) -> bytes:
-    """A few KB PNG of `lines` thin vertical lines, every other one a third as tall: that many components for
-    the number reader, and each short one a fragment to merge into its neighbour."""
-    img = Image.new("L", (2 * lines + 20, height), 255)
+    """A few KB PNG of `lines` thin vertical lines in two rows, every other one a third as tall: that many
+    components for the number reader, and each short one a fragment to merge into its neighbour. None crosses
+    the whole image, which would make it a page's ruling, and the image stays under the size at which it is
+    shrunk (which would merge neighbours)."""
+    columns = (lines + 1) // 2
+    img = Image.new("L", (2 * columns + 20, height), 255)
     draw = ImageDraw.Draw(img)
     for i in range(lines):
-        x, reach = 10 + 2 * i, (height // 2 - 20 if i % 2 == 0 else height // 6)
-        draw.line([(x, height // 2 - reach), (x, height // 2 + reach)], fill=0, width=1)
+        x, middle = 10 + 2 * (i // 2), (height // 4 if i % 2 == 0 else 3 * height // 4)
+        reach = height // 5 if (i // 2) % 2 == 0 else height // 15
+        draw.line([(x, middle - reach), (x, middle + reach)], fill=0, width=1)
     return png(img)
 
 
