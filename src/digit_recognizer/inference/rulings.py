@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fit import INK_LEVEL, typical_width
+
 RULING_SPAN = 0.9  # of the image's width (rows) or height (columns) that a printed line runs unbroken
 MIN_RULINGS = 2  # lines in one direction before any is taken out: one long bar may be a digit's own stroke
 # A printed line is thin: at most this share of its length (the image's side along it), or MIN_LINE_PX (a
@@ -38,8 +40,6 @@ def core(along: np.ndarray, rows: slice) -> slice:
 def paper_beside(x: np.ndarray, rows: slice) -> bool:
     """Whether the rows just beyond a line are mostly paper: a printed line is, where the straight middle of a
     marker's bar, as wide as the image, has the rest of the bar beside it."""
-    from .fit import INK_LEVEL
-
     beside = [x[i] for i in (rows.start - 1, rows.stop) if 0 <= i < len(x)]
     return all(float((row > INK_LEVEL).mean()) < MAX_INK_BESIDE for row in beside)
 
@@ -79,8 +79,6 @@ def remove_rulings(x: np.ndarray) -> np.ndarray:
     """(h, w) float image, ink bright on a removed background -> the same without ruled or squared lines, or the
     box drawn round the digit. Lines are found in both directions before any is taken out: a column's line
     broken where a row's line crossed it would no longer run the whole image."""
-    from .fit import INK_LEVEL, typical_width
-
     ink = x > INK_LEVEL
     stroke = typical_width(ink, "constant") if ink.any() else 0.0
     rows, cols = row_rulings(x, stroke), row_rulings(x.T, stroke)

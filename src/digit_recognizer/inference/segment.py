@@ -9,10 +9,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import NoInk
-from .groups import digit_groups, typical_height
 from .blocks import unblocked
 from .decode import ImageInput, open_image, to_gray
 from .fit import digit_views
+from .groups import digit_groups, typical_height
 from .preprocess import enlarged, ink_bright, remove_background
 from .rulings import remove_rulings
 
