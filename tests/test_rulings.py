@@ -93,7 +93,6 @@ def test_digits_on_lined_and_squared_paper(mnist):
 
 def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
     """The comb's lines between the digits are taken out before the digits are found, not read as 1s."""
-    from digit_recognizer.inference import segment
     from digit_recognizer.testing.presentations import in_comb
 
     recognizer = Recognizer.load()
@@ -108,5 +107,5 @@ def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
         return sum(recognizer.read(image).number == label for image, label in numbers)
 
     assert right() >= 14
-    monkeypatch.setattr(segment, "remove_rulings", lambda x: x)
+    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the step both readers share
     assert right() <= 10

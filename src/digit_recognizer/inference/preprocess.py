@@ -213,13 +213,19 @@ def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
         return gray.astype(np.uint8)[None]
     gray = unblocked(gray)
     work = enlarged(gray)
-    x = remove_rulings(remove_background(ink_bright(work), name))
+    x = ink_only(work, name)
     refuse_several(x, name)
     crop = crop_to_ink(x, name)
     refuse_speck_or_dash(crop, work.shape[0] / gray.shape[0], name)
     views = digit_views(crop)
     refuse_tangle(views[0], name)
     return views
+
+
+def ink_only(work: np.ndarray, name: str) -> np.ndarray:
+    """A grey image at working size -> its ink alone, bright on black: the polarity set, the paper's lighting and
+    a page's printed lines (rulings, a form's boxes) taken out. A single digit and a number both start here."""
+    return remove_rulings(remove_background(ink_bright(work), name))
 
 
 def refuse_speck_or_dash(crop: np.ndarray, scale: float, name: str) -> None:

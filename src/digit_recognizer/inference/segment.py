@@ -13,8 +13,7 @@ from .blocks import unblocked
 from .decode import ImageInput, open_image, to_gray
 from .fit import digit_views
 from .groups import digit_groups, typical_height
-from .preprocess import enlarged, ink_bright, remove_background
-from .rulings import remove_rulings
+from .preprocess import enlarged, ink_only
 
 MAX_ASPECT = 1.25  # a group wider than this times the typical digit height holds touching digits
 DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess how many are touching
@@ -35,7 +34,7 @@ def ink_image(src: ImageInput, name: str) -> tuple[np.ndarray, float]:
     img = open_image(src, name)
     gray = enlarged(unblocked(to_gray(img)))
     # The longer sides match whatever EXIF turned and however much a large image was shrunk.
-    return remove_rulings(remove_background(ink_bright(gray), name)), max(img.size) / max(gray.shape)
+    return ink_only(gray, name), max(img.size) / max(gray.shape)
 
 
 def extent(m: np.ndarray) -> tuple[int, int, int, int]:
