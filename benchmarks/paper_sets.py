@@ -65,26 +65,21 @@ def main() -> None:
         for _ in range(args.n):
             i = int(rng.integers(len(images)))
             singles.append((compose([images[i]], rng, single=True), str(labels[i])))
-        numbers = []
-        for _ in range(args.n):
-            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-            numbers.append((compose([images[i] for i in idx], rng, single=False),
-                            "".join(str(labels[i]) for i in idx)))
-        tight_numbers = []
-        for _ in range(args.n):
-            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-            tight_numbers.append((compose([images[i] for i in idx], rng, single=False, tight=True),
-                                  "".join(str(labels[i]) for i in idx)))
+        def numbers_drawn(draw) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes, for 3-6 digits
+            items = []
+            for _ in range(args.n):
+                idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+                items.append((draw([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
+            return items
+
+        numbers = numbers_drawn(lambda ds, r: compose(ds, r, single=False))
+        tight_numbers = numbers_drawn(lambda ds, r: compose(ds, r, single=False, tight=True))
         refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
         sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
         for name in PRESENTATIONS:
             picks = rng.integers(len(images), size=args.n)
             sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
-        combs = []  # made last, so that the sets above keep their images
-        for _ in range(args.n):
-            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-            combs.append((in_comb([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
-        sets["numbers-comb"] = combs
+        sets["numbers-comb"] = numbers_drawn(in_comb)  # made last, so that the sets above keep their images
         for name, items in sets.items():
             write_set(out / name, items)
 
