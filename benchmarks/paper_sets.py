@@ -6,7 +6,8 @@
 Writes DIR/<set>/ (images + labels.csv) for digits on paper (singles), whole numbers, things to refuse, and
 every presentation in digit_recognizer.testing.presentations (tight crops, bold and thin pens, low resolution,
 chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits, lined and squared
-paper, blocky enlargements, forms' boxes) and numbers in a form's comb of boxes. Prints the
+paper, blocky enlargements, forms' boxes), numbers in a form's comb of boxes and numbers written with a pen
+running dry. Prints the
 score of each, with the clean MNIST accuracy and refusal rate of the same model for comparison.
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main() -> None:
     if args.sets_from:
         out = args.sets_from
         sets = {d.name: None for d in sorted(out.iterdir()) if (d / "labels.csv").is_file()}
-        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS, "numbers-comb"]
+        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS, "numbers-comb", "numbers-dry"]
         sets = {name: None for name in order if name in sets}
     else:
         singles = []
@@ -79,7 +80,8 @@ def main() -> None:
         for name in PRESENTATIONS:
             picks = rng.integers(len(images), size=args.n)
             sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
-        sets["numbers-comb"] = numbers_drawn(in_comb)  # made last, so that the sets above keep their images
+        sets["numbers-comb"] = numbers_drawn(in_comb)  # made after the sets above, which keep their images
+        sets["numbers-dry"] = numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True))
         for name, items in sets.items():
             write_set(out / name, items)
 

@@ -94,6 +94,26 @@ def test_a_bar_written_apart_joins_its_digit(rec):
     assert rec.read(np.asarray(img)).number == "15"
 
 
+def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
+    """Strokes that fade to a fifth of the ink in places stay whole: faint stretches join the strokes they run
+    on from instead of breaking them into specks (a digit dropped) or pieces (one digit read as two)."""
+    from digit_recognizer.inference import groups
+
+    rng = np.random.default_rng(0)
+    numbers = []
+    for _ in range(20):
+        idx = rng.integers(len(mnist.test.images), size=4)
+        label = "".join(str(int(mnist.test.labels[i])) for i in idx)
+        numbers.append((compose([mnist.test.images[i].numpy() for i in idx], rng, single=False, dry=True), label))
+
+    def right() -> int:
+        return sum(rec.read(image).number == label for image, label in numbers)
+
+    assert right() >= 13  # 15 of 20
+    monkeypatch.setattr(groups, "stroke_mask", lambda ink: ink > groups.INK_THRESHOLD * 255)  # one threshold
+    assert right() <= 6  # 2 of 20
+
+
 def test_blank_and_noise_are_refused():
     rng = np.random.default_rng(0)
     refused = 0

@@ -12,7 +12,13 @@ from scipy import ndimage
 
 from ..errors import NotADigit
 
-INK_THRESHOLD = 0.35  # of full ink level: what counts as a stroke pixel
+INK_THRESHOLD = 0.35  # of full ink level: a mark holds stroke pixels at least this bright ...
+FAINT_THRESHOLD = 0.15  # ... and runs on through pixels this bright (a thin pen's faint stretches, which one
+# threshold breaks into specks: a light 7 dropped from a number, a 2 read as two digits) ...
+RESIDUE_PERCENTILE, RESIDUE_MARGIN = 99, 1.5  # ... or this far above the brightest 1% of the paper, what the
+# background's removal left there (a JPEG's blocks), paper being what lies CLEARANCE of the longer side or
+# more from any stroke pixel. Validation, 500 numbers each: 95.2 -> 97.0%, tight 98.0 -> 98.4%.
+CLEARANCE = 0.01
 SPECK_HEIGHT = 0.25  # a group shorter than this fraction of the tallest one ...
 SPECK_AREA_RATIO = 0.1  # ... and with less than this fraction of the largest one's ink is dirt
 MERGE_OVERLAP = 0.5  # components overlapping horizontally by this much of the narrower are one digit
@@ -112,7 +118,22 @@ def merge_fragments(groups: list[Group]) -> list[Group]:
     return groups
 
 
+def stroke_mask(ink: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of `ink` above a faint level that are connected to one above INK_THRESHOLD (a
+    hysteresis threshold), the faint level clear of what is left on the paper."""
+    strong = ink > INK_THRESHOLD * 255
+    clear = int(CLEARANCE * max(ink.shape)) * 2 + 1
+    paper = ink[~ndimage.maximum_filter(strong, size=clear)]
+    residue = float(np.percentile(paper, RESIDUE_PERCENTILE)) if paper.size else 0.0
+    faint = min(INK_THRESHOLD * 255, max(FAINT_THRESHOLD * 255, RESIDUE_MARGIN * residue))
+    labels, n = ndimage.label(ink > faint, structure=np.ones((3, 3)))
+    keep = np.zeros(n + 1, bool)
+    keep[labels[strong]] = True
+    keep[0] = False
+    return keep[labels]
+
+
 def digit_groups(ink: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
     """Label image of the ink (bright, 0..255) and its marks grouped into digits, left to right."""
-    labels, comps = components(ink > INK_THRESHOLD * 255, name)
+    labels, comps = components(stroke_mask(ink), name)
     return labels, merge_fragments(drop_specks(merge_overlapping(comps))) if comps else []

@@ -12,6 +12,7 @@ from PIL import Image
 from scipy import ndimage
 
 INK_COLOURS = ((20, 20, 25), (25, 35, 110), (15, 60, 140), (120, 20, 25), (30, 30, 30))
+DRY_CYCLES, DRY_LOW = (1.5, 2.5), 0.2  # a dry pen's ink fades this many times per digit, to this share
 
 
 def paper(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -55,9 +56,18 @@ def finish(page: np.ndarray, rng: np.random.Generator, invert: bool) -> bytes:
     return buf.getvalue()
 
 
-def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool, tight: bool = False) -> bytes:
+def dry_pen(width: int, digits: int, rng: np.random.Generator) -> np.ndarray:
+    """(width,) ink strength of a pen running dry: it fades and returns 1.5-2.5 times per digit along the line,
+    down to DRY_LOW of full strength."""
+    phase = np.linspace(0, 2 * np.pi * digits * rng.uniform(*DRY_CYCLES), width) + rng.uniform(0, 2 * np.pi)
+    return rng.uniform(0.7, 1.0) * (1 - (1 - DRY_LOW) * (1 - np.cos(phase)) / 2)
+
+
+def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool, tight: bool = False,
+            dry: bool = False) -> bytes:
     """Digits written side by side on a page; `single` places one digit anywhere on a page of any size;
-    `tight` crops the page to within a few pixels of the ink (a meter reading cut out of a photo)."""
+    `tight` crops the page to within a few pixels of the ink (a meter reading cut out of a photo); `dry`
+    writes them with a pen running dry."""
     height = int(rng.integers(16, 300)) if single else int(rng.integers(24, 160))
     alphas = [ink_alpha(d, int(height * rng.uniform(0.85, 1.15)), rng) for d in digits]
     gaps = [int(height * rng.uniform(-0.05, 0.35)) for _ in alphas[1:]]  # negative: digits touch
@@ -75,6 +85,8 @@ def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool,
         region = coverage[y:y + a.shape[0], x:x + a.shape[1]]
         coverage[y:y + a.shape[0], x:x + a.shape[1]] = np.maximum(region, a[:region.shape[0], :region.shape[1]])
         x += a.shape[1]
+    if dry:
+        coverage *= dry_pen(w, len(digits), rng)[None]
     colour = np.array(INK_COLOURS[int(rng.integers(len(INK_COLOURS)))], np.float32)
     page = paper(rng, h, w)
     page = page * (1 - coverage[..., None]) + colour * coverage[..., None]
