@@ -27,7 +27,8 @@ MAX_LINE_SHARE, MIN_LINE_PX = 0.05, 2
 LONE_LINE = 0.4
 MAX_INK_BESIDE = 0.5  # share of ink in the rows beside a line, above which it is the middle of a wider stroke
 LINE_INK = 0.1 * 255  # a line's pixels, once the paper is removed, are at least this bright (ink: 255) ...
-PAPER_LEVEL = 0.03 * 255  # ... and it has paper, no brighter than this, right beside it on both sides
+PAPER_LEVEL = 0.03 * 255  # ... and it has paper, no brighter than this, right beside it on both sides ...
+PAPER_MARGIN = 2.0  # ... or than this times the typical row's brightest long run
 
 
 def core(along: np.ndarray, rows: slice) -> slice:
@@ -55,7 +56,9 @@ def row_rulings(x: np.ndarray, stroke: float) -> tuple[list[slice], np.ndarray]:
     along = lines.max(axis=1)  # (h,) how bright each row's longest runs are
     printed = max(MIN_LINE_PX, MAX_LINE_SHARE * w)  # thin for a printed line as long as the image
     finer = LONE_LINE * stroke  # far finer than the digit's strokes
-    runs, _ = ndimage.label(along > PAPER_LEVEL)  # stretches of rows with paper on both sides
+    # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
+    # whose contrast was stretched leaves well above PAPER_LEVEL (a comb of boxes 30 px tall).
+    runs, _ = ndimage.label(along > max(PAPER_LEVEL, PAPER_MARGIN * float(np.median(along))))
     found = [(rows, core(along, rows)) for (rows,) in ndimage.find_objects(runs) if along[rows].max() > LINE_INK]
     found = [(rows, middle.stop - middle.start) for rows, middle in found if paper_beside(x, middle)]
     rulings = [rows for rows, across in found if across <= max(printed, finer)]
