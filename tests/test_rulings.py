@@ -109,3 +109,21 @@ def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
     assert right() >= 14
     monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the step both readers share
     assert right() <= 10
+
+
+def test_a_combs_lines_are_found_where_the_paper_is_left_faint(monkeypatch):
+    """A small comb cut out of a faint form: once its contrast is stretched to full, the paper between the lines is
+    left at 8% of full ink (above the fixed paper level). The lines are still found, against the level most rows
+    stay at, and taken out; the digits' strokes, which cross no whole image, stay."""
+    from digit_recognizer.inference import rulings
+
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(20, 4, (34, 181)), 0, None)  # (h, w) ink-bright, paper at 8% of full ink
+    x[[0, -1]] = 250  # the comb's top and bottom lines, 1 px
+    x[:, ::30] = 250  # its separators, 1 px, every 30 px
+    x[8:26, 12:16] = 255  # a digit's stroke inside a box
+    out = remove_rulings(x)
+    assert out[:, ::30].max() < 128 and out[0].max() < 128  # the lines are gone
+    assert out[8:26, 12:16].min() > 200  # the stroke is not
+    monkeypatch.setattr(rulings, "PAPER_MARGIN", 0.0)  # the fixed level alone
+    assert remove_rulings(x)[:, 30].max() > 200
