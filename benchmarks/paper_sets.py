@@ -6,8 +6,8 @@
 Writes DIR/<set>/ (images + labels.csv) for digits on paper (singles), whole numbers, things to refuse, and
 every presentation in digit_recognizer.testing.presentations (tight crops, bold and thin pens, low resolution,
 chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits, lined and squared
-paper, blocky enlargements, forms' boxes), numbers in a form's comb of boxes and numbers written with a pen
-running dry. Prints the
+paper, blocky enlargements, forms' boxes, a light pencil), numbers in a form's comb of boxes and numbers written
+with a pen running dry. Prints the
 score of each, with the clean MNIST accuracy and refusal rate of the same model for comparison.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     from digit_recognizer.data import load_mnist, train_val_split
     from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
     from digit_recognizer.inference.recognizer import Recognizer
-    from digit_recognizer.testing.presentations import PRESENTATIONS, in_comb, make
+    from digit_recognizer.testing.presentations import LATER, PRESENTATIONS, in_comb, make
     from digit_recognizer.testing.synth import compose, not_a_digit
 
     ds = load_mnist(progress=False)
@@ -59,7 +59,8 @@ def main() -> None:
     if args.sets_from:
         out = args.sets_from
         sets = {d.name: None for d in sorted(out.iterdir()) if (d / "labels.csv").is_file()}
-        order = ["singles", "numbers", "numbers-tight", "refuse", *PRESENTATIONS, "numbers-comb", "numbers-dry"]
+        early = [name for name in PRESENTATIONS if name not in LATER]
+        order = ["singles", "numbers", "numbers-tight", "refuse", *early, "numbers-comb", "numbers-dry", *LATER]
         sets = {name: None for name in order if name in sets}
     else:
         singles = []
@@ -77,11 +78,15 @@ def main() -> None:
         tight_numbers = numbers_drawn(lambda ds, r: compose(ds, r, single=False, tight=True))
         refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
         sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
-        for name in PRESENTATIONS:
+        def presented(name: str) -> list[tuple[bytes, str]]:
             picks = rng.integers(len(images), size=args.n)
-            sets[name] = [(make(name, images[i], rng), str(labels[i])) for i in picks]
-        sets["numbers-comb"] = numbers_drawn(in_comb)  # made after the sets above, which keep their images
+            return [(make(name, images[i], rng), str(labels[i])) for i in picks]
+
+        sets.update({name: presented(name) for name in PRESENTATIONS if name not in LATER})
+        # Sets added later are made after the ones above, which so keep their images.
+        sets["numbers-comb"] = numbers_drawn(in_comb)
         sets["numbers-dry"] = numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True))
+        sets.update({name: presented(name) for name in LATER})
         for name, items in sets.items():
             write_set(out / name, items)
 

@@ -167,6 +167,11 @@ def wide(d, rng):  # flat and wide: a 7 dashed off, a squashed 4
     return encode(rgb(on_paper(framed(cov, rng, 0, 4), rng)), rng)
 
 
+def faint(d, rng):  # a light pencil: strokes a fifth to half as dark as a pen's, with a margin
+    cov = framed(glyph(d, rng, size(rng), stroke=rng.uniform(0.6, 1.2)), rng, 2, 10)
+    return encode(rgb(on_paper(cov * rng.uniform(0.2, 0.5), rng, ink=rng.uniform(30, 70, 3))), rng)
+
+
 RULING_COLOURS = ((150, 185, 230), (120, 160, 220), (175, 175, 175), (230, 150, 150))  # blue, grey, red lines
 
 
@@ -240,8 +245,11 @@ PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "chalkboard": chalkboard, "coloured": coloured, "transparent": transparent, "gray16": gray16,
     "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
     "ruled": lined, "squared": lambda d, r: lined(d, r, squared=True),
-    "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)), "boxed": boxed,
+    "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)), "boxed": boxed, "faint": faint,
 }
+# Presentations added after the number sets of benchmarks/paper_sets.py were made, and so made after them there,
+# so that every earlier set keeps its images.
+LATER = ("faint",)
 
 
 def make(name: str, digit: np.ndarray, rng: np.random.Generator) -> bytes:
