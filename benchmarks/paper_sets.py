@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,37 +57,41 @@ def main() -> None:
     rng = np.random.default_rng({"val": 1, "test": 2}[args.split])
     out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
 
-    if args.sets_from:
-        out = args.sets_from
-        sets = {d.name: None for d in sorted(out.iterdir()) if (d / "labels.csv").is_file()}
-        early = [name for name in PRESENTATIONS if name not in LATER]
-        order = ["singles", "numbers", "numbers-tight", "refuse", *early, "numbers-comb", "numbers-dry", *LATER]
-        sets = {name: None for name in order if name in sets}
-    else:
-        singles = []
+    def singles() -> list[tuple[bytes, str]]:
+        items = []
         for _ in range(args.n):
             i = int(rng.integers(len(images)))
-            singles.append((compose([images[i]], rng, single=True), str(labels[i])))
-        def numbers_drawn(draw) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes, for 3-6 digits
-            items = []
-            for _ in range(args.n):
-                idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
-                items.append((draw([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
-            return items
+            items.append((compose([images[i]], rng, single=True), str(labels[i])))
+        return items
 
-        numbers = numbers_drawn(lambda ds, r: compose(ds, r, single=False))
-        tight_numbers = numbers_drawn(lambda ds, r: compose(ds, r, single=False, tight=True))
-        refuse = [(not_a_digit(rng), "") for _ in range(args.n)]
-        sets = {"singles": singles, "numbers": numbers, "numbers-tight": tight_numbers, "refuse": refuse}
-        def presented(name: str) -> list[tuple[bytes, str]]:
-            picks = rng.integers(len(images), size=args.n)
-            return [(make(name, images[i], rng), str(labels[i])) for i in picks]
+    def numbers_drawn(draw) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes, for 3-6 digits
+        items = []
+        for _ in range(args.n):
+            idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
+            items.append((draw([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
+        return items
 
-        sets.update({name: presented(name) for name in PRESENTATIONS if name not in LATER})
-        # Sets added later are made after the ones above, which so keep their images.
-        sets["numbers-comb"] = numbers_drawn(in_comb)
-        sets["numbers-dry"] = numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True))
-        sets.update({name: presented(name) for name in LATER})
+    def presented(name: str) -> list[tuple[bytes, str]]:
+        picks = rng.integers(len(images), size=args.n)
+        return [(make(name, images[i], rng), str(labels[i])) for i in picks]
+
+    # Every set, in the order its images are drawn from rng: sets added later come after the ones before them,
+    # which so keep their images.
+    makers = {
+        "singles": singles,
+        "numbers": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False)),
+        "numbers-tight": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False, tight=True)),
+        "refuse": lambda: [(not_a_digit(rng), "") for _ in range(args.n)],
+        **{name: partial(presented, name) for name in PRESENTATIONS if name not in LATER},
+        "numbers-comb": lambda: numbers_drawn(in_comb),
+        "numbers-dry": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True)),
+        **{name: partial(presented, name) for name in LATER},
+    }
+    if args.sets_from:
+        out = args.sets_from
+        sets = {name: None for name in makers if (out / name / "labels.csv").is_file()}
+    else:
+        sets = {name: make_set() for name, make_set in makers.items()}
         for name, items in sets.items():
             write_set(out / name, items)
 
