@@ -6,9 +6,9 @@
 Writes DIR/<set>/ (images + labels.csv) for digits on paper (singles), whole numbers, things to refuse, and
 every presentation in digit_recognizer.testing.presentations (tight crops, bold and thin pens, low resolution,
 chalkboard, colours, transparency, 16-bit, palette, CMYK, EXIF rotation, tall and flat digits, lined and squared
-paper, blocky enlargements, forms' boxes, a light pencil), numbers in a form's comb of boxes and numbers written
-with a pen running dry. Prints the
-score of each, with the clean MNIST accuracy and refusal rate of the same model for comparison.
+paper, blocky enlargements, forms' boxes, a light pencil), numbers in a form's comb of boxes, numbers written
+with a pen running dry and single digits in a light pencil on photographed pages. Prints the score of each,
+with the clean MNIST accuracy and refusal rate of the same model for comparison.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 JPEG_MAGIC = b"\xff\xd8"
+PENCIL = (0.3, 0.5)  # a light pencil's ink on a photographed page: this share of a pen's darkness (uniform)
 
 
 def write_set(folder: Path, items: list[tuple[bytes, str]]) -> None:
@@ -57,11 +58,12 @@ def main() -> None:
     rng = np.random.default_rng({"val": 1, "test": 2}[args.split])
     out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
 
-    def singles() -> list[tuple[bytes, str]]:
+    def singles(strength: tuple[float, float] | None = None) -> list[tuple[bytes, str]]:
         items = []
         for _ in range(args.n):
             i = int(rng.integers(len(images)))
-            items.append((compose([images[i]], rng, single=True), str(labels[i])))
+            ink = rng.uniform(*strength) if strength else 1.0  # drawn only for a pencil: singles keep their images
+            items.append((compose([images[i]], rng, single=True, strength=ink), str(labels[i])))
         return items
 
     def numbers_drawn(draw) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes, for 3-6 digits
@@ -86,6 +88,7 @@ def main() -> None:
         "numbers-comb": lambda: numbers_drawn(in_comb),
         "numbers-dry": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True)),
         **{name: partial(presented, name) for name in LATER},
+        "pencil-photo": partial(singles, PENCIL),
     }
     if args.sets_from:
         out = args.sets_from

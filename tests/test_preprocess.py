@@ -244,6 +244,39 @@ def test_a_speck_or_a_dash_is_not_a_digit(mark, reason):
         preprocess(save(img, "PNG"))
 
 
+def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
+    """Faint ink on a grainy photo, stretched to full: single grains pass the crop's threshold all over the page.
+    The crop is the ring; with the threshold alone it is the whole page."""
+    from digit_recognizer.inference import preprocess as pp
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:240]
+    x = np.clip(rng.normal(0, 25, (240, 240)), 0, 255)  # (h, w) ink-bright grain: ~0.5% above a quarter of full
+    x[np.abs(np.hypot(yy - 120, xx - 120) - 30) < 4] = 255  # a 0, 68 px across
+    assert max(crop_to_ink(x, "x").shape) < 80
+    monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)
+    assert max(crop_to_ink(x, "x").shape) > 200
+
+
+def test_dust_is_not_counted_among_a_pages_marks():
+    """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
+    of marks of one size still are."""
+    from digit_recognizer.errors import NotADigit
+    from digit_recognizer.inference.groups import MAX_COMPONENTS, components
+
+    mask = np.zeros((400, 400), bool)
+    mask[150:250, 190:200] = True  # a 1
+    mask[::12, ::12] = True  # 1,156 grains
+    _, marks = components(mask, "x")
+    assert [(m.x0, m.y0, m.width, m.height) for m in marks] == [(190, 150, 10, 100)]
+    flood = np.zeros((400, 400), bool)
+    for k in range(MAX_COMPONENTS + 1):
+        y, x = divmod(k, 25)
+        flood[y * 12:y * 12 + 4, x * 12:x * 12 + 4] = True
+    with pytest.raises(NotADigit, match="separate marks"):
+        components(flood, "x")
+
+
 def test_a_small_digit_is_not_a_speck():
     img = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(img).line([(100, 90), (100, 99)], fill=0, width=2)  # a 1, 10 px tall

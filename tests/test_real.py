@@ -114,6 +114,30 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
     assert right() <= 6  # 2 of 20
 
 
+def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
+    """Ink a third to half as dark as a pen's on a photographed page: stretched to full, the page's grain passes
+    the crop's threshold in single pixels all over it. The crop keeps to the strokes; with the threshold alone it
+    took in the page, and the grains passed for hairlines thickened into a blob."""
+    from digit_recognizer.inference import preprocess as pp
+
+    rng = np.random.default_rng(0)
+    items = []
+    for _ in range(40):
+        i = int(rng.integers(len(mnist.test.images)))
+        strength = rng.uniform(0.3, 0.5)
+        items.append((compose([mnist.test.images[i].numpy()], rng, single=True, strength=strength),
+                      int(mnist.test.labels[i])))
+
+    def right() -> int:
+        preds = rec.predict_many([image for image, _ in items])
+        return sum(not isinstance(p, Exception) and not p.refused and p.digit == label
+                   for p, (_, label) in zip(preds, items))
+
+    assert right() >= 36  # 38 of 40
+    monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)  # the threshold alone
+    assert right() <= 34  # 32 of 40
+
+
 def test_blank_and_noise_are_refused():
     rng = np.random.default_rng(0)
     refused = 0

@@ -26,6 +26,9 @@ FRAGMENT = 0.45  # a group narrower and shorter than this times the typical heig
 FLAT = 0.4  # so is a piece flatter than this times the typical height and wider than tall: a detached bar
 MERGE_GAP = 0.08  # ... and is merged into the closest group within this many typical heights
 MAX_COMPONENTS = 500  # separate marks in one image: a long number on a dusty page has far fewer
+# Marks with less ink than this share of the largest one are dust: a grainy photo of faint ink, its contrast
+# stretched, leaves hundreds of 1-20 px grains above the ink level; no digit's stroke is so small beside another.
+DUST_SHARE = 0.01
 
 
 @dataclass
@@ -58,14 +61,18 @@ class Group:
 
 
 def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
-    """Label image and one Group per 8-connected component. Everything after works on boxes, so the cost
-    grows with the number of components, not with it times the image size; too many is refused."""
+    """Label image and one Group per 8-connected component that is not dust. Everything after works on boxes,
+    so the cost grows with the number of components, not with it times the image size; too many is refused."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n > MAX_COMPONENTS:
-        raise NotADigit(f"{name}: {n:,} separate marks (more than {MAX_COMPONENTS}): not a digit or a number")
     areas = np.bincount(labels.ravel(), minlength=n + 1)
-    return labels, [Group([i], sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, int(areas[i]))
-                    for i, sl in enumerate(ndimage.find_objects(labels), start=1)]
+    areas[0] = 0  # the paper
+    marks = np.flatnonzero(areas >= DUST_SHARE * areas.max()) if n else np.zeros(0, int)
+    if len(marks) > MAX_COMPONENTS:
+        raise NotADigit(f"{name}: {len(marks):,} separate marks (more than {MAX_COMPONENTS}): not a digit or "
+                        "a number")
+    boxes = ndimage.find_objects(labels)
+    return labels, [Group([int(i)], boxes[i - 1][1].start, boxes[i - 1][1].stop, boxes[i - 1][0].start,
+                          boxes[i - 1][0].stop, int(areas[i])) for i in marks]
 
 
 def drop_specks(groups: list[Group]) -> list[Group]:

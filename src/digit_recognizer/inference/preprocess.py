@@ -51,6 +51,7 @@ UNIFORM_LINE = 0.9  # share of a line's pixels on one side of halfway for it to 
 # squared paper 97.6 -> 98.6%; the other sets within -2 to +1 of 500.
 VEIL_FAR = 0.25
 VEIL_TOLERANCE = 8.0
+GRAIN_SIGMA = 1.0  # px of the working image: a Gaussian this wide averages a photo's grain away, not a stroke
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
 
@@ -198,9 +199,21 @@ def without_veil(x: np.ndarray) -> np.ndarray:
     return np.clip((x - veil) * (255.0 / (255.0 - veil)), 0, 255) if veil > 0 else x
 
 
+def ink_mask(x: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of x (ink bright) above the crop's threshold that still hold ink once the image is
+    smoothed by GRAIN_SIGMA. A grainy photo of faint ink, its contrast stretched to full, leaves single grains
+    above the threshold all over the page: they would widen the crop to the page and pass for hairline strokes,
+    which are then thickened into a blob. A shape's edges are kept where they were (the unsmoothed threshold)."""
+    from scipy import ndimage
+
+    mask = x > INK_FRACTION * 255
+    strokes = mask & (ndimage.gaussian_filter(x, GRAIN_SIGMA) > INK_FRACTION * 255)
+    return strokes if strokes.any() else mask
+
+
 def crop_to_ink(x: np.ndarray, name: str) -> np.ndarray:
     x = without_veil(x)
-    mask = x > INK_FRACTION * 255
+    mask = ink_mask(x)
     if not mask.any():
         raise NoInk(f"{name}: no ink found")
     check_strokes(x, mask, name)

@@ -64,10 +64,10 @@ def dry_pen(width: int, digits: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool, tight: bool = False,
-            dry: bool = False) -> bytes:
+            dry: bool = False, strength: float = 1.0) -> bytes:
     """Digits written side by side on a page; `single` places one digit anywhere on a page of any size;
     `tight` crops the page to within a few pixels of the ink (a meter reading cut out of a photo); `dry`
-    writes them with a pen running dry."""
+    writes them with a pen running dry; `strength` below 1 lays the ink on lighter (a pencil)."""
     height = int(rng.integers(16, 300)) if single else int(rng.integers(24, 160))
     alphas = [ink_alpha(d, int(height * rng.uniform(0.85, 1.15)), rng) for d in digits]
     gaps = [int(height * rng.uniform(-0.05, 0.35)) for _ in alphas[1:]]  # negative: digits touch
@@ -87,6 +87,7 @@ def compose(digits: list[np.ndarray], rng: np.random.Generator, *, single: bool,
         x += a.shape[1]
     if dry:
         coverage *= dry_pen(w, len(digits), rng)[None]
+    coverage *= strength
     colour = np.array(INK_COLOURS[int(rng.integers(len(INK_COLOURS)))], np.float32)
     page = paper(rng, h, w)
     page = page * (1 - coverage[..., None]) + colour * coverage[..., None]
