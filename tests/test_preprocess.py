@@ -258,6 +258,24 @@ def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     assert max(crop_to_ink(x, "x").shape) > 200
 
 
+def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
+    """A shadow a third of the page across, beside a faint digit: an opening a quarter of the page wide cannot
+    follow it, and what is left of it is cut out with the digit. One sized by the strokes follows it."""
+    from digit_recognizer.inference import preprocess as pp
+
+    yy, xx = np.mgrid[0:300, 0:300]
+    page = 200 - 30 * np.exp(-((yy - 110) ** 2 + (xx - 120) ** 2) / (2 * 45.0 ** 2))  # (h, w) grey, the shadow
+    page += np.random.default_rng(0).normal(0, 2, page.shape)
+    page[np.abs(np.hypot(yy - 170, xx - 170) - 14) < 2] -= 45  # a 0 in a light pencil, 32 px across
+
+    def crop() -> tuple[int, int]:
+        return crop_to_ink(pp.ink_only(page.astype(np.float32), "x"), "x").shape
+
+    assert max(crop()) < 40
+    monkeypatch.setattr(pp, "stroke_opening", pp.lighting_opening)  # the lighting's opening alone
+    assert max(crop()) > 100
+
+
 def test_dust_is_not_counted_among_a_pages_marks():
     """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
     of marks of one size still are."""

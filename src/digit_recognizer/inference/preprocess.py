@@ -22,9 +22,17 @@ from .rulings import remove_rulings
 
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
 NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
-OPENING_PER_STROKE = 2.5  # the background opening spans this many stroke widths (a stroke along an edge
-# counts twice: the border is extended outwards)
 LIGHTING_FRACTION = 4  # lighting varies over a quarter of the image or more
+# The paper under the ink is estimated with an opening that passes over the strokes: FAT_OPENING stroke widths
+# where that is wider than the lighting's (a stroke along an edge counts twice: the border is extended
+# outwards). Thinner strokes get THIN_OPENING widths, at least SHADOW_SHARE of the lighting's: narrower than
+# the lighting's quarter of the image, so that a shadow about that size is followed, not left as ink.
+# Validation, 500 a set: a light pencil on photographed pages 96.2 -> 98.2%; chalkboard 98.4 -> 98.0%, numbers
+# and the `faint` pencil -1 image each, numbers in a comb +1, 21 other sets unchanged (with 2.5 widths for thin
+# strokes too, the pencil read 98.8% but chalkboard 97.8%; with 4 for fat strokes too, bold -3).
+FAT_OPENING, THIN_OPENING = 2.5, 4.0
+SHADOW_SHARE = 0.5
+MIN_OPENING = 3  # coarse px
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
 # Two groups of marks at least this tall and this heavy, relative to the largest, are two digits ("10": the 1
@@ -124,8 +132,13 @@ def lighting_opening(small: np.ndarray) -> int:
 
 def stroke_opening(small: np.ndarray) -> int:
     """An opening wide enough to pass over the strokes, however much of the frame they fill (a bold digit
-    cut out tight)."""
-    return max(lighting_opening(small), int(np.ceil(OPENING_PER_STROKE * stroke_width(small))) + 1)
+    cut out tight), and for thin strokes no wider than need be, so that it follows a shadow's edge."""
+    width, lighting = stroke_width(small), lighting_opening(small)
+    fat = int(np.ceil(FAT_OPENING * width)) + 1
+    if fat >= lighting:
+        return fat
+    thin = int(np.ceil(THIN_OPENING * width)) + 1
+    return min(lighting, max(thin, int(SHADOW_SHARE * lighting), MIN_OPENING))
 
 
 def pixel_noise(y: np.ndarray) -> float:
@@ -157,9 +170,10 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     gaps = -estimate_background(-small, x.shape, lighting) - x
     if not (stands_out(y) or stands_out(gaps)):
         raise NoInk(f"{name}: no ink found (blank or nearly uniform image)")
-    # Then the paper is estimated past the strokes' whole width, so that fat strokes keep their middles.
+    # Then the paper is estimated past the strokes' whole width, so that fat strokes keep their middles, and
+    # no further, so that it follows the shadows.
     strokes = stroke_opening(small)
-    if strokes > lighting:
+    if strokes != lighting:
         y = x - estimate_background(small, x.shape, strokes)
     smooth = ndimage.gaussian_filter(y, 1.0)
     peak = max(float(smooth.max()), 1.0)
