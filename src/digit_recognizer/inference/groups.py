@@ -70,9 +70,12 @@ def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
     if len(marks) > MAX_COMPONENTS:
         raise NotADigit(f"{name}: {len(marks):,} separate marks (more than {MAX_COMPONENTS}): not a digit or "
                         "a number")
-    boxes = ndimage.find_objects(labels)
-    return labels, [Group([int(i)], boxes[i - 1][1].start, boxes[i - 1][1].stop, boxes[i - 1][0].start,
-                          boxes[i - 1][0].stop, int(areas[i])) for i in marks]
+    boxes = ndimage.find_objects(labels)  # boxes[i - 1]: (rows, cols) slices of component i
+    groups = []
+    for i in marks:
+        rows, cols = boxes[i - 1]
+        groups.append(Group([int(i)], cols.start, cols.stop, rows.start, rows.stop, int(areas[i])))
+    return labels, groups
 
 
 def drop_specks(groups: list[Group]) -> list[Group]:
