@@ -276,6 +276,21 @@ def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
     assert max(crop()) > 100
 
 
+def test_a_slab_of_chalk_is_measured_whole_not_by_its_grains(monkeypatch):
+    """A 1 drawn as a fat slab of chalk: its cover varies grain by grain. Measured on the detail as it is, the
+    gaps make it a thin stroke (and the background's opening would be sized for one); smoothed a little, whole."""
+    from digit_recognizer.inference import preprocess as pp
+
+    rng = np.random.default_rng(0)
+    small = np.full((120, 80), 40, np.float32)  # (h, w) coarse copy: a dark board
+    slab = np.zeros(small.shape, bool)
+    slab[20:100, 25:55] = True  # 30 px wide
+    small[slab] = 40 + 180 * np.clip(rng.normal(0.85, 0.2, small.shape), 0, 1)[slab]
+    assert pp.stroke_width(small) > 9  # 10.8
+    monkeypatch.setattr(pp, "STROKE_SMOOTHING", 0)
+    assert pp.stroke_width(small) < 7  # 5.7
+
+
 def test_dust_is_not_counted_among_a_pages_marks():
     """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
     of marks of one size still are."""
