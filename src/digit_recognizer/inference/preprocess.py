@@ -22,6 +22,9 @@ from .rulings import remove_rulings
 
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
 NOISE_MARGIN = 8  # ... and ink must stand this many pixel-noise standard deviations above the paper
+# px of the working image: a Gaussian this wide averages a photo's grain away, not a stroke; the ink's peak, and
+# which pixels the crop keeps, are judged on the image so smoothed
+GRAIN_SIGMA = 1.0
 LIGHTING_FRACTION = 4  # lighting varies over a quarter of the image or more
 # The paper under the ink is estimated with an opening that passes over the strokes: FAT_OPENING stroke widths
 # where that is wider than the lighting's (a stroke along an edge counts twice: the border is extended
@@ -63,7 +66,6 @@ UNIFORM_LINE = 0.9  # share of a line's pixels on one side of halfway for it to 
 # squared paper 97.6 -> 98.6%; the other sets within -2 to +1 of 500.
 VEIL_FAR = 0.25
 VEIL_TOLERANCE = 8.0
-GRAIN_SIGMA = 1.0  # px of the working image: a Gaussian this wide averages a photo's grain away, not a stroke
 MIN_NEIGHBOUR_CORRELATION = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and on photos); noise is ~0
 
 
@@ -159,7 +161,8 @@ def stands_out(y: np.ndarray) -> bool:
     """Whether the brightest smoothed mark in y rises clearly above the paper's own noise."""
     from scipy import ndimage
 
-    return float(ndimage.gaussian_filter(y, 1.0).max()) >= max(MIN_CONTRAST, NOISE_MARGIN * pixel_noise(y))
+    peak = float(ndimage.gaussian_filter(y, GRAIN_SIGMA).max())
+    return peak >= max(MIN_CONTRAST, NOISE_MARGIN * pixel_noise(y))
 
 
 def remove_background(x: np.ndarray, name: str) -> np.ndarray:
@@ -182,7 +185,7 @@ def remove_background(x: np.ndarray, name: str) -> np.ndarray:
     strokes = stroke_opening(small)
     if strokes != lighting:
         y = x - estimate_background(small, x.shape, strokes)
-    smooth = ndimage.gaussian_filter(y, 1.0)
+    smooth = ndimage.gaussian_filter(y, GRAIN_SIGMA)
     peak = max(float(smooth.max()), 1.0)
     y = np.clip(y, 0, None)
     ink = float(np.percentile(y[smooth > peak / 2], 90))
