@@ -44,6 +44,12 @@ def mnist_dir(mnist) -> Path:
     return mnist.source.data_dir
 
 
+def read_right(preds: list, labels: list[int]) -> int:
+    """How many of `Recognizer.predict_many`'s answers give their label and are not refused (an image refused
+    before the model, which comes back as an error, is not read)."""
+    return sum(not isinstance(p, Exception) and not p.refused and p.digit == label for p, label in zip(preds, labels))
+
+
 def run_digits(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the `digits` CLI as a user would, in a subprocess."""
     cmd = [sys.executable, "-c", "from digit_recognizer.app.cli import main; main()", *args]

@@ -31,6 +31,12 @@ def on_paper(digit: np.ndarray, scale: float, canvas=(480, 640), offset=(0.3, 0.
     return np.clip(page, 0, 255).astype(np.uint8)
 
 
+def ring(shape: tuple[int, int], centre: tuple[int, int], radius: float, half_width: float) -> np.ndarray:
+    """(h, w) bool: a 0 drawn as a ring, `radius` px to the middle of its stroke."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    return np.abs(np.hypot(yy - centre[0], xx - centre[1]) - radius) < half_width
+
+
 def test_mnist_like_passes_through_unchanged(mnist):
     for i in range(20):
         x = mnist.test.images[i].numpy()
@@ -250,9 +256,8 @@ def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     from digit_recognizer.inference import preprocess as pp
 
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:240, 0:240]
     x = np.clip(rng.normal(0, 25, (240, 240)), 0, 255)  # (h, w) ink-bright grain: ~0.5% above a quarter of full
-    x[np.abs(np.hypot(yy - 120, xx - 120) - 30) < 4] = 255  # a 0, 68 px across
+    x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
     assert max(crop_to_ink(x, "x").shape) < 80
     monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)
     assert max(crop_to_ink(x, "x").shape) > 200
@@ -266,7 +271,7 @@ def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
     yy, xx = np.mgrid[0:300, 0:300]
     page = 200 - 30 * np.exp(-((yy - 110) ** 2 + (xx - 120) ** 2) / (2 * 45.0 ** 2))  # (h, w) grey, the shadow
     page += np.random.default_rng(0).normal(0, 2, page.shape)
-    page[np.abs(np.hypot(yy - 170, xx - 170) - 14) < 2] -= 45  # a 0 in a light pencil, 32 px across
+    page[ring(page.shape, (170, 170), 14, 2)] -= 45  # a 0 in a light pencil, 32 px across
 
     def crop() -> tuple[int, int]:
         return crop_to_ink(pp.ink_only(page.astype(np.float32), "x"), "x").shape
@@ -322,10 +327,9 @@ def test_a_faint_digits_crop_leaves_the_pages_grey_veil_out(monkeypatch):
     from digit_recognizer.inference import preprocess as pp
 
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:240, 0:240]
     texture = ndimage.gaussian_filter(rng.normal(0, 1, (240, 240)), 2.0)
     x = np.clip(42 + 9 * texture / texture.std(), 0, None)  # (h, w) ink-bright: the veil, peaks near 30% of full
-    x[np.abs(np.hypot(yy - 120, xx - 120) - 30) < 4] = 255  # a 0, 68 px across
+    x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
     assert max(crop_to_ink(x, "x").shape) < 80
     monkeypatch.setattr(pp, "without_veil", lambda x: x)
     try:
