@@ -15,13 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import zlib
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 JPEG_MAGIC = b"\xff\xd8"
+SPLIT_SEEDS = {"val": 1, "test": 2}
 PENCIL = (0.3, 0.5)  # a light pencil's ink on a photographed page: this share of a pen's darkness (uniform)
+
+
+def set_rng(split: str, name: str) -> np.random.Generator:
+    """Each set draws from its own generator, seeded by the split and the set's name: a set's images depend on
+    --split, --n and its own definition alone, so a set added or changed leaves every other set's images as they
+    were."""
+    return np.random.default_rng([SPLIT_SEEDS[split], zlib.crc32(name.encode())])
 
 
 def write_set(folder: Path, items: list[tuple[bytes, str]]) -> None:
@@ -44,57 +53,58 @@ def main() -> None:
     ap.add_argument("--sets-from", type=Path, default=None,
                     help="read sets this script wrote before (same --split and --n: the same images) instead of "
                          "making them again")
+    ap.add_argument("--sets", nargs="+", default=None, metavar="NAME",
+                    help="make and read only these sets (each set's images are the same as in a full run)")
     args = ap.parse_args()
 
     from digit_recognizer.data import load_mnist, train_val_split
     from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
     from digit_recognizer.inference.recognizer import Recognizer
-    from digit_recognizer.testing.presentations import LATER, PRESENTATIONS, in_comb, make
+    from digit_recognizer.testing.presentations import PRESENTATIONS, in_comb, make
     from digit_recognizer.testing.synth import compose, not_a_digit
 
-    ds = load_mnist(progress=False)
-    source = ds.test if args.split == "test" else train_val_split(ds.train, 0.1, 0)[1]
-    images, labels = source.images.numpy(), source.labels.numpy()
-    rng = np.random.default_rng({"val": 1, "test": 2}[args.split])
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
-
-    def singles(strength: tuple[float, float] | None = None) -> list[tuple[bytes, str]]:
+    def singles(rng: np.random.Generator, strength: tuple[float, float] | None = None) -> list[tuple[bytes, str]]:
         items = []
         for _ in range(args.n):
             i = int(rng.integers(len(images)))
-            ink = rng.uniform(*strength) if strength else 1.0  # drawn only for a pencil: singles keep their images
+            ink = rng.uniform(*strength) if strength else 1.0
             items.append((compose([images[i]], rng, single=True, strength=ink), str(labels[i])))
         return items
 
-    def numbers_drawn(draw) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes, for 3-6 digits
+    def numbers_drawn(draw, rng: np.random.Generator) -> list[tuple[bytes, str]]:  # draw(digits, rng) -> bytes
         items = []
         for _ in range(args.n):
             idx = rng.integers(len(images), size=int(rng.integers(3, 7)))
             items.append((draw([images[i] for i in idx], rng), "".join(str(labels[i]) for i in idx)))
         return items
 
-    def presented(name: str) -> list[tuple[bytes, str]]:
+    def presented(name: str, rng: np.random.Generator) -> list[tuple[bytes, str]]:
         picks = rng.integers(len(images), size=args.n)
         return [(make(name, images[i], rng), str(labels[i])) for i in picks]
 
-    # Every set, in the order its images are drawn from rng: sets added later come after the ones before them,
-    # which so keep their images.
-    makers = {
+    makers = {  # name -> make(rng) -> [(file bytes, label)]
         "singles": singles,
-        "numbers": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False)),
-        "numbers-tight": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False, tight=True)),
-        "refuse": lambda: [(not_a_digit(rng), "") for _ in range(args.n)],
-        **{name: partial(presented, name) for name in PRESENTATIONS if name not in LATER},
-        "numbers-comb": lambda: numbers_drawn(in_comb),
-        "numbers-dry": lambda: numbers_drawn(lambda ds, r: compose(ds, r, single=False, dry=True)),
-        **{name: partial(presented, name) for name in LATER},
-        "pencil-photo": partial(singles, PENCIL),
+        "numbers": partial(numbers_drawn, lambda ds, r: compose(ds, r, single=False)),
+        "numbers-tight": partial(numbers_drawn, lambda ds, r: compose(ds, r, single=False, tight=True)),
+        "refuse": lambda rng: [(not_a_digit(rng), "") for _ in range(args.n)],
+        **{name: partial(presented, name) for name in PRESENTATIONS},
+        "numbers-comb": partial(numbers_drawn, in_comb),
+        "numbers-dry": partial(numbers_drawn, lambda ds, r: compose(ds, r, single=False, dry=True)),
+        "pencil-photo": partial(singles, strength=PENCIL),
     }
+    unknown = sorted(set(args.sets or ()) - set(makers))
+    if unknown:
+        ap.error(f"unknown set(s) {', '.join(unknown)}; the sets are {', '.join(makers)}")
+    makers = {name: make_set for name, make_set in makers.items() if args.sets is None or name in args.sets}
+    ds = load_mnist(progress=False)
+    source = ds.test if args.split == "test" else train_val_split(ds.train, 0.1, 0)[1]
+    images, labels = source.images.numpy(), source.labels.numpy()
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"paper-{args.split}-"))
     if args.sets_from:
         out = args.sets_from
         sets = {name: None for name in makers if (out / name / "labels.csv").is_file()}
     else:
-        sets = {name: make_set() for name, make_set in makers.items()}
+        sets = {name: make_set(set_rng(args.split, name)) for name, make_set in makers.items()}
         for name, items in sets.items():
             write_set(out / name, items)
 
@@ -122,7 +132,7 @@ def main() -> None:
         print(f"numbers given to predict: {several / len(files) * 100:.2f}% refused as several digits")
         rows.append(["numbers given to predict (refused as several digits)", len(files),
                      round(several / len(files) * 100, 2), round(several / len(files) * 100, 2)])
-    if args.split == "test":  # the once-per-change measurement is what the docs show
+    if args.split == "test" and args.sets is None:  # the once-per-change measurement is what the docs show
         from results import save
 
         # The sets are a function of --split and --n alone, so the command that remakes them is this one.

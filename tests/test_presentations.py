@@ -11,7 +11,8 @@ from conftest import read_right
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, NoInk
 from digit_recognizer.inference.preprocess import preprocess
-from digit_recognizer.testing.presentations import EXIF_ORIENTATION, PRESENTATIONS, STORED_AS, make
+from digit_recognizer.testing.presentations import (EXIF_ORIENTATION, INK_LEVEL, MNIST_STROKE, PRESENTATIONS,
+                                                    STORED_AS, UPSAMPLE, make, restroke)
 
 TIGHT = ("tight", "bold-tight", "thin-tight", "lowres")
 PER_SET = 40
@@ -79,6 +80,29 @@ def test_transparent_ink_of_any_colour(recognizer):
     for colour in ((0, 0, 0), (255, 255, 255), (200, 40, 40)):
         rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), alpha.shape + (3,)), alpha])
         assert recognizer.predict(png(Image.fromarray(rgba, "RGBA"))).digit == 0
+
+
+def stroke_px(coverage: np.ndarray) -> float:
+    """The strokes' width (MNIST px) of a coverage on restroke's fine grid: twice the median distance to the
+    paper along the strokes' middle lines."""
+    from scipy import ndimage
+
+    inside = coverage > INK_LEVEL
+    dist = ndimage.distance_transform_edt(inside)
+    middle = inside & (dist >= ndimage.maximum_filter(dist, 3))
+    return 2 * float(np.median(dist[middle])) / UPSAMPLE
+
+
+def test_a_pen_has_its_own_width_whatever_the_digit(mnist):
+    """A bold pen (2-4x MNIST's stroke) draws thin-stroked and thick-stroked digits alike, where scaling each
+    digit's own stroke gives the thick ones strokes twice as wide or more."""
+    digits = mnist.test.images[:200].numpy().astype(np.float32) / 255
+    order = np.argsort([stroke_px(restroke(d, 1.0)) for d in digits])
+    thin, thick = digits[order[:3]], digits[order[-3:]]
+    for pen in (2.0, 3.0, 4.0):
+        for d in (*thin, *thick):
+            assert stroke_px(restroke(d, 1.0, pen)) == pytest.approx(pen * MNIST_STROKE, rel=0.2)
+        assert min(stroke_px(restroke(d, pen)) for d in thick) > 1.5 * max(stroke_px(restroke(d, pen)) for d in thin)
 
 
 @pytest.mark.parametrize("name", TIGHT)
