@@ -252,7 +252,8 @@ def test_a_speck_or_a_dash_is_not_a_digit(mark, reason):
 
 def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     """Faint ink on a grainy photo, stretched to full: single grains pass the crop's threshold all over the page.
-    The crop is the ring; with the threshold alone it is the whole page."""
+    The crop is the ring; with the threshold alone (and no dust left out) it is the whole page."""
+    from digit_recognizer.inference import groups
     from digit_recognizer.inference import preprocess as pp
 
     rng = np.random.default_rng(0)
@@ -260,12 +261,28 @@ def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
     assert max(crop_to_ink(x, "x").shape) < 80
     monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)
+    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)  # the crop's other defence, below
     assert max(crop_to_ink(x, "x").shape) > 200
+
+
+def test_specks_far_from_the_digit_do_not_widen_its_crop(monkeypatch):
+    """A few grains of a photo's grain outlast the crop's smoothing, far from a faint digit: they are dust (as
+    the number reader leaves dust out), and the crop is the digit's."""
+    from digit_recognizer.inference import groups
+
+    x = np.zeros((300, 300), np.float32)  # (h, w) ink bright
+    x[ring(x.shape, (150, 150), 30, 4)] = 255  # a 0, 68 px across, about 1,500 px of ink
+    for y0, x0 in ((10, 12), (280, 20), (15, 285), (270, 290)):
+        x[y0:y0 + 2, x0:x0 + 2] = 255  # 4 px each
+    assert max(crop_to_ink(x, "x").shape) < 80
+    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)
+    assert max(crop_to_ink(x, "x").shape) > 250
 
 
 def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
     """A shadow a third of the page across, beside a faint digit: an opening a quarter of the page wide cannot
     follow it, and what is left of it is cut out with the digit. One sized by the strokes follows it."""
+    from digit_recognizer.inference import groups
     from digit_recognizer.inference import preprocess as pp
 
     yy, xx = np.mgrid[0:300, 0:300]
@@ -278,7 +295,28 @@ def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
 
     assert max(crop()) < 40
     monkeypatch.setattr(pp, "stroke_opening", pp.lighting_opening)  # the lighting's opening alone
+    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)  # and every bit of what it leaves kept
     assert max(crop()) > 100
+
+
+def test_a_shadow_darker_than_the_ink_is_not_measured_as_a_stroke(monkeypatch):
+    """A round shadow left in the detail, brighter there (ink bright) than a light pencil's digit beside it:
+    measured as the strokes, it sized the background's opening past the shadow, which was then cut out with the
+    digit. Its soft edges give it away; the strokes are measured again without it."""
+    from digit_recognizer.inference import preprocess as pp
+
+    yy, xx = np.mgrid[0:400, 0:400]
+    page = 200 - 50 * np.exp(-((yy - 280) ** 2 + (xx - 290) ** 2) / (2 * 60.0 ** 2))  # (h, w) grey, the shadow
+    page += np.random.default_rng(0).normal(0, 2, page.shape)
+    page[ring(page.shape, (120, 110), 16, 2)] -= 35  # a 0 in a light pencil, 36 px across
+    page = page.astype(np.float32)
+
+    def crop() -> tuple[int, int]:
+        return crop_to_ink(pp.ink_only(page, "x"), "x").shape
+
+    assert max(crop()) < 40  # 35
+    monkeypatch.setattr(pp, "MIN_EDGE_SHARPNESS", 0.0)  # the first measurement always kept
+    assert max(crop()) > 200  # 298
 
 
 def test_a_slab_of_chalk_is_measured_whole_not_by_its_grains(monkeypatch):

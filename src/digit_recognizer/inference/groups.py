@@ -60,13 +60,30 @@ class Group:
         return np.isin(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
 
 
+def not_dust(areas: np.ndarray) -> np.ndarray:
+    """The ids of the components whose area (areas[id], the paper's areas[0] = 0) is not dust."""
+    return np.flatnonzero(areas >= DUST_SHARE * areas.max())
+
+
+def without_dust(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask less its dust (8-connected components under DUST_SHARE of the largest one's area)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n <= 1:
+        return mask
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    keep = np.zeros(n + 1, bool)
+    keep[not_dust(areas)] = True
+    return keep[labels]
+
+
 def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
     """Label image and one Group per 8-connected component that is not dust. Everything after works on boxes,
     so the cost grows with the number of components, not with it times the image size; too many is refused."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     areas[0] = 0  # the paper
-    marks = np.flatnonzero(areas >= DUST_SHARE * areas.max()) if n else np.zeros(0, int)
+    marks = not_dust(areas) if n else np.zeros(0, int)
     if len(marks) > MAX_COMPONENTS:
         raise NotADigit(f"{name}: {len(marks):,} separate marks (more than {MAX_COMPONENTS}): not a digit or "
                         "a number")
