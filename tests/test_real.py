@@ -116,8 +116,9 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
 
 def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
     """Ink a third to half as dark as a pen's on a photographed page: stretched to full, the page's grain passes
-    the crop's threshold in single pixels all over it. The crop keeps to the strokes; with the threshold alone it
-    took in the page, and the grains passed for hairlines thickened into a blob."""
+    the crop's threshold in single pixels all over it. The crop keeps to the strokes; with the threshold alone
+    (and no dust left out) it took in the page, and the grains passed for hairlines thickened into a blob."""
+    from digit_recognizer.inference import groups
     from digit_recognizer.inference import preprocess as pp
 
     rng = np.random.default_rng(0)
@@ -131,9 +132,10 @@ def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
     def right() -> int:
         return read_right(rec.predict_many([image for image, _ in items]), [label for _, label in items])
 
-    assert right() >= 36  # 38 of 40
+    assert right() >= 36  # 39 of 40 (the threshold alone, dust left out: 39)
     monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)  # the threshold alone
-    assert right() <= 34  # 32 of 40
+    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)
+    assert right() <= 34  # 33 of 40
 
 
 def test_blank_and_noise_are_refused():

@@ -60,19 +60,23 @@ class Group:
         return np.isin(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
 
 
+def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A mask's 8-connected components: the label image and each label's area (areas[0], the paper's, is 0)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    return labels, areas
+
+
 def not_dust(areas: np.ndarray) -> np.ndarray:
-    """The ids of the components whose area (areas[id], the paper's areas[0] = 0) is not dust."""
-    return np.flatnonzero(areas >= DUST_SHARE * areas.max())
+    """The labels of the components (areas as `labelled` gives them) with at least DUST_SHARE of the largest's."""
+    return np.flatnonzero(areas >= DUST_SHARE * areas.max()) if len(areas) > 1 else np.zeros(0, int)
 
 
 def without_dust(mask: np.ndarray) -> np.ndarray:
-    """A boolean mask less its dust (8-connected components under DUST_SHARE of the largest one's area)."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n <= 1:
-        return mask
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    areas[0] = 0
-    keep = np.zeros(n + 1, bool)
+    """A boolean mask less its dust."""
+    labels, areas = labelled(mask)
+    keep = np.zeros(len(areas), bool)
     keep[not_dust(areas)] = True
     return keep[labels]
 
@@ -80,10 +84,8 @@ def without_dust(mask: np.ndarray) -> np.ndarray:
 def components(mask: np.ndarray, name: str) -> tuple[np.ndarray, list[Group]]:
     """Label image and one Group per 8-connected component that is not dust. Everything after works on boxes,
     so the cost grows with the number of components, not with it times the image size; too many is refused."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    areas[0] = 0  # the paper
-    marks = not_dust(areas) if n else np.zeros(0, int)
+    labels, areas = labelled(mask)
+    marks = not_dust(areas)
     if len(marks) > MAX_COMPONENTS:
         raise NotADigit(f"{name}: {len(marks):,} separate marks (more than {MAX_COMPONENTS}): not a digit or "
                         "a number")

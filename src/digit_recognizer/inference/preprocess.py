@@ -44,8 +44,8 @@ STROKE_SMOOTHING = 0.5
 # validation digits in each of 8 presentations (pen, marker, chalk, pencil): 0.13-0.23 at the 1st percentile
 # (one faint pencil digit 0.04); a round shadow left in the detail 0.015-0.023; digits enlarged from 8-14 px
 # 0.015-0.05, measured again too. Validation, 2,000 pencil digits on photographed pages: 1945 -> 1952 (0.15:
-# the same; measured again less half the lighting's opening instead of all of it: the same, low resolution -1
-# of 500, and on the test split -4 of 1,000).
+# the same; measured again less half the lighting's opening, not all of it: the same on validation, and low
+# resolution -4 of 1,000 on the test split).
 MIN_EDGE_SHARPNESS = 0.1
 MAIN_STROKES = 5  # a digit's ink lies in a few connected strokes ...
 MIN_STROKE_SHARE = 0.6  # ... holding at least this share of all ink; noise and texture scatter it
