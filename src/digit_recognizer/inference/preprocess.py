@@ -147,9 +147,12 @@ def halfway_width(d: np.ndarray) -> float:
 
 def edge_sharpness(d: np.ndarray) -> float:
     """How steeply d rises across the edge of what lies beyond halfway: the median gradient there (per px) as a
-    share of d's whole range. A pen's edge rises over a pixel or two; a shadow's over tens."""
+    share of d's whole range. A pen's edge rises over a pixel or two; a shadow's over tens. A sliver of an image
+    (one row or column) has no edge to judge: infinitely sharp."""
     from scipy import ndimage
 
+    if min(d.shape) < 2:
+        return float("inf")
     ink = beyond_halfway(d)
     edge = ink & ~ndimage.binary_erosion(ink)
     spread = float(d.max() - d.min())
