@@ -127,11 +127,12 @@ def stroke_width(small: np.ndarray) -> float:
     from scipy import ndimage
 
     d = ndimage.gaussian_filter(detail(small), STROKE_SMOOTHING)
-    width = halfway_width(d)
-    if edge_sharpness(d) >= MIN_EDGE_SHARPNESS:
+    ink = beyond_halfway(d)
+    width = mask_width(ink)
+    if edge_sharpness(d, ink) >= MIN_EDGE_SHARPNESS:
         return width
     y = small - estimate_background(small, small.shape, lighting_opening(small))
-    return min(width, halfway_width(ndimage.gaussian_filter(y, STROKE_SMOOTHING)))
+    return min(width, mask_width(beyond_halfway(ndimage.gaussian_filter(y, STROKE_SMOOTHING))))
 
 
 def beyond_halfway(d: np.ndarray) -> np.ndarray:
@@ -139,21 +140,19 @@ def beyond_halfway(d: np.ndarray) -> np.ndarray:
     return d > (d.min() + d.max()) / 2
 
 
-def halfway_width(d: np.ndarray) -> float:
-    """Typical width in px of what lies beyond halfway from the darkest to the brightest of d."""
-    ink = beyond_halfway(d)
+def mask_width(ink: np.ndarray) -> float:
+    """Typical width in px of the strokes in a boolean mask (1 px for an empty one), continued past its edges."""
     return typical_width(ink, "edge") if ink.any() else 1.0
 
 
-def edge_sharpness(d: np.ndarray) -> float:
-    """How steeply d rises across the edge of what lies beyond halfway: the median gradient there (per px) as a
-    share of d's whole range. A pen's edge rises over a pixel or two; a shadow's over tens. A sliver of an image
-    (one row or column) has no edge to judge: infinitely sharp."""
+def edge_sharpness(d: np.ndarray, ink: np.ndarray) -> float:
+    """How steeply d rises across the edge of `ink`, what lies beyond halfway in d: the median gradient there (per
+    px) as a share of d's whole range. A pen's edge rises over a pixel or two; a shadow's over tens. A sliver of
+    an image (one row or column) has no edge to judge: infinitely sharp."""
     from scipy import ndimage
 
     if min(d.shape) < 2:
         return float("inf")
-    ink = beyond_halfway(d)
     edge = ink & ~ndimage.binary_erosion(ink)
     spread = float(d.max() - d.min())
     if not edge.any() or spread <= 0:
