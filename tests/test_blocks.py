@@ -49,7 +49,7 @@ def test_smooth_images_and_drawings_are_left_alone():
 def test_a_blocky_digit_is_read_like_the_small_one(monkeypatch):
     a = small_digit()
     blocky = np.asarray(Image.fromarray(a, "F").resize((180, 180), Image.Resampling.NEAREST))
-    expected = pp.preprocess_views(png(a))
-    assert np.array_equal(pp.preprocess_views(png(blocky)), expected)
+    expected = pp.preprocess_views(png(a)).images
+    assert np.array_equal(pp.preprocess_views(png(blocky)).images, expected)
     monkeypatch.setattr(pp, "unblocked", lambda x: x)  # read as it is: square steps instead of curves
-    assert not np.array_equal(pp.preprocess_views(png(blocky)), expected)
+    assert not np.array_equal(pp.preprocess_views(png(blocky)).images, expected)

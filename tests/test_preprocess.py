@@ -215,7 +215,7 @@ def test_very_narrow_and_flat_digits_are_also_read_stretched(aspect, views, seco
     h = 240
     img = Image.new("L", (round(h * aspect), h), 235)
     ImageDraw.Draw(img).ellipse([8, 8, img.size[0] - 9, h - 9], outline=20, width=5)
-    out = preprocess_views(save(img, "PNG"))
+    out = preprocess_views(save(img, "PNG")).images
     assert out.shape == (views, 28, 28) and out.dtype == np.uint8
     np.testing.assert_array_equal(out[0], preprocess(save(img, "PNG")))
     if second is not None:
@@ -225,10 +225,11 @@ def test_very_narrow_and_flat_digits_are_also_read_stretched(aspect, views, seco
 
 @pytest.mark.parametrize("pen,views", [(3, 2), (70, 1)])  # strokes of 0.25 and 5.8 digit-box px
 def test_a_markers_flat_digit_is_read_once(pen, views):
-    """Squeezing a flat digit helps a pen's strokes; a marker's blob is read as it is."""
+    """Squeezing a flat digit helps a pen's strokes; a marker's blob is read as it is, marked as a marker's."""
     img = Image.new("L", (240, 160), 0)
     ImageDraw.Draw(img).line([(30, 130), (120, 30), (210, 130)], fill=255, width=pen)  # a flat, wide V
-    assert digit_views(np.asarray(img, np.float32)).shape == (views, 28, 28)
+    out = digit_views(np.asarray(img, np.float32))
+    assert out.images.shape == (views, 28, 28) and out.marker == (views == 1)
 
 
 def test_prediction_averages_the_views(recognizer):
@@ -236,7 +237,7 @@ def test_prediction_averages_the_views(recognizer):
     ImageDraw.Draw(img).ellipse([8, 8, 41, 191], outline=20, width=12)
     views = preprocess_views(save(img, "PNG"))
     p = recognizer.predict(save(img, "PNG"))
-    want = recognizer.probabilities(views).mean(0)
+    want = recognizer.probabilities(views.images, [views.marker] * len(views.images)).mean(0)
     assert p.digit == int(want.argmax()) and p.confidence == pytest.approx(float(want.max()), abs=1e-6)
 
 

@@ -149,6 +149,6 @@ def test_squeezed_digits_read_better_with_the_stretched_view(mnist):
     views = [preprocess_views(make("tall", mnist.test.images[i].numpy(), rng)) for i in picks]
     labels = [int(mnist.test.labels[i]) for i in picks]
     both = sum(p.digit == y for p, y in zip(recognizer.predict_views(views), labels))
-    first = sum(p.digit == y for p, y in zip(recognizer.predict_arrays(np.stack([v[0] for v in views])), labels))
-    assert sum(len(v) == 2 for v in views) > 300  # about half are narrow enough for a second view
+    first = sum(p.digit == y for p, y in zip(recognizer.predict_arrays(np.stack([v.images[0] for v in views])), labels))
+    assert sum(len(v.images) == 2 for v in views) > 300  # about half are narrow enough for a second view
     assert both >= first + 5

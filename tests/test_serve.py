@@ -38,11 +38,12 @@ def on_paper(digit: np.ndarray) -> np.ndarray:
     return page.astype(np.uint8)
 
 
-def test_health_model_docs(client):
+def test_health_model_docs(client, recognizer):
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["worker"] == os.getpid()
     info = client.get("/api/model").json()
     assert info["parameters"] > 0 and "test_accuracy" in info["metrics"]
+    assert info["marker_reader"] is (recognizer.loaded.marker is not None)
     assert client.get("/docs").status_code == 200
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
     assert "<canvas" in client.get("/").text

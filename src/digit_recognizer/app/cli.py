@@ -111,7 +111,7 @@ def data_info(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) ->
 
 @app.command()
 def train(
-    recipe: Optional[str] = typer.Option(None, help="fast (default), tutorial, or best."),
+    recipe: Optional[str] = typer.Option(None, help="fast (default), tutorial, best, or marker (the reader of fat markers' digits)."),
     model: Optional[str] = typer.Option(None, "--model", help="Architecture name (default: the recipe's)."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
@@ -343,14 +343,30 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
 
 @app.command()
 def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath,
-           device: str = Device) -> None:
+           device: str = Device,
+           marker_reader: bool = typer.Option(False, "--marker-reader",
+                                              help="Export the model's marker reader, which reads the digits "
+                                                   "whose strokes preprocessing thinned as a fat marker's.")
+           ) -> None:
     """Export a model to ONNX (dynamic batch; float pixels 0..255 in, logits out)."""
     require_extra("onnx", ("onnx",))
     from ..inference.export import export_onnx
     from ..models.modelfile import load_model
 
     dev = resolve_device(device)
-    typer.echo(f"wrote {export_onnx(load_model(model_in_use(model)), onnx, dev)}")
+    typer.echo(f"wrote {export_onnx(load_model(model_in_use(model)), onnx, dev, marker_reader)}")
+
+
+@app.command("attach-marker")
+def attach_marker(marker: str = typer.Argument(..., metavar="MARKER", help="The marker reader: a model trained "
+                                                "with --recipe marker (run folder or model file)."),
+                  model: str = typer.Option(..., "--model", metavar="PATH",
+                                            help="The model to give it (run folder or model file; rewritten).")
+                  ) -> None:
+    """Give a model a marker reader: the digits whose strokes the reader thins as a fat marker's go to it."""
+    from ..models.modelfile import attach_marker_reader
+
+    typer.echo(f"{attach_marker_reader(model_in_use(model), marker)} now reads fat markers' digits with {marker}")
 
 
 @app.command("import-keras")

@@ -55,6 +55,7 @@ class ModelOut(BaseModel):
     parameters: int
     metrics: dict[str, Any]
     members: int
+    marker_reader: bool = Field(description="whether a second network reads fat markers' digits")
     version: str
 
 

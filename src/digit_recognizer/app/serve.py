@@ -139,7 +139,8 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         meta = recognizer.meta
         return {"name": recognizer.loaded.name, "sha256": recognizer.loaded.sha256,
                 "architecture": meta.get("architecture"), "parameters": meta.get("parameters"),
-                "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets), "version": __version__}
+                "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets),
+                "marker_reader": recognizer.loaded.marker is not None, "version": __version__}
 
     static = resources.files("digit_recognizer.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")  # the page's example images

@@ -12,9 +12,16 @@ from ..models.modelfile import LoadedModel
 OPSET = 17
 
 
-def export_onnx(loaded: LoadedModel, out: str | Path, device: torch.device | None = None) -> Path:
+def export_onnx(loaded: LoadedModel, out: str | Path, device: torch.device | None = None,
+                marker_reader: bool = False) -> Path:
     """Write `out` (.onnx): input "pixels" float32 (B, 1, 28, 28) in 0..255 -> output "logits" (B, 10).
-    The graph is traced on `device` (default CPU); the file itself is device-free."""
+    The graph is traced on `device` (default CPU); the file itself is device-free. With `marker_reader`, the
+    network exported is the model's marker reader, for the digits whose strokes preprocessing thinned as a fat
+    marker's (inference.fit.Views.marker)."""
+    if marker_reader:
+        if loaded.marker is None:
+            raise DigitsError(f"{loaded.path}: this model has no marker reader (see digits attach-marker)")
+        loaded = loaded.marker
     if len(loaded.nets) != 1:
         raise DigitsError(f"{loaded.path}: ensembles export one member at a time; pass a member's model file")
     out = Path(out)

@@ -9,6 +9,8 @@ still itself.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -29,6 +31,14 @@ NARROW_VIEW = 0.4
 # read; 500 a set: flat 487 -> 489, bold tight 488 -> 489, low resolution 495 -> 496, singles and chalkboard
 # 494 -> 493, 11 other presentations unchanged).
 FLAT_VIEW, SQUEEZED = 0.9, 0.5
+
+
+@dataclass(frozen=True)
+class Views:
+    """What the model reads of one digit: its views, whose answers are averaged, and whether its strokes were a
+    fat marker's that the reader thinned (a model with a marker reader hands those digits to it)."""
+    images: np.ndarray  # (V, 28, 28) uint8
+    marker: bool = False
 
 
 def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
@@ -97,10 +107,10 @@ def fit_and_centre(x: np.ndarray) -> np.ndarray:
     return placed(even_strokes(x))
 
 
-def digit_views(x: np.ndarray) -> np.ndarray:
-    """(h, w) crop -> (V, 28, 28) uint8: the digit as `fit_and_centre` makes it, then, for a digit narrower than
-    NARROW_VIEW, the same digit stretched to that shape, or for a pen's digit wider than FLAT_VIEW, the digit
-    squeezed to SQUEEZED (strokes evened again)."""
+def digit_views(x: np.ndarray) -> Views:
+    """(h, w) crop -> Views of (V, 28, 28) uint8: the digit as `fit_and_centre` makes it, then, for a digit
+    narrower than NARROW_VIEW, the same digit stretched to that shape, or for a pen's digit wider than FLAT_VIEW,
+    the digit squeezed to SQUEEZED (strokes evened again); marked as a marker's if its strokes were thinned."""
     x, width = box_strokes(x)
     marker = width > MAX_STROKE
     x = evened(x, width)
@@ -109,7 +119,7 @@ def digit_views(x: np.ndarray) -> np.ndarray:
     aspect = NARROW_VIEW if w < NARROW_VIEW * h else SQUEEZED if w > FLAT_VIEW * h and not marker else None
     if aspect is not None:  # the same height, `aspect` times as wide
         views.append(placed(even_strokes(resized(x, (max(1, round(aspect * h)), h), Image.Resampling.LANCZOS))))
-    return np.stack(views)
+    return Views(np.stack(views), marker)
 
 
 def placed(x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..constants import IMAGE_SIZE
 from ..errors import NoInk, NotADigit, SeveralDigits
 from .blocks import unblocked
 from .decode import BACKGROUND_SIDE, MID_GREY, ImageInput, open_image, to_gray
-from .fit import INK_FRACTION, INK_LEVEL, MAX_ASPECT, cropped, digit_views, resized, typical_width
+from .fit import INK_FRACTION, INK_LEVEL, MAX_ASPECT, Views, cropped, digit_views, resized, typical_width
 from .rulings import remove_rulings
 
 MIN_CONTRAST = 32  # grey levels between background and ink below which we call the image blank
@@ -294,19 +294,19 @@ def is_mnist_like(gray: np.ndarray) -> bool:
 
 def preprocess(src: ImageInput, name: str = "image") -> np.ndarray:
     """Any supported image -> (28, 28) uint8, ink 255 on background 0: the digit as the model reads it first."""
-    return preprocess_views(src, name)[0]
+    return preprocess_views(src, name).images[0]
 
 
-def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
-    """Any supported image -> (V, 28, 28) uint8: the digit, and for a very narrow or flat one the digit stretched
-    towards MNIST's shapes too (inference.fit); the model's answers for the views are averaged."""
+def preprocess_views(src: ImageInput, name: str = "image") -> Views:
+    """Any supported image -> Views of (V, 28, 28) uint8: the digit, and for a very narrow or flat one the digit
+    stretched towards MNIST's shapes too (inference.fit); the model's answers for the views are averaged."""
     if isinstance(src, (str, Path)):
         name = str(src)
     gray = to_gray(open_image(src, name))
     if is_mnist_like(gray):
         if gray.max() < MIN_CONTRAST:
             raise NoInk(f"{name}: no ink found (blank image)")
-        return gray.astype(np.uint8)[None]
+        return Views(gray.astype(np.uint8)[None])
     gray = unblocked(gray)
     work = enlarged(gray)
     x = ink_only(work, name)
@@ -314,7 +314,7 @@ def preprocess_views(src: ImageInput, name: str = "image") -> np.ndarray:
     crop = crop_to_ink(x, name)
     refuse_speck_or_dash(crop, work.shape[0] / gray.shape[0], name)
     views = digit_views(crop)
-    refuse_tangle(views[0], name)
+    refuse_tangle(views.images[0], name)
     return views
 
 

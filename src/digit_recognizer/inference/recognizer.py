@@ -9,12 +9,13 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, NUM_CLASSES
 from ..errors import DigitsError
 from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
 from .decode import ImageInput
+from .fit import Views
 from .preprocess import preprocess_views
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
@@ -81,6 +82,9 @@ class Recognizer:
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
         self._int8: list[torch.nn.Module] | None = None  # the members quantized, built on first use
         self._int8_lock = threading.Lock()  # the server predicts from several threads
+        # The digits whose strokes the reader thinned as a fat marker's go to the model trained on such digits.
+        self.marker = (None if loaded.marker is None else
+                       Recognizer(loaded.marker, tta=None, precision=precision, device=self.device))
 
     def int8_nets(self) -> list[torch.nn.Module]:
         """The members quantized to int8 from their recorded ranges (the network is built once)."""
@@ -101,13 +105,22 @@ class Recognizer:
     def meta(self) -> dict[str, Any]:
         return self.loaded.meta
 
-    def probabilities(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Preprocessed (N, 28, 28) uint8 images -> (N, 10) probabilities."""
+    def probabilities(self, images: torch.Tensor | np.ndarray, marker: torch.Tensor | np.ndarray | None = None
+                      ) -> torch.Tensor:
+        """Preprocessed (N, 28, 28) uint8 images -> (N, 10) probabilities. The rows where `marker` (N,) bool is
+        set are a fat marker's digits, read by the marker reader where the model has one."""
         x = torch.as_tensor(images)
         if x.ndim == 2:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
+        routed = None if marker is None or self.marker is None else torch.as_tensor(marker, dtype=torch.bool)
+        if routed is not None and routed.any():
+            probs = torch.empty(len(x), NUM_CLASSES)
+            probs[routed] = self.marker.probabilities(x[routed]).cpu()
+            if not routed.all():
+                probs[~routed] = self.probabilities(x[~routed]).cpu()
+            return probs.to(self.device)
         int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
         probs = probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
                               precision=self.precision, int8_nets=int8_nets)
@@ -118,11 +131,14 @@ class Recognizer:
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
         return postprocess(self.probabilities(images), self.min_confidence)
 
-    def predict_views(self, views: Sequence[np.ndarray]) -> list[Prediction]:
-        """One prediction per image from its (V, 28, 28) views (preprocess_views), their probabilities averaged;
-        every view of every image goes through the model in one batch."""
-        probs = self.probabilities(np.concatenate(views))  # (sum of V, 10)
-        counts = [len(v) for v in views]
+    def predict_views(self, views: Sequence[Views]) -> list[Prediction]:
+        """One prediction per image from its Views (preprocess_views), their probabilities averaged; every view
+        of every image goes through the model in one batch."""
+        if not views:
+            return []
+        counts = [len(v.images) for v in views]
+        marker = np.repeat([v.marker for v in views], counts)  # (sum of V,)
+        probs = self.probabilities(np.concatenate([v.images for v in views]), marker)  # (sum of V, 10)
         return postprocess(torch.stack([p.mean(0) for p in torch.split(probs, counts)]), self.min_confidence)
 
     def predict(self, image: ImageInput, name: str = "image") -> Prediction:
@@ -132,7 +148,7 @@ class Recognizer:
     def predict_with_input(self, image: ImageInput, name: str = "image") -> tuple[Prediction, np.ndarray]:
         """The prediction and the (28, 28) uint8 image the model saw (the server and page show it)."""
         views = preprocess_views(image, name)
-        return self.predict_views([views])[0], views[0]
+        return self.predict_views([views])[0], views.images[0]
 
     def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction | DigitsError]:
         """One result per image, in order: its Prediction, or the DigitsError that stopped it (a blank, a
@@ -147,7 +163,7 @@ class Recognizer:
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
 
-        def prepared(src: ImageInput) -> np.ndarray | DigitsError:
+        def prepared(src: ImageInput) -> Views | DigitsError:
             try:
                 return preprocess_views(src)  # a path names itself in its errors
             except DigitsError as e:
@@ -157,10 +173,10 @@ class Recognizer:
         with ThreadPoolExecutor(workers or preprocess_workers()) as pool:
             while chunk := list(islice(it, batch)):
                 xs = list(pool.map(prepared, chunk))
-                good = [x for x in xs if isinstance(x, np.ndarray)]
+                good = [x for x in xs if isinstance(x, Views)]
                 preds = iter(self.predict_views(good) if good else [])
                 for src, x in zip(chunk, xs):
-                    yield src, next(preds) if isinstance(x, np.ndarray) else x
+                    yield src, next(preds) if isinstance(x, Views) else x
 
     def read(self, image: ImageInput) -> "Reading":
         """A whole number: every digit in the image, left to right."""

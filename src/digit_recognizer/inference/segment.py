@@ -11,7 +11,7 @@ from scipy import ndimage
 from ..errors import NoInk
 from .blocks import unblocked
 from .decode import ImageInput, open_image, to_gray
-from .fit import digit_views
+from .fit import Views, digit_views
 from .groups import digit_groups, typical_height
 from .preprocess import enlarged, ink_only
 
@@ -22,7 +22,7 @@ DIGIT_ASPECT = 0.75  # typical width / height of one handwritten digit, to guess
 @dataclass(frozen=True)
 class Segment:
     box: tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
-    views: np.ndarray  # (V, 28, 28) uint8: the digit, and a stretched view where it is very narrow or flat
+    views: Views  # the digit, and a stretched view where it is very narrow or flat
     # For a part of a group split as touching digits: the whole group as one digit (shared by its parts),
     # the other reading, since a wide flat 5 or 0 looks like two touching digits to geometry alone.
     whole: Segment | None = None

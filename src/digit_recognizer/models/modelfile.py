@@ -1,10 +1,13 @@
 """Self-describing model files: weights in `<stem>.safetensors`, everything else in `<stem>.json`.
 
 `load_model` is the one loader: it takes a run folder, either file of a pair, or None for the shipped model.
-A JSON with "members" describes an ensemble whose probabilities are averaged.
+A JSON with "members" describes an ensemble whose probabilities are averaged; one with "marker_reader" names a
+second model (its own description, beside the first) that reads the digits whose strokes the reader thinned as a
+fat marker's (inference.fit.Views.marker).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -32,6 +35,7 @@ MODEL_STEM = "model"
 MAX_JSON_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + (1 << 20)  # float32 weights and the safetensors header
 MAX_MEMBERS = 64  # networks in one ensemble
+MARKER_SUFFIX = "-marker"  # model.json's marker reader is model-marker.json (+ .safetensors) beside it
 
 
 def versions() -> dict[str, str]:
@@ -116,6 +120,10 @@ def check_meta(meta: dict[str, Any], path: Path) -> None:
             fail("members", f"must be a list of 1 to {MAX_MEMBERS} model file names")
         for m in members:
             beside(path, m)
+    if "marker_reader" in meta:
+        if not isinstance(meta["marker_reader"], str):
+            fail("marker_reader", "must be a model file name")
+        beside(path, meta["marker_reader"])
 
 
 def beside(json_path: Path, name: str) -> Path:
@@ -154,6 +162,7 @@ class LoadedModel:
     path: Path
     member_meta: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""  # of the descriptions (as parsed) and the weights files: names the model without its path
+    marker: LoadedModel | None = None  # the reader of fat markers' digits, where the description names one
 
     @property
     def name(self) -> str:
@@ -214,9 +223,39 @@ def check_weights_header(path: Path, expected: dict[str, tuple[int, ...]]) -> No
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
-    import hashlib
-
+    """The model at `path` (see `resolve`), with its ensemble's members and its marker reader."""
     json_path = resolve(path)
+    loaded = load_described(json_path)
+    if "marker_reader" in loaded.meta:
+        marker_path = beside(json_path, loaded.meta["marker_reader"])
+        if not marker_path.is_file():
+            raise DigitsError(f"{json_path}: its marker reader {shown(loaded.meta['marker_reader'])} is missing")
+        loaded.marker = load_described(marker_path)
+        if "marker_reader" in loaded.marker.meta:
+            raise DigitsError(f"{marker_path}: a marker reader cannot name a marker reader of its own")
+        loaded.sha256 = hashlib.sha256((loaded.sha256 + loaded.marker.sha256).encode()).hexdigest()
+    return loaded
+
+
+def attach_marker_reader(model: str | Path | None, marker: str | Path) -> Path:
+    """Copy the one-network model at `marker` beside `model` (as `<stem>-marker.json` and `.safetensors`) and name
+    it as the model's marker reader; the model's description is rewritten last, so it never names missing
+    files. Returns the model's JSON path."""
+    json_path = resolve(model)
+    meta = read_json(json_path)
+    reader = load_described(resolve(marker))
+    if len(reader.nets) != 1 or "marker_reader" in reader.meta:
+        raise DigitsError(f"{reader.path}: a marker reader must be one network with no marker reader of its own")
+    stem = json_path.with_name(json_path.stem + MARKER_SUFFIX)
+    weights = beside(reader.path, str(reader.meta.get("weights", reader.path.with_suffix(".safetensors").name)))
+    atomic_write_bytes(stem.with_suffix(".safetensors"), read_regular_file(weights, MAX_WEIGHTS_BYTES))
+    write_json(stem.with_suffix(".json"), {**reader.meta, "weights": stem.name + ".safetensors"})
+    write_json(json_path, {**meta, "marker_reader": stem.name + ".json"})
+    return json_path
+
+
+def load_described(json_path: Path) -> LoadedModel:
+    """One description's networks: itself, or its ensemble's members."""
     meta = read_json(json_path)
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     if "members" in meta:

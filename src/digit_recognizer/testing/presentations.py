@@ -16,14 +16,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ..constants import DIGIT_BOX
+from ..constants import DIGIT_BOX, MNIST_STROKE
 from .synth import INK_COLOURS, paper
 
 UPSAMPLE = 4  # strokes are re-drawn on a 4x finer grid, where MNIST's ~2.5 px strokes are ~10 px wide
 INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
-# MNIST px: the median stroke width of MNIST's digits, as `restroke` measures it (5,000 training-split digits:
-# 1.8 / 2.5 / 4.0 px at the 5th / 50th / 95th percentile). A pen has its own width whatever the digit it writes.
-MNIST_STROKE = 2.5
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation value -> the transpose that turns the viewer's picture into the stored pixels.
 STORED_AS = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}

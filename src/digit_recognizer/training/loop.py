@@ -137,7 +137,7 @@ def marker_renditions(cfg: TrainConfig, tr: Split, world: World, log: Log,
         return None
     started = time.perf_counter()
     workers = max(1, usable_cores() // world.size)
-    bank = torch.from_numpy(marker_bank(tr.images.numpy(), cfg.seed, workers))
+    bank = torch.from_numpy(marker_bank(tr.images.numpy(), cfg.seed, workers, cfg.marker_pen))
     log(f"drew {len(bank):,} marker digits in {time.perf_counter() - started:.0f} s ({workers} processes)")
     return bank.to(device)
 

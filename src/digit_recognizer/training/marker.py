@@ -6,19 +6,24 @@ which cannot reopen what the ink filled: the model is shown the digit closed up,
 say which digit it is, shapes that MNIST's pens never make. Training on such digits, put through the reader's
 own fitting code (`fit_and_centre`: the first of the views it reads), teaches the model to read them.
 
-    marker_bank(images (N, 28, 28) uint8, seed) -> (N, 28, 28) uint8   # one marker rendition per digit
+    marker_bank(images (N, 28, 28) uint8, seed, pen=False) -> (N, 28, 28) uint8   # one rendition per digit
+
+The marker's stroke is drawn either relative to the digit's own (`FATTER` times as wide: a bold version of each
+writer's hand) or, with `pen`, as a pen of its own (`MARKER_PEN` times MNIST's median stroke, whatever the digit:
+how a marker writes, and what the marker reader, `recipes.RECIPES["marker"]`, learns from).
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from ..constants import IMAGE_SIZE, PIXEL_MAX
+from ..constants import IMAGE_SIZE, MNIST_STROKE, PIXEL_MAX
 from ..inference.fit import INK_FRACTION, cropped, fit_and_centre, resized, typical_width
 
 FINE = 3  # the nib is drawn on a grid this many times finer than MNIST's
 INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
 FATTER = (1.8, 4.5)  # the marker's stroke, in widths of the digit's own stroke (uniform)
+MARKER_PEN = (2.0, 4.5)  # or the marker's own stroke, in MNIST's median strokes (uniform)
 CHISEL = 0.5  # share of chisel-tipped markers; the rest have a round nib
 CHISEL_THINNESS = (0.25, 0.6)  # a chisel nib's short axis over its long axis (uniform)
 BANK_SEED = 104_729  # the bank's draws come from (seed, BANK_SEED, image index): any chunk order gives one bank
@@ -40,9 +45,11 @@ def nib_grown(inside: np.ndarray, reach: float, thinness: float, angle: float) -
     return back[top:top + inside.shape[0], left:left + inside.shape[1]]
 
 
-def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle: float = 0.0) -> np.ndarray:
+def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle: float = 0.0,
+                 pen: float | None = None) -> np.ndarray:
     """(28, 28) uint8 MNIST digit, ink bright -> the same digit drawn with a marker whose stroke is `fatter` times
-    as wide (a nib of `thinness` and `angle`, as nib_grown), as the model is shown it: (28, 28) uint8."""
+    as wide, or given `pen`, that many times MNIST's median stroke (a nib of `thinness` and `angle`, as
+    nib_grown), as the model is shown it: (28, 28) uint8."""
     pad = IMAGE_SIZE // 4  # MNIST px of room around the digit for the strokes to grow into
     a = np.pad(digit.astype(np.float32) / PIXEL_MAX, pad)
     side = a.shape[0] * FINE
@@ -50,36 +57,39 @@ def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle:
     inside = fine > INK_LEVEL
     if not inside.any():
         return digit
-    reach = typical_width(inside, "constant") * (fatter - 1) / 2  # fine px added to each side of a stroke
+    own = typical_width(inside, "constant")  # fine px
+    wide = own * fatter if pen is None else pen * MNIST_STROKE * FINE
+    reach = max(0.0, wide - own) / 2  # fine px added to each side of a stroke
     fat = nib_grown(inside, reach, thinness, angle).astype(np.float32) * PIXEL_MAX
     # Back to twice MNIST's grid, anti-aliased, as a scan or photo of the digit would be.
     coverage = resized(fat, (side * 2 // FINE, side * 2 // FINE), Image.Resampling.BOX)
     return fit_and_centre(cropped(coverage, coverage > INK_FRACTION * PIXEL_MAX))
 
 
-def random_marker(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """marker_digit with a marker drawn at random: FATTER, round or chisel-tipped, at any angle."""
-    fatter = rng.uniform(*FATTER)
+def random_marker(digit: np.ndarray, rng: np.random.Generator, pen: bool = False) -> np.ndarray:
+    """marker_digit with a marker drawn at random: FATTER (or with `pen`, MARKER_PEN), round or chisel-tipped,
+    at any angle."""
+    width = rng.uniform(*(MARKER_PEN if pen else FATTER))
     thinness = rng.uniform(*CHISEL_THINNESS) if rng.random() < CHISEL else 1.0
-    return marker_digit(digit, fatter, thinness, rng.uniform(0.0, 180.0))
+    return marker_digit(digit, width, thinness, rng.uniform(0.0, 180.0), pen=width if pen else None)
 
 
-def marker_chunk(images: np.ndarray, seed: int, start: int) -> np.ndarray:
+def marker_chunk(images: np.ndarray, seed: int, start: int, pen: bool = False) -> np.ndarray:
     out = np.empty_like(images)
     for k, digit in enumerate(images):
-        out[k] = random_marker(digit, np.random.default_rng([seed, BANK_SEED, start + k]))
+        out[k] = random_marker(digit, np.random.default_rng([seed, BANK_SEED, start + k]), pen)
     return out
 
 
-def marker_bank(images: np.ndarray, seed: int, workers: int = 1) -> np.ndarray:
+def marker_bank(images: np.ndarray, seed: int, workers: int = 1, pen: bool = False) -> np.ndarray:
     """(N, 28, 28) uint8 -> (N, 28, 28) uint8: every digit once with a marker drawn from (seed, its index);
     `workers` processes share the work, with the same result."""
     if workers <= 1 or len(images) < 2 * workers:
-        return marker_chunk(images, seed, 0)
+        return marker_chunk(images, seed, 0, pen)
     from concurrent.futures import ProcessPoolExecutor
 
     bounds = np.linspace(0, len(images), workers + 1).astype(int)
     with ProcessPoolExecutor(workers) as pool:
         parts = pool.map(marker_chunk, [images[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-                         [seed] * workers, bounds[:-1].tolist())
+                         [seed] * workers, bounds[:-1].tolist(), [pen] * workers)
         return np.concatenate(list(parts))
