@@ -150,8 +150,11 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path):
 def model_copy(tmp_path: Path, **changes) -> Path:
     folder = tmp_path / "model"
     folder.mkdir(exist_ok=True)
-    shutil.copy(default_model_path().with_suffix(".safetensors"), folder / "model.safetensors")
-    meta = json.loads(default_model_path().read_text())
+    shipped = default_model_path()
+    shutil.copy(shipped.with_suffix(".safetensors"), folder / "model.safetensors")
+    for f in shipped.parent.glob(f"{shipped.stem}-marker.*"):  # its marker reader
+        shutil.copy(f, folder / f.name)
+    meta = json.loads(shipped.read_text())
     arch = changes.pop("architecture", {})
     meta["architecture"] = {**meta["architecture"], **arch}
     meta.update(changes)
@@ -171,6 +174,8 @@ HOSTILE_SPECS = {
     "tta as a string": dict(tta="false"),
     "weights elsewhere": dict(weights="../../etc/passwd"),
     "member elsewhere": dict(members=["../../etc/passwd"]),
+    "marker reader not a name": dict(marker_reader=["model.json"]),
+    "marker reader elsewhere": dict(marker_reader="../../etc/passwd"),
 }
 
 
