@@ -97,7 +97,7 @@ def test_bad_marker_readers_are_one_line_errors(pair, tmp_path):
     (main / "model-marker.json").write_text(json.dumps({**nested, "marker_reader": "model.json"}))
     with pytest.raises(DigitsError, match="cannot name a marker reader of its own"):
         load_model(main)
-    with pytest.raises(DigitsError, match="must be one network"):
+    with pytest.raises(DigitsError, match="cannot have a marker reader of its own"):
         attach_marker_reader(reader, main)  # main's own description names a reader
 
 
@@ -134,3 +134,22 @@ def test_the_marker_reader_exports_to_onnx_on_its_own(pair, tmp_path):
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"pixels": x.unsqueeze(1).float().numpy()})[0]
     np.testing.assert_allclose(got, logits(load_model(reader).nets[0], x).numpy(), atol=1e-4)
+
+
+def test_an_ensemble_can_be_the_marker_reader(pair, tmp_path):
+    main, reader = pair
+    ens = tmp_path / "ens"
+    for k in range(2):
+        torch.manual_seed(10 + k)
+        save_model(ens / f"member-{k}" / "model", build_model("fast"))
+    members = [f"member-{k}/model.json" for k in range(2)]
+    (ens / "model.json").write_text(json.dumps({"format": "digits-model", "format_version": 1, "members": members,
+                                                "tta": True}))
+    want = Recognizer(load_model(ens), precision="fp32", device="cpu")
+    attach_marker_reader(main, ens)
+    for f in sorted(ens.rglob("*"), reverse=True):  # the copy stands alone
+        f.unlink() if f.is_file() else f.rmdir()
+    both = Recognizer(load_model(main), precision="fp32", device="cpu")
+    assert len(both.loaded.marker.nets) == 2 and both.marker.tta
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(both.probabilities(x, torch.ones(3, dtype=torch.bool)), want.probabilities(x))

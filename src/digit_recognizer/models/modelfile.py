@@ -238,20 +238,32 @@ def load_model(path: str | Path | None = None) -> LoadedModel:
 
 
 def attach_marker_reader(model: str | Path | None, marker: str | Path) -> Path:
-    """Copy the one-network model at `marker` beside `model` (as `<stem>-marker.json` and `.safetensors`) and name
-    it as the model's marker reader; the model's description is rewritten last, so it never names missing
-    files. Returns the model's JSON path."""
+    """Copy the model at `marker` (one network, or an ensemble) beside `model`, as `<stem>-marker.json` (and its
+    weights, or its members as `<stem>-marker-K.*`), and name it as the model's marker reader; the model's
+    description is rewritten last, so it never names missing files. Returns the model's JSON path."""
     json_path = resolve(model)
     meta = read_json(json_path)
     reader = load_described(resolve(marker))
-    if len(reader.nets) != 1 or "marker_reader" in reader.meta:
-        raise DigitsError(f"{reader.path}: a marker reader must be one network with no marker reader of its own")
+    if "marker_reader" in reader.meta:
+        raise DigitsError(f"{reader.path}: a marker reader cannot have a marker reader of its own")
     stem = json_path.with_name(json_path.stem + MARKER_SUFFIX)
-    weights = beside(reader.path, str(reader.meta.get("weights", reader.path.with_suffix(".safetensors").name)))
-    atomic_write_bytes(stem.with_suffix(".safetensors"), read_regular_file(weights, MAX_WEIGHTS_BYTES))
-    write_json(stem.with_suffix(".json"), {**reader.meta, "weights": stem.name + ".safetensors"})
+    if "members" in reader.meta:
+        members = [beside(reader.path, m) for m in reader.meta["members"]]
+        copies = [copy_network(p, m, stem.with_name(f"{stem.name}-{k}"))
+                  for k, (p, m) in enumerate(zip(members, reader.member_meta))]
+        write_json(stem.with_suffix(".json"), {**reader.meta, "members": copies})
+    else:
+        copy_network(reader.path, reader.meta, stem)
     write_json(json_path, {**meta, "marker_reader": stem.name + ".json"})
     return json_path
+
+
+def copy_network(json_path: Path, meta: dict[str, Any], stem: Path) -> str:
+    """One network's description and weights copied to `<stem>.json` and `.safetensors`; returns the JSON's name."""
+    weights = beside(json_path, str(meta.get("weights", json_path.with_suffix(".safetensors").name)))
+    atomic_write_bytes(stem.with_suffix(".safetensors"), read_regular_file(weights, MAX_WEIGHTS_BYTES))
+    write_json(stem.with_suffix(".json"), {**meta, "weights": stem.name + ".safetensors"})
+    return stem.name + ".json"
 
 
 def load_described(json_path: Path) -> LoadedModel:
