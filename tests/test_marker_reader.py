@@ -44,6 +44,8 @@ def test_marker_rows_go_to_the_marker_reader(pair):
     torch.testing.assert_close(got[~marker], plain.probabilities(x[~marker]))
     torch.testing.assert_close(both.probabilities(x), plain.probabilities(x))  # no flags: the first network
     assert not torch.allclose(got, plain.probabilities(x))  # the two networks do differ
+    with pytest.raises(DigitsError, match="one marker flag per image"):
+        both.probabilities(x, marker[:3])
     # Views carry the flag through prediction; all of an image's views go to one network.
     views = [Views(x[:2].numpy(), marker=True), Views(x[2:3].numpy())]
     preds = both.predict_views(views)

@@ -114,6 +114,8 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DigitsError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}")
+        if marker is not None and len(marker) != len(x):
+            raise DigitsError(f"expected one marker flag per image ({len(x)}), got {len(marker)}")
         routed = None if marker is None or self.marker is None else torch.as_tensor(marker, dtype=torch.bool)
         if routed is not None and routed.any():
             probs = torch.empty(len(x), NUM_CLASSES)
