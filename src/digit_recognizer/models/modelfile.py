@@ -182,12 +182,17 @@ class LoadedModel:
         return [float(m.get("temperature", 1.0)) for m in self.member_meta] or [1.0] * len(self.nets)
 
 
+def weights_of(json_path: Path, meta: dict[str, Any]) -> Path:
+    """The weights file a description names (by default `<stem>.safetensors` beside it)."""
+    return beside(json_path, str(meta.get("weights", json_path.with_suffix(".safetensors").name)))
+
+
 def load_net(json_path: Path, meta: dict[str, Any], digest: Any = None) -> Net:
     """The network a description names, its architecture checked against bounds and its weights' shapes
     against the architecture before anything is allocated for them."""
     cfg = from_dict(ModelConfig, meta.get("architecture"), f"{json_path}: architecture")
     check_config(cfg, f"{json_path}: architecture")
-    weights_path = beside(json_path, str(meta.get("weights", json_path.with_suffix(".safetensors").name)))
+    weights_path = weights_of(json_path, meta)
     data = read_regular_file(weights_path, MAX_WEIGHTS_BYTES)
     if digest is not None:
         digest.update(data)
@@ -260,8 +265,8 @@ def attach_marker_reader(model: str | Path | None, marker: str | Path) -> Path:
 
 def copy_network(json_path: Path, meta: dict[str, Any], stem: Path) -> str:
     """One network's description and weights copied to `<stem>.json` and `.safetensors`; returns the JSON's name."""
-    weights = beside(json_path, str(meta.get("weights", json_path.with_suffix(".safetensors").name)))
-    atomic_write_bytes(stem.with_suffix(".safetensors"), read_regular_file(weights, MAX_WEIGHTS_BYTES))
+    weights = read_regular_file(weights_of(json_path, meta), MAX_WEIGHTS_BYTES)
+    atomic_write_bytes(stem.with_suffix(".safetensors"), weights)
     write_json(stem.with_suffix(".json"), {**meta, "weights": stem.name + ".safetensors"})
     return stem.name + ".json"
 
