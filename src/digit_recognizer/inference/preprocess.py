@@ -57,6 +57,7 @@ SEVERAL_GAP = 0.15  # of the digits' height: blank columns between two digits (v
 # Holes enclosed by the strokes: 8 has two; sloppy digits sometimes three. Four or more: 0.01% of 20,000 MNIST
 # training digits, none of 500 validation digits in any presentation, 22% of random scribbles.
 MAX_HOLES, MIN_HOLE_PX = 3, 2
+HOLE_PAPER = INK_FRACTION * 255  # a hole holds a pixel at most this bright (fit.INK_FRACTION: what is not ink)
 MIN_WORKING_SIDE = 2 * IMAGE_SIZE  # px: smaller images are enlarged first (validation: no tiny digit called
 # blank any more, 7 more of 3,500 tight, thin, bold, tall and wide digits read)
 MIN_DIGIT_SIDE = 6  # px of the image as decoded: ink smaller than this is a speck (the low-resolution sets'
@@ -169,7 +170,18 @@ def estimate_background(small: np.ndarray, shape: tuple[int, int], opening: int)
     k = opening
     bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
                                 mode="nearest")
+    if k > lighting_opening(small):  # fat strokes: the paper where it shows, carried smoothly under them
+        bg = paper_under_strokes(small, bg)
     return resized(bg, shape[::-1], Image.Resampling.BILINEAR)
+
+
+def paper_under_strokes(small: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """The opening `flat` spans the image, so it is the darkest paper everywhere: a smooth surface fitted to the
+    paper beside the strokes instead (inference.surface), where enough of it shows."""
+    from .surface import paper_surface
+
+    surface = paper_surface(small, flat)
+    return flat if surface is None else surface
 
 
 def lighting_opening(small: np.ndarray) -> int:
@@ -345,12 +357,17 @@ def enlarged(gray: np.ndarray) -> np.ndarray:
 
 def enclosed_holes(x: np.ndarray) -> int:
     """Paper regions of at least MIN_HOLE_PX that the strokes of a (28, 28) digit enclose: 0 in a 1, 1 in a
-    6, 2 in an 8."""
+    6, 2 in an 8. A region counts only if some of it is clearly paper (at most HOLE_PAPER): a fat marker's
+    pinhole, thinned, leaves a mid-grey patch in the digit whose pixel noise around INK_LEVEL would count as
+    many holes."""
     from scipy import ndimage
 
-    paper, n = ndimage.label(np.pad(x <= INK_LEVEL, 1, constant_values=True))  # 4-connected
+    padded = np.pad(x, 1)
+    paper, n = ndimage.label(padded <= INK_LEVEL)  # 4-connected
     sizes = np.bincount(paper.ravel())
-    return sum(1 for i in range(1, n + 1) if i != paper[0, 0] and sizes[i] >= MIN_HOLE_PX)
+    darkest = ndimage.minimum(padded, paper, index=np.arange(n + 1))
+    return sum(1 for i in range(1, n + 1)
+               if i != paper[0, 0] and sizes[i] >= MIN_HOLE_PX and darkest[i] <= HOLE_PAPER)
 
 
 def refuse_tangle(x: np.ndarray, name: str) -> None:
