@@ -62,3 +62,17 @@ def test_a_grey_patch_in_a_thinned_blob_is_not_counted_as_holes_but_a_hole_is():
     assert enclosed_holes(np.clip(digit, 0, 255)) == 0
     digit[12:16, 13:15] = HOLE_PAPER / 2  # paper showing through
     assert enclosed_holes(np.clip(digit, 0, 255)) == 1
+
+
+def test_a_blurred_digit_keeps_the_opening_a_sharp_one_gets_the_surface():
+    from scipy import ndimage
+
+    from digit_recognizer.inference.preprocess import coarse, paper_under_strokes
+
+    ink = blob()
+    for x, fitted in ((ndimage.gaussian_filter(lit_page(ink), 12), False), (lit_page(ink), True)):
+        small = coarse(x)  # a tiny digit enlarged is all blur: no paper apart from it to fit a surface to
+        k = max(small.shape)
+        flat = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
+                                      mode="nearest")
+        assert (not np.array_equal(paper_under_strokes(small, flat), flat)) == fitted
