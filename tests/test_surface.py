@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from digit_recognizer.inference.preprocess import (HOLE_PAPER, INK_LEVEL, enclosed_holes, remove_background,
-                                                   stroke_opening)
+from digit_recognizer.inference.preprocess import (HOLE_PAPER, INK_LEVEL, coarse, enclosed_holes, opened,
+                                                   paper_under_strokes, remove_background, stroke_opening)
 from digit_recognizer.inference.surface import paper_surface
 
 SIDE = 160  # px
@@ -38,10 +38,7 @@ def test_a_fat_blob_on_an_unevenly_lit_page_leaves_no_grey_paper():
 def test_the_surface_follows_the_lighting_where_the_flat_opening_cannot():
     ink = blob()
     x = lit_page(ink)
-    from scipy import ndimage
-
-    k = SIDE  # an opening as wide as the image: the darkest paper everywhere
-    flat = ndimage.uniform_filter(ndimage.grey_opening(x, size=(k, k), mode="nearest"), size=k, mode="nearest")
+    flat = opened(x, SIDE)  # an opening as wide as the image: the darkest paper everywhere
     surface = paper_surface(x, flat)
     truth = lit_page(np.zeros_like(ink))
     around = ~ink
@@ -67,12 +64,8 @@ def test_a_grey_patch_in_a_thinned_blob_is_not_counted_as_holes_but_a_hole_is():
 def test_a_blurred_digit_keeps_the_opening_a_sharp_one_gets_the_surface():
     from scipy import ndimage
 
-    from digit_recognizer.inference.preprocess import coarse, paper_under_strokes
-
     ink = blob()
     for x, fitted in ((ndimage.gaussian_filter(lit_page(ink), 12), False), (lit_page(ink), True)):
         small = coarse(x)  # a tiny digit enlarged is all blur: no paper apart from it to fit a surface to
-        k = max(small.shape)
-        flat = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
-                                      mode="nearest")
+        flat = opened(small, max(small.shape))
         assert (not np.array_equal(paper_under_strokes(small, flat), flat)) == fitted

@@ -127,13 +127,20 @@ def stroke_width(small: np.ndarray) -> float:
     width is kept."""
     from scipy import ndimage
 
-    d = ndimage.gaussian_filter(detail(small), STROKE_SMOOTHING)
+    d = smoothed_detail(small)
     ink = beyond_halfway(d)
     width = mask_width(ink)
     if edge_sharpness(d, ink) >= MIN_EDGE_SHARPNESS:
         return width
     y = small - estimate_background(small, small.shape, lighting_opening(small))
     return min(width, mask_width(beyond_halfway(ndimage.gaussian_filter(y, STROKE_SMOOTHING))))
+
+
+def smoothed_detail(small: np.ndarray) -> np.ndarray:
+    """The detail smoothed by STROKE_SMOOTHING: what strokes' widths and edges are judged on."""
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(detail(small), STROKE_SMOOTHING)
 
 
 def beyond_halfway(d: np.ndarray) -> np.ndarray:
@@ -165,14 +172,18 @@ def estimate_background(small: np.ndarray, shape: tuple[int, int], opening: int)
     """The paper's brightness at every pixel of an image of `shape` (ink bright): a grey opening `opening`
     coarse pixels wide, on its coarse copy `small` because lighting and shadows vary slowly. It removes every
     stroke narrower than the opening."""
-    from scipy import ndimage
-
-    k = opening
-    bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
-                                mode="nearest")
-    if k > lighting_opening(small):  # fat strokes: the paper where it shows, carried smoothly under them
+    bg = opened(small, opening)
+    if opening > lighting_opening(small):  # fat strokes: the paper where it shows, carried smoothly under them
         bg = paper_under_strokes(small, bg)
     return resized(bg, shape[::-1], Image.Resampling.BILINEAR)
+
+
+def opened(small: np.ndarray, k: int) -> np.ndarray:
+    """A grey opening k px wide, averaged over k px: the paper's level wherever strokes are narrower than k."""
+    from scipy import ndimage
+
+    return ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k), mode="nearest"), size=k,
+                                  mode="nearest")
 
 
 def paper_under_strokes(small: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -180,11 +191,9 @@ def paper_under_strokes(small: np.ndarray, flat: np.ndarray) -> np.ndarray:
     paper beside the strokes instead (inference.surface), where enough of it shows and the strokes' edges are a
     pen's (MIN_EDGE_SHARPNESS). A tiny digit enlarged has no paper apart from its blur: a surface fitted to the
     blur would cut into the strokes (validation, 2,000 bold digits a set: the same with or without the test)."""
-    from scipy import ndimage
-
     from .surface import paper_surface
 
-    d = ndimage.gaussian_filter(detail(small), STROKE_SMOOTHING)
+    d = smoothed_detail(small)
     if edge_sharpness(d, beyond_halfway(d)) < MIN_EDGE_SHARPNESS:
         return flat
     surface = paper_surface(small, flat)
