@@ -82,6 +82,21 @@ def test_transparent_ink_of_any_colour(recognizer):
         assert recognizer.predict(png(Image.fromarray(rgba, "RGBA"))).digit == 0
 
 
+@pytest.mark.parametrize("opacity", [0.9, 0.6, 0.3])
+def test_transparent_ink_that_is_nowhere_opaque(recognizer, opacity):
+    """A soft brush or a layer saved at part opacity: light ink whose alpha never reaches full still stands out
+    (over white, where fully opaque pixels used to decide the backdrop, it vanished)."""
+    alpha = np.rint(np.asarray(drawn_zero(90, 9, 255, 0), np.float32) * opacity).astype(np.uint8)
+    for colour in ((255, 255, 255), (0, 0, 0), (250, 230, 60)):
+        rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), alpha.shape + (3,)), alpha])
+        assert recognizer.predict(png(Image.fromarray(rgba, "RGBA"))).digit == 0
+
+
+def test_a_wholly_clear_image_is_blank():
+    with pytest.raises(NoInk):
+        preprocess(png(Image.new("RGBA", (60, 80), (255, 255, 255, 0))))
+
+
 def stroke_px(coverage: np.ndarray) -> float:
     """The strokes' width (MNIST px) of a coverage on restroke's fine grid: twice the median distance to the
     paper along the strokes' middle lines."""

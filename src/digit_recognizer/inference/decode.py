@@ -18,6 +18,7 @@ MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed,
 MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
 OPAQUE = 250  # alpha at or above which a pixel counts as opaque ink or paper
+INKED_SHARE = 0.5  # with nothing opaque, pixels at least this share of the highest alpha are the ink
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
 HUE_GAIN = 2.0  # a colour axis replaces brightness only where it separates ink from paper this much better
 SPREAD_PERCENTILE = 99  # the spread of levels is measured between the 1st and 99th percentiles
@@ -146,13 +147,17 @@ def colour_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def flatten_alpha(rgba: Image.Image) -> Image.Image:
-    """Lay an image with transparency over a backdrop that its opaque pixels (the ink) stand out from: white
-    under dark ink, black under light ink. The colour of clear pixels is arbitrary, so it is never used."""
+    """Lay an image with transparency over a backdrop that its most opaque pixels (the ink) stand out from:
+    white under dark ink, black under light ink. The ink is what is opaque or, where nothing is (a soft brush, a
+    layer saved at part opacity), what is at least INKED_SHARE as opaque as the most opaque pixel. The colour of
+    clear pixels is arbitrary, so it is never used."""
     a = np.asarray(rgba)
-    opaque = a[..., 3] >= OPAQUE
-    if opaque.all():
+    alpha = a[..., 3]
+    if (alpha >= OPAQUE).all():
         return rgba.convert("RGB")
+    top = int(alpha.max())
+    inked = alpha >= (OPAQUE if top >= OPAQUE else max(1, INKED_SHARE * top))  # (H, W) bool; none if all clear
     lum = np.asarray(rgba.convert("RGB").convert("L"), np.float32)
-    ink_lum = float(lum[opaque].mean()) if opaque.any() else 0.0
+    ink_lum = float(np.average(lum[inked], weights=alpha[inked])) if inked.any() else 0.0
     backdrop = (0, 0, 0, 255) if ink_lum > MID_GREY else (255, 255, 255, 255)
     return Image.alpha_composite(Image.new("RGBA", rgba.size, backdrop), rgba).convert("RGB")

@@ -22,6 +22,8 @@ from .synth import INK_COLOURS, paper
 UPSAMPLE = 4  # strokes are re-drawn on a 4x finer grid, where MNIST's ~2.5 px strokes are ~10 px wide
 INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
 EXIF_ORIENTATION = 0x0112
+OPAQUE_SHARE = 0.7  # transparent PNGs whose ink is opaque; the rest are drawn at PART_OPACITY (uniform)
+PART_OPACITY = (0.3, 0.95)
 # EXIF orientation value -> the transpose that turns the viewer's picture into the stored pixels.
 STORED_AS = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
@@ -127,12 +129,14 @@ def coloured(d, rng):  # coloured ink on tinted paper
     return encode(rgb(on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 6), rng, ink=ink, page=tint)), rng)
 
 
-def transparent(d, rng):  # RGBA: opaque ink of any colour, fully transparent background
+def transparent(d, rng):  # RGBA: ink of any colour, fully transparent background
     cov = framed(glyph(d, rng, size(rng), stroke=rng.uniform(0.8, 2)), rng, 0, 6)
     colour = rng.integers(0, 256, 3) if rng.random() < 0.6 else rng.choice([(0, 0, 0), (255, 255, 255)])
     under = (0, 0, 0) if rng.random() < 0.5 else colour  # what the clear pixels' colour channels hold
+    # Most ink is opaque; a soft brush or a layer saved at part opacity is nowhere opaque.
+    opacity = 1.0 if rng.random() < OPAQUE_SHARE else rng.uniform(*PART_OPACITY)
     px = np.where(cov[..., None] > 0, np.asarray(colour), np.asarray(under))
-    rgba = np.dstack([px, np.rint(cov * 255)]).astype(np.uint8)
+    rgba = np.dstack([px, np.rint(cov * opacity * 255)]).astype(np.uint8)
     return encode(Image.fromarray(rgba, "RGBA"), rng, "PNG")
 
 
