@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from PIL import Image, ImageDraw
 
 from conftest import read_right
@@ -50,6 +51,23 @@ def test_blank_and_noise_are_still_refused():
               np.clip(rng.normal(180, 4, (300, 200)), 0, 255).astype(np.uint8)):
         with pytest.raises(DigitsError):
             preprocess(png(Image.fromarray(a)))
+
+
+@pytest.mark.parametrize("levels", [16, 24, 40])
+def test_a_faint_digit_with_sharp_edges_is_ink(recognizer, levels):
+    """A 0 drawn a few grey levels darker than the paper (a faded scan, a light-grey drawing) is read."""
+    p = recognizer.predict(png(drawn_zero(120, 10, 150 - levels, 150)))
+    assert p.digit == 0 and not p.refused
+
+
+@pytest.mark.parametrize("levels", [14, 24])
+def test_faint_soft_marks_on_a_blank_page_are_not_ink(levels):
+    """Blotches as faint as that faint digit, but as soft as paper texture or a stain, are no ink."""
+    rng = np.random.default_rng(levels)
+    blotches = ndimage.gaussian_filter(rng.normal(0, 1, (300, 240)), 12)
+    page = 200 - levels * blotches / blotches.max()
+    with pytest.raises(NoInk):
+        preprocess(png(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))))
 
 
 def test_a_shadow_on_a_blank_page_is_not_ink():

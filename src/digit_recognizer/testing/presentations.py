@@ -1,7 +1,7 @@
 """Digits framed the ways people hand them over: tight crops, bold and thin pens, low resolution enlarged (smooth
 or blocky), chalkboards, coloured ink, transparent PNGs, 16-bit, palette and CMYK files, rotated phone photos, tall
-and flat digits, lined and squared paper, a form's box. Each presentation draws all its parameters at random from
-its seed.
+and flat digits, lined and squared paper, a form's box, a light pencil, faded pictures. Each presentation draws all
+its parameters at random from its seed.
 
     make(name, digit, rng) -> file bytes        # digit: an MNIST (28, 28) uint8 array, ink bright
 
@@ -24,6 +24,7 @@ INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a str
 EXIF_ORIENTATION = 0x0112
 OPAQUE_SHARE = 0.7  # transparent PNGs whose ink is opaque; the rest are drawn at PART_OPACITY (uniform)
 PART_OPACITY = (0.3, 0.95)
+FADED_CONTRAST = (0.08, 0.3)  # a faded picture keeps this share of its contrast (uniform)
 # EXIF orientation value -> the transpose that turns the viewer's picture into the stored pixels.
 STORED_AS = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
@@ -178,6 +179,12 @@ def faint(d, rng):  # a light pencil: strokes a fifth to half as dark as a pen's
     return encode(rgb(on_paper(cov * rng.uniform(0.2, 0.5), rng, ink=rng.uniform(30, 70, 3))), rng)
 
 
+def faded(d, rng):  # a faded photocopy or scan, a light-grey drawing: the whole picture at 8-30% of its contrast
+    page = on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 10), rng)
+    grey = rng.uniform(60, 200)  # what the picture fades towards
+    return encode(rgb(grey + (page - page.mean()) * rng.uniform(*FADED_CONTRAST)), rng)
+
+
 RULING_COLOURS = ((150, 185, 230), (120, 160, 220), (175, 175, 175), (230, 150, 150))  # blue, grey, red lines
 
 
@@ -252,6 +259,7 @@ PRESENTATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "palette": palette, "cmyk": cmyk, "exif-rotated": exif_rotated, "tall": tall, "wide": wide,
     "ruled": lined, "squared": lambda d, r: lined(d, r, squared=True),
     "lowres-blocky": lambda d, r: lowres(d, r, (Image.Resampling.NEAREST,)), "boxed": boxed, "faint": faint,
+    "faded": faded,
 }
 
 
