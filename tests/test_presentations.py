@@ -5,8 +5,8 @@ import io
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from conftest import read_right
 from digit_recognizer import Recognizer

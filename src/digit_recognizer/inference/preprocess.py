@@ -150,6 +150,13 @@ def smoothed_detail(small: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(detail(small), STROKE_SMOOTHING)
 
 
+def detail_sharpness(small: np.ndarray) -> float:
+    """edge_sharpness of the smoothed detail's brightest marks: how steeply the strokes' edges rise, a pen's
+    (MIN_EDGE_SHARPNESS or more) or a shadow's or a blur's."""
+    d = smoothed_detail(small)
+    return edge_sharpness(d, beyond_halfway(d))
+
+
 def beyond_halfway(d: np.ndarray) -> np.ndarray:
     """(h, w) bool: what lies beyond halfway from the darkest to the brightest of d."""
     return d > (d.min() + d.max()) / 2
@@ -200,8 +207,7 @@ def paper_under_strokes(small: np.ndarray, flat: np.ndarray) -> np.ndarray:
     blur would cut into the strokes (validation, 2,000 bold digits a set: the same with or without the test)."""
     from .surface import paper_surface
 
-    d = smoothed_detail(small)
-    if edge_sharpness(d, beyond_halfway(d)) < MIN_EDGE_SHARPNESS:
+    if detail_sharpness(small) < MIN_EDGE_SHARPNESS:
         return flat
     surface = paper_surface(small, flat)
     return flat if surface is None else surface
@@ -243,10 +249,7 @@ def stands_out(y: np.ndarray, contrast: float = MIN_CONTRAST) -> bool:
 def faint_but_sharp(small: np.ndarray, y: np.ndarray) -> bool:
     """Whether y holds faint ink (FAINT_CONTRAST levels or more) whose edges are a pen's: a faded scan or a
     light-grey drawing, not a blank page's texture or a shadow, whose marks rise over many px."""
-    if not stands_out(y, FAINT_CONTRAST):
-        return False
-    d = smoothed_detail(small)
-    return edge_sharpness(d, beyond_halfway(d)) >= FAINT_EDGE_SHARPNESS
+    return stands_out(y, FAINT_CONTRAST) and detail_sharpness(small) >= FAINT_EDGE_SHARPNESS
 
 
 def remove_background(x: np.ndarray, name: str) -> np.ndarray:

@@ -182,7 +182,7 @@ def faint(d, rng):  # a light pencil: strokes a fifth to half as dark as a pen's
 def faded(d, rng):  # a faded photocopy or scan, a light-grey drawing: the whole picture at 8-30% of its contrast
     page = on_paper(framed(glyph(d, rng, size(rng)), rng, 0, 10), rng)
     grey = rng.uniform(60, 200)  # what the picture fades towards
-    return encode(rgb(grey + (page - page.mean()) * rng.uniform(*FADED_CONTRAST)), rng)
+    return encode(rgb(np.clip(grey + (page - page.mean()) * rng.uniform(*FADED_CONTRAST), 0, 255)), rng)
 
 
 RULING_COLOURS = ((150, 185, 230), (120, 160, 220), (175, 175, 175), (230, 150, 150))  # blue, grey, red lines
