@@ -69,6 +69,21 @@ def test_a_stroke_crossing_a_line_goes_on():
     assert out[10:90, 45:52].min() > 100  # ... the stroke is whole
 
 
+def test_a_forms_box_goes_when_its_lines_are_as_thick_as_the_strokes(monkeypatch):
+    """A thin pen's digit cut out with three sides of a form's box, the lines as thick as the pen's strokes: no
+    one line is far thinner than the strokes, but together they make a box, and all three go."""
+    from digit_recognizer.inference import rulings
+
+    x = np.zeros((200, 160))
+    x[:6], x[-6:], x[:, :6] = 255.0, 255.0, 255.0  # top, bottom and left of the box, 6 px
+    x[30:170, 80:86] = 255.0  # a 1, strokes 6 px
+    out = remove_rulings(x)
+    assert out[:6, 20:].max() == 0 and out[-6:, 20:].max() == 0 and out[20:180, :6].max() == 0
+    assert out[30:170, 80:86].min() == 255.0
+    monkeypatch.setattr(rulings, "BOX_SIDES", 4)  # three lines no longer a box: the lone left side stays
+    assert remove_rulings(x)[20:180, :6].min() == 255.0
+
+
 @pytest.mark.parametrize("bars", [1, 2])
 def test_a_digits_own_bars_stay(bars):
     """A 7's bar across a tight crop, or a marker's two thick bars (a Z-shaped 2), are not rulings."""

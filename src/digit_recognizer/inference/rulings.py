@@ -4,10 +4,11 @@ the digit is cut out.
 Left in, a page's rulings are ink to the reader: they widen the crop to the whole image and cross the digit, so a
 0 on squared paper reads as an 8. A ruling is a thin bright (ink-coloured) straight run along at least RULING_SPAN
 of the image, in a row or a column; a digit's own strokes never run that far but for a bar of a tightly cropped 7 or
-2, so lines are taken out where a page has several of them in one direction, or where a line is far thinner than
-the digit's strokes (a form's box cut out with the digit). A line has paper beside it; the straight middle of a
-marker's bar has the rest of the bar. Where a stroke crosses a line, the stroke goes on: the line's pixels take
-the dimmer of the pixels just beyond the line on either side.
+2, so lines are taken out where a page has several of them in one direction, where thin lines in both directions
+make a box (three or more sides), or where a line is far thinner than the digit's strokes (one side of a form's box
+cut out with the digit). A line has paper beside it; the straight middle of a marker's bar has the rest of the bar.
+Where a stroke crosses a line, the stroke goes on: the line's pixels take the dimmer of the pixels just beyond the
+line on either side.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from .fit import INK_LEVEL, typical_width
 
 RULING_SPAN = 0.9  # of the image's width (rows) or height (columns) that a printed line runs unbroken
 MIN_RULINGS = 2  # lines in one direction before any is taken out: one long bar may be a digit's own stroke
+# Thin lines in both directions together that make a box (or a grid): a digit cropped tight makes at most two
+# (a 7's bar and its upright stem), a form's box cut out with the digit three or four.
+BOX_SIDES = 3
 # A printed line is thin: at most this share of its length (the image's side along it), or MIN_LINE_PX (a
 # marker's bar that fills a tight crop is far thicker), or far thinner than the digit's strokes (LONE_LINE).
 MAX_LINE_SHARE, MIN_LINE_PX = 0.05, 2
@@ -45,10 +49,11 @@ def paper_beside(x: np.ndarray, rows: slice) -> bool:
     return all(float((row > INK_LEVEL).mean()) < MAX_INK_BESIDE for row in beside)
 
 
-def row_rulings(x: np.ndarray, stroke: float) -> tuple[list[slice], np.ndarray]:
-    """The horizontal rulings of x (h, w), ink bright: all of them where there are MIN_RULINGS or more, else those
-    thinner than LONE_LINE times `stroke`, the ink's typical stroke width in px; and x's bright runs at least
-    RULING_SPAN long along each row, (h, w)."""
+def row_lines(x: np.ndarray, stroke: float) -> tuple[list[slice], list[slice], np.ndarray]:
+    """The horizontal lines of x (h, w), ink bright: those thin enough to be printed (at most MAX_LINE_SHARE of
+    the width, MIN_LINE_PX, or LONE_LINE times `stroke`, the ink's typical stroke width in px), the subset far
+    thinner than the strokes (under LONE_LINE times `stroke`), and x's bright runs at least RULING_SPAN long
+    along each row, (h, w)."""
     from scipy import ndimage
 
     h, w = x.shape
@@ -61,10 +66,8 @@ def row_rulings(x: np.ndarray, stroke: float) -> tuple[list[slice], np.ndarray]:
     runs, _ = ndimage.label(along > max(PAPER_LEVEL, PAPER_MARGIN * float(np.median(along))))
     found = [(rows, core(along, rows)) for (rows,) in ndimage.find_objects(runs) if along[rows].max() > LINE_INK]
     found = [(rows, middle.stop - middle.start) for rows, middle in found if paper_beside(x, middle)]
-    rulings = [rows for rows, across in found if across <= max(printed, finer)]
-    if len(rulings) < MIN_RULINGS:
-        rulings = [rows for rows, across in found if across < finer]
-    return rulings, lines
+    thin = [rows for rows, across in found if across <= max(printed, finer)]
+    return thin, [rows for rows, across in found if across < finer], lines
 
 
 def without_rows(x: np.ndarray, rulings: list[slice], lines: np.ndarray) -> np.ndarray:
@@ -84,7 +87,10 @@ def remove_rulings(x: np.ndarray) -> np.ndarray:
     broken where a row's line crossed it would no longer run the whole image."""
     ink = x > INK_LEVEL
     stroke = typical_width(ink, "constant") if ink.any() else 0.0
-    rows, cols = row_rulings(x, stroke), row_rulings(x.T, stroke)
-    if not rows[0] and not cols[0]:
+    (rows, lone_rows, row_runs), (cols, lone_cols, col_runs) = row_lines(x, stroke), row_lines(x.T, stroke)
+    if len(rows) + len(cols) < BOX_SIDES:  # else a box or a grid: every thin line goes, in both directions
+        rows = rows if len(rows) >= MIN_RULINGS else lone_rows
+        cols = cols if len(cols) >= MIN_RULINGS else lone_cols
+    if not rows and not cols:
         return x
-    return without_rows(without_rows(x, *rows).T, *cols).T
+    return without_rows(without_rows(x, rows, row_runs).T, cols, col_runs).T
