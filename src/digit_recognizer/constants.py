@@ -14,3 +14,7 @@ DIGIT_BOX = 20
 # MNIST px: the median stroke width of MNIST's digits (5,000 training-split digits: 1.8 / 2.5 / 4.0 px at the
 # 5th / 50th / 95th percentile). A pen has its own width whatever the digit it writes.
 MNIST_STROKE = 2.5
+
+# The label of a training image that is not a digit (outlier exposure): the model's ten outputs learn to stay
+# even on it. It is never an output.
+NOT_DIGIT = NUM_CLASSES

@@ -23,6 +23,7 @@ TOP_K = 3
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
 WHOLE_MARGIN = 0.8  # a split group is read whole when its confidence exceeds this times its least sure part's
 MAX_PREPROCESS_WORKERS = 8
+AMBIGUOUS_MASS = 0.9  # a refused answer whose top two digits hold this much belief is ambiguous between them
 
 
 def preprocess_workers() -> int:
@@ -44,10 +45,14 @@ class Prediction:
 
     @property
     def reason(self) -> str | None:
+        """Why a refused answer was refused: the model's belief is split between two digits (ambiguous), or
+        spread over many, as a model trained on marks that are not digits spreads it over them."""
         if not self.refused:
             return None
         (a, pa), (b, pb) = self.top[:2]
-        return f"low confidence ({pa:.2f}): ambiguous between {a} and {b}, or not a digit"
+        if pa + pb >= AMBIGUOUS_MASS:
+            return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"
+        return f"not a digit (low confidence, {pa:.2f})"
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),

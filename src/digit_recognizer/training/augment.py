@@ -78,3 +78,20 @@ def random_stroke(x: torch.Tensor, gen: torch.Generator, p: float, bold: float =
     thin = 0.5 * (thin + x)
     pick = u.view(-1, 1, 1, 1)
     return torch.where(pick < p / 2, thick, torch.where(pick < p, thin, x))
+
+
+def random_slant(x: torch.Tensor, gen: torch.Generator, degrees: float) -> torch.Tensor:
+    """Slant a random half of the images (B, 1, H, W) by up to `degrees` either way, as a forward- or a
+    back-slanted hand writes: a shear about the centre, scaled down so that the slanted digit keeps its longer
+    side (the reader fits the longer side into its box)."""
+    b = x.shape[0]
+    v = torch.rand(b, 2, generator=gen, device=gen.device)  # (B, 2): whether, and how far
+    k = torch.where(v[:, 0] < 0.5, (v[:, 1] * 2 - 1) * math.tan(math.radians(degrees)), 0.0)  # x shift per y
+    w, h = extent(x)
+    fit = torch.maximum(h, w) / torch.maximum(h, w + k.abs() * h)  # (B,) <= 1
+    zero = torch.zeros_like(k)
+    # Output (x, y) reads the input at ((x - k y) / fit, y / fit): the slanted digit, shrunk to fit.
+    theta = torch.stack([torch.stack([1 / fit, -k / fit, zero], 1),
+                         torch.stack([zero, 1 / fit, zero], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

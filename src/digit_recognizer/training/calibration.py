@@ -5,9 +5,11 @@ import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
-# Refuse an answer when, calibrated, it is more likely wrong than right. (A threshold refusing 0.5% of the
-# validation split, 0.74 for the shipped model, left 31 of 1,000 numbers on paper unread, half of them right.)
+# Refuse an answer when, calibrated, it is more likely wrong than right...
 REFUSE_BELOW = 0.5
+# ... or, for a model that learned what is not a digit (outlier exposure), when its confidence is below what all
+# but this share of the validation digits reach: the highest threshold that keeps refusing few digits.
+DIGITS_REFUSED = 0.003
 TEMPERATURE_GRID = torch.logspace(-1.5, 1.5, 301)  # 0.03 .. 31.6, about 1% apart
 
 
@@ -30,13 +32,27 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(TEMPERATURE_GRID[nll.argmin()])
 
 
-def refusal_stats(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """The default threshold, the share of these (validation) predictions it refuses and the accuracy of the
-    rest. probs: (N, 10) calibrated probabilities."""
+def refusal_threshold(probs: torch.Tensor, learned: bool) -> float:
+    """REFUSE_BELOW, or for a model that learned outliers (`learned`), the confidence that all but
+    DIGITS_REFUSED of these validation digits reach, if higher. probs: (N, 10) calibrated."""
+    if not learned or len(probs) == 0:
+        return REFUSE_BELOW
+    return max(REFUSE_BELOW, float(torch.quantile(probs.max(1).values.double(), DIGITS_REFUSED)))
+
+
+def refusal_stats(probs: torch.Tensor, labels: torch.Tensor, outlier_probs: torch.Tensor | None = None,
+                  learned: bool = False) -> dict[str, float]:
+    """The threshold (refusal_threshold), the share of these validation digits it refuses, the accuracy of the
+    rest and, given `outlier_probs` (M, 10) of marks that are not digits, the share of those it refuses.
+    probs: (N, 10) calibrated probabilities."""
+    threshold = refusal_threshold(probs, learned)
     conf, pred = probs.max(1)
-    kept = conf >= REFUSE_BELOW
-    return {"min_confidence": REFUSE_BELOW, "val_refused": 1 - kept.float().mean().item(),
-            "val_accuracy_answered": (pred[kept] == labels[kept]).float().mean().item() if kept.any() else 0.0}
+    kept = conf >= threshold
+    stats = {"min_confidence": threshold, "val_refused": 1 - kept.float().mean().item(),
+             "val_accuracy_answered": (pred[kept] == labels[kept]).float().mean().item() if kept.any() else 0.0}
+    if outlier_probs is not None and len(outlier_probs):
+        stats["val_outliers_refused"] = (outlier_probs.max(1).values < threshold).float().mean().item()
+    return stats
 
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -79,7 +79,9 @@ def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[s
     }
     # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
     nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]
-    measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas), device="cpu"), val)
+    learned = all(m.get("training", {}).get("outliers", 0) > 0 for m in metas)
+    measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas), device="cpu"), val,
+                                  learned)
     meta["min_confidence"] = measured.pop("min_confidence")
     meta["metrics"] = {**measured, "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
     write_json(run.model_json, meta)

@@ -16,6 +16,7 @@ from ..inference.int8 import activation_ranges
 from ..inference.recognizer import Recognizer
 from ..models.modelfile import LoadedModel, model_meta, save_model
 from ..models.net import Net
+from .exposure import validation_outliers
 from .calibration import calibrate, expected_calibration_error, refusal_stats
 from .recipes import TrainConfig
 from .rundir import RunDir
@@ -28,13 +29,17 @@ def finish(run: RunDir, final: Net, cfg: TrainConfig, tr: Split, va: Split, hist
     training = {**to_dict(cfg), "train_seconds": last["seconds"], "train_size": len(tr), "val_size": len(va),
                 **training_info}
     return seal(run, final, tr.images, va, training=training, tta=cfg.tta,
-                metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]}, log=log)
+                metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]}, log=log,
+                learned_outliers=cfg.outliers > 0)
 
 
 def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, training: dict[str, Any], tta: bool,
-         metrics: dict[str, Any], log: Callable[[str], None], extra: dict[str, Any] | None = None) -> Path:
+         metrics: dict[str, Any], log: Callable[[str], None], extra: dict[str, Any] | None = None,
+         learned_outliers: bool = False) -> Path:
     """Everything a trained (or imported) net needs to become a model file: the temperature and the refusal
-    threshold fitted on `va`, int8 ranges from `train_images`, and the description. Returns the JSON path."""
+    threshold fitted on `va` (for a net trained on outliers, `learned_outliers`, the threshold that refuses
+    few validation digits: calibration.refusal_threshold), int8 ranges from `train_images`, and the
+    description. Returns the JSON path."""
     # Calibrated in fp32, the reference precision (bf16 batch predictions differ by < 0.03 in a logit).
     cal = calibrate(logits(net, va.images), va.labels)  # logits (N, 10)
     # Activation ranges for int8 inference, from training images only (the validation split stays unseen).
@@ -47,20 +52,21 @@ def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, traini
     # Refusals measured as the saved model will predict: through the Recognizer, with shifted views when it
     # uses them, in fp32.
     recognizer = Recognizer(LoadedModel([net], meta, run.model_json, [meta]), precision="fp32", device="cpu")
-    measured = validation_metrics(recognizer, va)
+    measured = validation_metrics(recognizer, va, learned_outliers)
     meta["metrics"] = {"val_accuracy": measured["val_accuracy"], **metrics,
                        "val_ece_before": cal["val_ece_before"], "val_ece_after": cal["val_ece_after"],
                        **({"val_accuracy_tta": measured["val_accuracy"]} if tta else {}),
-                       **{k: v for k, v in measured.items() if k in ("val_refused", "val_accuracy_answered")}}
+                       **{k: v for k, v in measured.items()
+                          if k in ("val_refused", "val_accuracy_answered", "val_outliers_refused")}}
     meta["min_confidence"] = measured["min_confidence"]
     return save_model(run.model_stem, net, meta)
 
 
-def validation_metrics(recognizer: Recognizer, va: Split) -> dict[str, Any]:
-    """Accuracy, calibration error and refusals on the validation split, as `recognizer` predicts."""
+def validation_metrics(recognizer: Recognizer, va: Split, learned_outliers: bool = False) -> dict[str, Any]:
+    """Accuracy, calibration error and refusals on the validation split, and the share of validation outliers
+    (marks that are not digits, training.exposure) refused, as `recognizer` predicts."""
     probs: torch.Tensor = recognizer.probabilities(va.images)  # (N, 10)
-    refusals = refusal_stats(probs, va.labels)
+    outlier_probs = recognizer.probabilities(validation_outliers(va))  # (M, 10)
+    refusals = refusal_stats(probs, va.labels, outlier_probs, learned_outliers)
     return {"val_accuracy": (probs.argmax(1) == va.labels).float().mean().item(),
-            "val_ece": expected_calibration_error(probs, va.labels),
-            "val_refused": refusals["val_refused"], "val_accuracy_answered": refusals["val_accuracy_answered"],
-            "min_confidence": refusals["min_confidence"]}
+            "val_ece": expected_calibration_error(probs, va.labels), **refusals}

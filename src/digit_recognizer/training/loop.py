@@ -17,14 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from ..config import to_dict
+from ..constants import NOT_DIGIT
 from ..data.dataset import Split, train_val_split
 from ..errors import DigitsError
 from ..inference.device import describe_device, resolve_device, usable_cores, use_bf16
 from ..inference.engine import logits
 from ..models.net import Net, build_model, forward_flops
-from .augment import random_affine, random_stroke
+from .augment import random_affine, random_slant, random_stroke
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE, World, barrier, local_share, sum_over_ranks
+from .exposure import widened
 from .finish import finish
 from .marker import marker_bank
 from .optim import make_optimizer
@@ -87,6 +89,7 @@ def train(cfg: TrainConfig, data: Split, run_dir: str | Path, *, resume: bool = 
     barrier(world)
     log = log if world.is_main else (lambda _: None)
     tr, va = splits(cfg, data)
+    tr = widened(cfg, tr)  # + other hands' digits and outliers, drawn from the run's seed
     tr_dev, va_dev = on_device(tr, dev), on_device(va, dev)
     marker = marker_renditions(cfg, tr, world, log, dev)
     bf16 = use_bf16(cfg.precision, dev.type)
@@ -188,7 +191,8 @@ def check_cuda_graph(cfg: TrainConfig, device: torch.device, world: World) -> No
 def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool) -> EagerStep:
     """The training step: eager, or replayed as a CUDA graph with --cuda-graph (`net`: the model, or its
     DistributedDataParallel wrapper under torchrun)."""
-    settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing)
+    settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing,
+                    outlier_weight=cfg.outlier_weight)
     if not cfg.cuda_graph:
         return EagerStep(net, state.opt, state.ema, state.model, **settings)
     return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size,
@@ -242,14 +246,15 @@ def run_epoch(cfg: TrainConfig, state: State, tr: Split, epoch: int, bf16: bool,
         lr = lr_at(cfg, epoch * steps + i, cfg.epochs * steps)
         loss, out = step(xb, yb, lr)
         loss_sum += loss.detach() * len(yb)
-        correct += (out.argmax(1) == yb).sum()
+        correct += (out.argmax(1) == yb).sum()  # an outlier's label is never an output
         if not bar.disable and (i % PROGRESS_EVERY == 0 or i == steps - 1):
             seen = min(n, (i + 1) * cfg.batch_size) / world.size  # about this rank's share
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}",
                             lr=f"{lr:.3g}")
     bar.close()
     loss_sum, correct = sum_over_ranks(loss_sum, world), sum_over_ranks(correct, world)
-    return {"train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n, "lr": lr,
+    digits = int((tr.labels != NOT_DIGIT).sum())  # accuracy is over the digits
+    return {"train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / max(1, digits), "lr": lr,
             "images": n, "train_seconds": time.perf_counter() - started}
 
 
@@ -262,6 +267,8 @@ def augmented(cfg: TrainConfig, xb: torch.Tensor, gen: torch.Generator,
         xb = torch.where(swap.view(-1, 1, 1, 1), marker, xb)
     if cfg.augment_stroke or cfg.augment_bold:
         xb = random_stroke(xb, gen, cfg.augment_stroke, cfg.augment_bold)
+    if cfg.augment_slant:
+        xb = random_slant(xb, gen, cfg.augment_slant)
     if cfg.augment_degrees or cfg.augment_scale or cfg.augment_shift or cfg.augment_squeeze or cfg.augment_widen:
         xb = random_affine(xb, gen, cfg.augment_degrees, cfg.augment_scale, cfg.augment_shift,
                            cfg.augment_squeeze, cfg.augment_widen)

@@ -15,19 +15,31 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, NOT_DIGIT
 from ..inference.device import autocast
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's documented minimum pattern)
 
 
+def loss_of(out: torch.Tensor, yb: torch.Tensor, label_smoothing: float, outlier_weight: float) -> torch.Tensor:
+    """Cross-entropy on the digits; on the outliers (label NOT_DIGIT), `outlier_weight` times the cross-entropy
+    to the uniform distribution (outlier exposure). out (B, 10) logits, yb (B,) labels 0..10 -> a scalar.
+    Written without boolean indexing, so that a CUDA graph can hold it."""
+    outlier = yb == NOT_DIGIT
+    digit_loss = F.cross_entropy(out, torch.where(outlier, 0, yb), label_smoothing=label_smoothing,
+                                 reduction="none")  # (B,)
+    uniform_loss = -F.log_softmax(out, 1).mean(1)  # (B,)
+    return torch.where(outlier, outlier_weight * uniform_loss, digit_loss).mean()
+
+
 def train_step(model: torch.nn.Module, opt: Any, xb: torch.Tensor, yb: torch.Tensor, bf16: bool,
-               label_smoothing: float, graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               label_smoothing: float, graph_safe: bool = False, outlier_weight: float = 0.0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch: xb (B, 1, 28, 28) float pixels, yb (B,) -> (loss, logits (B, 10)).
     `graph_safe`: autocast without its weight cache, which a CUDA graph capture cannot hold."""
     with autocast(bf16, xb.device.type, cache=not graph_safe):
         out = model(xb)
-    loss = F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing)
+    loss = loss_of(out.float(), yb, label_smoothing, outlier_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -47,16 +59,18 @@ class EagerStep:
     """The step as plain PyTorch calls: the learning rate set on the optimizer, then train_step and the EMA."""
 
     def __init__(self, net: torch.nn.Module, opt: Any, ema: torch.nn.Module | None, model: torch.nn.Module,
-                 *, decay: float, bf16: bool, label_smoothing: float) -> None:
+                 *, decay: float, bf16: bool, label_smoothing: float, outlier_weight: float = 0.0) -> None:
         self.net, self.opt, self.ema, self.model = net, opt, ema, model
         self.decay, self.bf16, self.label_smoothing = decay, bf16, label_smoothing
+        self.outlier_weight = outlier_weight
 
     def set_lr(self, lr: float) -> None:
         for g in self.opt.param_groups:
             g["lr"] = lr
 
     def run(self, xb: torch.Tensor, yb: torch.Tensor, graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, out = train_step(self.net, self.opt, xb, yb, self.bf16, self.label_smoothing, graph_safe)
+        loss, out = train_step(self.net, self.opt, xb, yb, self.bf16, self.label_smoothing, graph_safe,
+                               self.outlier_weight)
         if self.ema is not None:
             update_ema(self.ema, self.model, self.decay)
         return loss, out

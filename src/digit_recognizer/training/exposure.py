@@ -1,0 +1,49 @@
+"""The training split widened with other people's hands and with marks that are not digits.
+
+    widened(cfg, train Split) -> Split   # the MNIST digits, then other hands' digits, then outliers (NOT_DIGIT)
+    validation_outliers(val Split, n) -> (n, 28, 28) uint8   # drawn from the validation digits, for the refusal
+
+Every draw comes from the run's seed (and, for validation, a seed of its own), so a resumed run and every rank of
+a distributed one see the same images.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..constants import NOT_DIGIT
+from ..data.dataset import Split
+from .hands import edited_mnist, styled_digits
+from .outliers import outlier_bank
+from .recipes import TrainConfig
+
+TRAIN_DRAWS, VALIDATION_DRAWS = 7_451, 7_457  # seeds of the training and validation draws, with the run's seed
+VALIDATION_OUTLIERS = 3_000  # marks that are not digits, to fit the refusal threshold on
+
+
+def widened(cfg: TrainConfig, tr: Split) -> Split:
+    """`tr` followed by `cfg.other_hands` times its size in other hands' digits (MNIST's 1s and 7s edited, the
+    rest drawn) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT."""
+    if not (cfg.other_hands or cfg.outliers):
+        return tr
+    rng = np.random.default_rng([cfg.seed, TRAIN_DRAWS])
+    images, labels = tr.images.numpy(), tr.labels.numpy()
+    parts, tags = [images], [labels]
+    if cfg.other_hands:
+        want = int(round(cfg.other_hands * len(tr)))
+        edited, edited_labels = edited_mnist(images, labels, rng)
+        keep = rng.permutation(len(edited))[:want // 2]  # half the extra digits edited from MNIST's own
+        drawn, drawn_labels = styled_digits(want - len(keep), rng)
+        parts += [edited[keep], drawn]
+        tags += [edited_labels[keep], drawn_labels]
+    if cfg.outliers:
+        n = int(round(cfg.outliers * len(tr)))
+        parts.append(outlier_bank(n, rng, images, labels))
+        tags.append(np.full(n, NOT_DIGIT, np.int64))
+    return Split(torch.from_numpy(np.concatenate(parts)), torch.from_numpy(np.concatenate(tags)))
+
+
+def validation_outliers(va: Split, n: int = VALIDATION_OUTLIERS, seed: int = 0) -> np.ndarray:
+    """n outliers drawn from the validation digits with a seed of their own: (n, 28, 28) uint8."""
+    rng = np.random.default_rng([seed, VALIDATION_DRAWS])
+    return outlier_bank(n, rng, va.images.numpy(), va.labels.numpy())
