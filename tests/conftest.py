@@ -1,6 +1,6 @@
 """Shared fixtures: the real MNIST (fetched once into the user's cache) and small helpers.
 
-Tiers: `pytest --fast` runs what needs neither real MNIST nor a browser nor the network, in seconds; plain
+Tiers: `pytest --fast` runs what needs neither real MNIST nor a browser nor the network; plain
 `pytest` (what CI runs) runs everything. A test that asks for the `mnist` fixture is `slow` automatically.
 """
 from __future__ import annotations
@@ -45,8 +45,8 @@ def mnist_dir(mnist) -> Path:
 
 
 def read_right(preds: list, labels: list[int]) -> int:
-    """How many of `Recognizer.predict_many`'s answers give their label and are not refused (an image refused
-    before the model, which comes back as an error, is not read)."""
+    """How many of `Recognizer.predict_many`'s answers give their label and are not refused (an unreadable
+    file comes back as an error, and is not read either)."""
     return sum(not isinstance(p, Exception) and not p.refused and p.digit == label for p, label in zip(preds, labels))
 
 

@@ -105,10 +105,11 @@ def test_a_scribble_and_a_number_are_refused_in_digit_mode(page):
     grid = [[(0.15 + 0.175 * k, 0.15), (0.15 + 0.175 * k, 0.85)] for k in range(5)]
     grid += [[(0.15, 0.15 + 0.175 * k), (0.85, 0.15 + 0.175 * k)] for k in range(5)]
     draw(page, grid)
-    assert "scribble" in wait_for(page, "error")
+    assert wait_for(page, "reason").startswith("not a digit")
+    assert page.evaluate("document.body.dataset.error") is None  # a refusal is an answer, not an error
     page.click("#clear")
     draw(page, [[(0.2, 0.25), (0.2, 0.75)], [(0.8, 0.25), (0.8, 0.75)]])  # "11"
-    assert "side by side" in wait_for(page, "error")
+    assert "side by side" in wait_for(page, "reason")
     page.click("text=Read it as a number")
     assert wait_for(page, "number") == "11"
 

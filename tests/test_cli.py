@@ -115,17 +115,19 @@ def test_data_commands(mnist_dir, tmp_path):
     assert "0:5923 1:6742" in res.stdout and "0:980 1:1135" in res.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["evaluate", "--model", "/nonexistent/run"], "no model there"),
-    (["train", "--recipe", "nope"], "unknown recipe"),
-    (["predict"], "no images given"),
-    (["predict", "--kaggle", "/nonexistent.csv"], "not found"),
-    (["report", "/tmp"], "not a finished training run"),
-    (["evaluate", "--precision", "int4"], "unknown precision"),
+@pytest.mark.parametrize("args, message, code", [
+    (["evaluate", "--model", "/nonexistent/run"], "no model there", 1),
+    (["train", "--recipe", "nope"], "unknown recipe", 2),
+    (["train", "--epochs", "0"], "epochs", 2),
+    (["train", "--resume", "--overwrite", "--out", "/tmp/x"], "choose one", 2),
+    (["predict"], "no images given", 2),
+    (["predict", "--kaggle", "/nonexistent.csv"], "not found", 1),
+    (["report", "/tmp"], "not a finished training run", 1),
+    (["evaluate", "--precision", "int4"], "unknown precision", 2),
 ])
-def test_errors_are_one_line(args, message, env):
+def test_errors_are_one_line(args, message, code, env):
     res = run_digits(*args, env=env)
-    assert res.returncode == 1
+    assert res.returncode == code
     assert "Traceback" not in res.stderr and message in res.stderr
     assert res.stderr.strip().startswith("error:")
 

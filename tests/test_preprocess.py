@@ -142,7 +142,7 @@ def test_several_digits_are_refused_but_one_digit_in_pieces_is_not(mnist, tight)
     rng = np.random.default_rng(7)
     for k in range(10):
         digits = [mnist.test.images[i].numpy() for i in rng.integers(0, 1000, size=int(rng.integers(2, 5)))]
-        with pytest.raises(SeveralDigits, match="digits read"):
+        with pytest.raises(SeveralDigits, match="read it as a number"):
             preprocess(compose(digits, rng, single=False, tight=tight))
     five = np.full((200, 200), 255, np.uint8)  # a 5 whose top bar was written apart from its body
     five[40:50, 60:150] = 0
@@ -194,7 +194,7 @@ def test_tiny_crops_are_read_not_called_blank(mnist, recognizer):
         buf = io.BytesIO()
         Image.fromarray(small.astype(np.uint8)).save(buf, format="PNG")
         results.append(recognizer.predict_many([buf.getvalue()])[0])
-    blank = [r for r in results if isinstance(r, DigitsError)]
+    blank = [r for r in results if isinstance(r, DigitsError) or r.digit is None]
     assert not blank, [str(b) for b in blank]
     right = sum(r.digit == int(mnist.test.labels[i]) for i, r in enumerate(results))
     assert right >= 32, right

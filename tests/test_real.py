@@ -144,7 +144,7 @@ def test_blank_and_noise_are_refused():
     for _ in range(60):
         try:
             preprocess(not_a_digit(rng))
-        except (NoInk, NotADigit):
+        except (NoInk, NotADigit):  # inside preprocessing they are raised; the Recognizer answers them refused
             refused += 1
     assert refused == 60
 
@@ -164,13 +164,18 @@ def test_min_confidence_and_read_cli(mnist, tmp_path):
     out = json.loads(res.stdout)
     assert out["number"] == "210" and len(out["digits"]) == 3
     assert set(out["digits"][0]) == {"digit", "confidence", "box", "refused"}
-    strict = json.loads(run_digits("read", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1.01").stdout)
-    assert strict["number"] == "???"
-    number = run_digits("predict", str(tmp_path / "n.jpg"), "--json")  # a number is not one digit
-    assert number.returncode == 1 and "digits read" in json.loads(number.stdout)["error"]
+    strict = json.loads(run_digits("read", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1").stdout)
+    assert [d["refused"] for d in strict["digits"]] == [d["confidence"] < 1 for d in strict["digits"]]
+    assert strict["number"] == "".join("?" if d["refused"] else str(d["digit"]) for d in strict["digits"])
+    number = run_digits("predict", str(tmp_path / "n.jpg"), "--json")  # a number is not one digit: refused
+    answer = json.loads(number.stdout)
+    assert number.returncode == 0 and answer["refused"] and "read it as a number" in answer["reason"]
     (tmp_path / "d.jpg").write_bytes(compose([mnist.test.images[1].numpy()], rng, single=True))
-    single = json.loads(run_digits("predict", str(tmp_path / "d.jpg"), "--json", "--min-confidence", "1.01").stdout)
-    assert single["refused"] is True and "low confidence" in single["reason"]
+    single = json.loads(run_digits("predict", str(tmp_path / "d.jpg"), "--json", "--min-confidence", "1").stdout)
+    assert single["refused"] is (single["confidence"] < 1)
+    assert not single["refused"] or "low confidence" in single["reason"]
+    too_strict = run_digits("predict", str(tmp_path / "d.jpg"), "--min-confidence", "1.01")
+    assert too_strict.returncode == 2 and "1.01" in too_strict.stderr
 
 
 def test_evaluate_images_folder(mnist, tmp_path, rec):

@@ -4,32 +4,54 @@ from __future__ import annotations
 import json
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
-from ..errors import DigitsError
+from ..errors import DigitsError, UsageError, os_error_line
 from ..inference.device import check_precision, resolve_device
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings=HELP_OPTIONS,
                   help="Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images.")
-data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=HELP_OPTIONS,
                        help="Get and inspect MNIST (or another data set in its layout).")
 app.add_typer(data_app, name="data")
 
-DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR or ~/.cache/digits).")
+
+def show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"digits {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    """Handwritten-digit recognition: verified MNIST, fast CPU training, prediction on images."""
+
+
+DataDir = typer.Option(None, "--data-dir", help="Data folder (default $DIGITS_DATA_DIR, else "
+                                                "$XDG_CACHE_HOME/digits, else ~/.cache/digits).")
 NoVerify = typer.Option(False, "--no-verify", help="Use files whose checksums are not MNIST's (another data set).")
 ModelPath = typer.Option(None, "--model", metavar="PATH",
                          help="Run folder or model file, or 'latest' (runs/latest: the newest run); default: the "
                               "shipped model.")
-# Exit codes: 0 done; 1 an error (or every file failed); 2 a usage error (Click's); 3 some files failed, the
-# others were answered; 130 interrupted.
-EXIT_ALL_FAILED, EXIT_SOME_FAILED = 1, 3
+SURROGATE_BASE = 0xDC00  # Python's surrogateescape maps an undecodable byte b to chr(0xDC00 + b)
+# Exit codes: 0 done (a refused image is an answer); 1 an error (or every file failed); 2 a usage error (Click's,
+# and UsageError); 3 some files could not be read, the others were answered; 130 interrupted; 143 terminated.
+EXIT_ALL_FAILED, EXIT_USAGE, EXIT_SOME_FAILED = 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 Device = typer.Option("auto", "--device", metavar="DEVICE",
                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
-MinConfidence = typer.Option(None, "--min-confidence",
-                             help="Refuse predictions below this calibrated probability (default: the model's, 0.5).")
+MinConfidence = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                             help="Refuse predictions below this calibrated probability, 0 to 1 (default: the "
+                                  "model's, fitted on validation).")
 
 
 def echo_err(msg: str) -> None:
@@ -73,7 +95,12 @@ def invocation() -> str:
 
 
 def echo_use_it(model: Path) -> None:
-    """After a command that makes a model: the commands that use *that* model."""
+    """After a command that makes a model: the commands that use *that* model (`latest` where runs/latest now
+    points to it; without --model, commands use the shipped model)."""
+    from ..training.rundir import LATEST, RUNS_ROOT
+
+    if model.parent.resolve() == RUNS_ROOT.resolve() and (RUNS_ROOT / LATEST).resolve() == model.resolve():
+        model = Path(LATEST)
     typer.echo(f"use it: digits evaluate --model {model}   digits predict --model {model} IMAGE   "
                f"digits serve --model {model}")
 
@@ -109,6 +136,31 @@ def data_info(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) ->
         typer.echo(f"{split_name}: {len(split):,} images  {counts}")
 
 
+class Terminated(Exception):
+    """SIGTERM, raised where the program was, so that training stops as it does on Ctrl-C."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a scheduler, `kill`) raises Terminated instead of killing the process
+    outright: the last checkpoint stays, the folder's lock is released and the resume hint is printed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum, _frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def train(
     recipe: Optional[str] = typer.Option(None, help="fast (default), tutorial, best, or marker (the reader of fat markers' digits)."),
@@ -122,6 +174,8 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>-seed<seed>)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out from its last checkpoint, with "
                                             "the settings it was started with."),
+    overwrite: bool = typer.Option(False, help="Start again in a run folder that holds an earlier run (its files "
+                                               "are removed first)."),
     ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
                                        help="Save the model to average 5 shifted views per image (5x the "
@@ -140,16 +194,21 @@ def train(
     from ..training.rundir import RUNS_ROOT, RunDir, run_name
 
     if ensemble < 1:
-        raise DigitsError("--ensemble must be at least 1")
+        raise UsageError("--ensemble must be at least 1")
+    if resume and overwrite:
+        raise UsageError("--resume continues a run and --overwrite starts it again: choose one")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
                  limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph)
     dev = resolve_device(device)
     if resume:
         if out is None:
-            raise DigitsError("--resume needs --out: the run folder to continue")
+            raise UsageError("--resume needs --out: the run folder to continue")
         cfg = resume_config(RunDir(out), recipe=recipe, **given)
     else:
-        cfg = make_config(recipe or DEFAULT_RECIPE, dev.type, **given)
+        try:
+            cfg = make_config(recipe or DEFAULT_RECIPE, dev.type, **given)
+        except DigitsError as e:
+            raise UsageError(str(e)) from None
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
     from ..training import distributed
 
@@ -158,26 +217,31 @@ def train(
     from ..training.loop import check_cuda_graph
 
     check_cuda_graph(cfg, dev, world)
+    if world.is_main and not (resume or overwrite) and run.holds_run():  # before the data loads
+        raise UsageError(f"{run.path} already holds a training run: --overwrite starts again there, --resume "
+                         f"continues it with its own settings, or use another --out")
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
     command = invocation()
     try:
-        if ensemble > 1:
-            from ..training.ensemble import train_ensemble
+        with terminate_as_interrupt():
+            if ensemble > 1:
+                from ..training.ensemble import train_ensemble
 
-            model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
-                                                 progress=progress, command=command, tta=tta is not False,
-                                                 device=dev, world=world)
-        else:
-            from ..training.loop import train as run_training
+                model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
+                                                     progress=progress, command=command, tta=tta is not False,
+                                                     device=dev, world=world, overwrite=overwrite)
+            else:
+                from ..training.loop import train as run_training
 
-            result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress, command=command,
-                                  device=dev, world=world)
-            model_json, seconds = result.model_json, result.seconds
-    except KeyboardInterrupt:
+                result = run_training(cfg, ds.train, run.path, resume=resume, progress=progress,
+                                      command=command, device=dev, world=world, overwrite=overwrite)
+                model_json, seconds = result.model_json, result.seconds
+    except (KeyboardInterrupt, Terminated) as stop:
         again = f" --ensemble {ensemble}" if ensemble > 1 else ""
         if world.is_main:
-            echo_err(f"interrupted; continue with: digits train --resume{again} --out {run.path}")
-        raise typer.Exit(130)
+            what = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            echo_err(f"{what}; continue with: digits train --resume{again} --out {run.path}")
+        raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
     finally:
         distributed.stop(world)
     if not world.is_main:
@@ -194,7 +258,9 @@ def train(
 
 
 @app.command()
-def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json"),
+def evaluate(model: Optional[str] = ModelPath,
+             as_json: bool = typer.Option(False, "--json", help="One JSON object: accuracy, errors, per-class "
+                                                                 "precision and recall, confusion matrix."),
              images: Optional[Path] = typer.Option(None, help="Folder of your own images with labels.csv (file,label)."),
              min_confidence: Optional[float] = MinConfidence,
              precision: str = typer.Option("auto", help="auto (int8 or bf16 for large batches where the CPU runs "
@@ -204,7 +270,11 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
     from ..inference.evaluate import evaluate as run_eval
     from ..inference.evaluate import evaluate_folder
 
-    dev, precision = resolve_device(device), check_precision(precision)
+    try:
+        precision = check_precision(precision)
+    except DigitsError as e:
+        raise UsageError(str(e)) from None
+    dev = resolve_device(device)
     recognizer = load_recognizer(model, dev, min_confidence=min_confidence, precision=precision)
     if images is not None:
         res = evaluate_folder(recognizer, images)
@@ -222,7 +292,6 @@ def evaluate(model: Optional[str] = ModelPath, as_json: bool = typer.Option(Fals
     if as_json:
         typer.echo(json.dumps({"model": str(recognizer.loaded.path), **result}))
         return
-    typer.echo(f"model: {recognizer.loaded.path}")
     typer.echo(f"test accuracy: {result['accuracy'] * 100:.2f}% ({result['errors']} errors in {result['n']:,})")
     typer.echo("digit  precision  recall  support")
     for c in result["per_class"]:
@@ -246,18 +315,26 @@ def report(run: Path = typer.Argument(..., help="Run folder."), data_dir: Option
 def image_files(paths: Optional[List[Path]]) -> list[Path]:
     from ..inference.recognizer import IMAGE_SUFFIXES, expand_paths
 
-    files = expand_paths(paths or [])
+    files = expand_paths(paths or [], lambda p, why: echo_err(f"warning: skipped {shown_name(p)}: {why}"))
     if not files and paths:
         raise DigitsError(f"no images in {', '.join(map(str, paths))} (looked for "
                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
     if not files:
-        raise DigitsError("no images given (pass files or folders)")
+        raise UsageError("no images given (pass files or folders)")
     return files
 
 
+def shown_name(path: Path | str) -> str:
+    """A file name as `ls -b` shows it: bytes that are not UTF-8 (Python holds them as surrogate escapes) as
+    octal escapes, \\303\\274, instead of \\udcc3\\udcbc."""
+    return "".join(f"\\{ord(c) - SURROGATE_BASE:03o}" if SURROGATE_BASE <= ord(c) <= SURROGATE_BASE + 0xFF
+                   else c for c in str(path))
+
+
 def printable(line: str) -> str:
-    """A text line with control characters escaped: a file name with a newline in it stays on its line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+    """A text line with control characters escaped (a file name with a newline in it stays on its line) and
+    undecodable bytes of file names as `ls -b` shows them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown_name(line))
 
 
 def print_outcomes(outcomes, as_json: bool) -> None:
@@ -269,7 +346,7 @@ def print_outcomes(outcomes, as_json: bool) -> None:
         if isinstance(outcome, DigitsError):
             failed += 1
             if as_json:
-                typer.echo(json.dumps({"file": str(f), "error": str(outcome)}))
+                typer.echo(json.dumps({"file": shown_name(f), "error": shown_name(str(outcome))}))
             else:
                 echo_err(f"error: {printable(str(outcome))}")
             continue
@@ -297,7 +374,8 @@ def predict(
     model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     min_confidence: Optional[float] = MinConfidence,
     kaggle: Optional[Path] = typer.Option(None, help="Kaggle test.csv to predict instead of images."),
-    out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle."),
+    out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle [default: "
+                                                  "submission.csv]."),
     device: str = Device,
 ) -> None:
     """Read the single digit in each image (PNG, JPEG, BMP, TIFF, GIF), or a Kaggle test.csv."""
@@ -316,9 +394,11 @@ def predict(
     def shown(f: Path, p):
         if isinstance(p, DigitsError):
             return f, p
+        if p.digit is None:  # refused before the model: a blank, several digits
+            return f, (p.to_dict(file=shown_name(f)), f"{f}: REFUSED: {p.reason}")
         top = "  ".join(f"{d}: {c * 100:.1f}%" for d, c in p.top)
         flag = f"   REFUSED: {p.reason}" if p.refused else ""
-        return f, (p.to_dict(file=str(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
+        return f, (p.to_dict(file=shown_name(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
 
     files = image_files(paths)
     recognizer = load_recognizer(model, dev, min_confidence=min_confidence)
@@ -336,7 +416,8 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
     def handle(f: Path):
         r = recognizer.read(f)
         confs = " ".join(f"{p.confidence:.2f}" for p in r.digits)
-        return r.to_dict(file=str(f)), f"{f}: {r.number}   (confidences {confs})"
+        flag = f"   REFUSED: {r.reason}" if r.refused else ""
+        return r.to_dict(file=shown_name(f)), f"{f}: {r.number}   (confidences {confs}){flag}"
 
     for_each_file(paths, as_json, handle)
 
@@ -391,25 +472,45 @@ def import_keras(h5: Path = typer.Argument(..., metavar="MODEL.h5", help="The tu
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-          port: int = typer.Option(8000, help="TCP port."), model: Optional[str] = ModelPath,
-          max_bytes: int = typer.Option(10 * 1024 * 1024, help="Largest request body accepted (bytes)."),
+          port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free port)."),
+          model: Optional[str] = ModelPath,
+          max_bytes: int = typer.Option(10 * 1024 * 1024, min=1, help="Largest request body accepted (bytes)."),
           device: str = Device,
           workers: int = typer.Option(1, help="Worker processes sharing the port, each with its own copy of the "
                                                "model (uvicorn's workers)."),
           allow_origin: List[str] = typer.Option(
               [], metavar="ORIGIN", help="A web page origin (https://example.org) whose scripts may call the API; "
                                          "repeat for more. Others are refused.")) -> None:
-    """HTTP API (/api/predict, /docs) and a page at / where you draw a digit."""
+    """HTTP API and a page at / where you draw a digit: POST /api/predict (one digit per image or pixel array),
+    POST /api/read (whole numbers), GET /api/health, GET /api/model; the API's documentation at /docs."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart", "fastapi_offline"))
     from .serve import ServeSettings, serve as run_server
 
     resolve_device(device)
     if workers < 1:
-        raise DigitsError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     for origin in allow_origin:
         if origin != "null" and not re.fullmatch(r"https?://[^/\s]+", origin):
-            raise DigitsError(f"--allow-origin {origin!r}: expected scheme://host[:port], like https://example.org")
+            raise UsageError(f"--allow-origin {origin!r}: expected scheme://host[:port], like https://example.org")
+    check_listen(host, port)
     run_server(host, port, ServeSettings(model_in_use(model), max_bytes, device, tuple(allow_origin)), workers)
+
+
+def check_listen(host: str, port: int) -> None:
+    """That this machine can listen on host:port, before the model loads: a bad address is a usage error, a
+    port in use one line (uvicorn would log it and exit 3, which here means "some files failed")."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise UsageError(f"--host {host}: not an address to listen on ({getattr(e, 'strerror', None) or e})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as e:
+            raise DigitsError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
 # glibc mallopt parameters (malloc.h) and the values the CLI sets: 64 MiB / 256 MiB.
@@ -460,6 +561,12 @@ def main() -> None:
     show_warnings_plainly()
     try:
         app()
+    except UsageError as e:
+        echo_err(f"error: {e}")
+        sys.exit(EXIT_USAGE)
     except DigitsError as e:
         echo_err(f"error: {e}")
-        sys.exit(1)
+        sys.exit(EXIT_ALL_FAILED)
+    except OSError as e:  # a full disk, a read-only folder, a permission: one line naming the path
+        echo_err(f"error: {printable(os_error_line(e))}")
+        sys.exit(EXIT_ALL_FAILED)

@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 from fastapi import Request
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, PIXEL_MAX
 from ..inference.decode import MAX_PIXELS, image_pixels
 
 MAX_FILES = 64  # per multipart request
@@ -52,8 +52,9 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def parse_pixels(body: bytes) -> np.ndarray:
-    """A JSON body {"pixels": 28x28 numbers 0..255} as a uint8 array. Runs in a worker thread: parsing is CPU
-    work that must not hold up the event loop."""
+    """A JSON body {"pixels": 28x28 numbers 0..255} as a uint8 array; an array with none above 1 is the usual
+    x / 255 (or a 0/1 mask) and is scaled to 0..255. Runs in a worker thread: parsing is CPU work that must not hold up the
+    event loop."""
     if len(body) > MAX_JSON_BYTES:
         raise RequestError(413, f"JSON body of {len(body):,} bytes exceeds the {MAX_JSON_BYTES:,}-byte limit for "
                                 "a pixel array; send an image file instead")
@@ -72,7 +73,9 @@ def parse_pixels(body: bytes) -> np.ndarray:
     if a.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise RequestError(422, f"pixels must have shape ({IMAGE_SIZE}, {IMAGE_SIZE}), got {a.shape}")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
-        raise RequestError(422, "pixels must be numbers between 0 and 255")
+        raise RequestError(422, "pixels must be numbers between 0 and 255 (or floats between 0 and 1)")
+    if a.max() <= 1.0:  # 0..1 (x / 255, or a 0/1 mask): on 0..255 such an array would be blank anyway
+        a = a * PIXEL_MAX
     return np.rint(a).astype(np.uint8)
 
 

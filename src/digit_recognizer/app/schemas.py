@@ -13,15 +13,18 @@ from ..constants import IMAGE_SIZE, NUM_CLASSES
 
 
 class Pixels(BaseModel):
-    pixels: list[list[float]] = Field(description=f"{IMAGE_SIZE}x{IMAGE_SIZE} grey levels 0-255 (any polarity)")
+    pixels: list[list[float]] = Field(description=f"{IMAGE_SIZE}x{IMAGE_SIZE} grey levels 0-255, or 0-1 floats "
+                                                  "(any polarity)")
 
 
 class PredictionOut(BaseModel):
     file: Optional[str] = Field(None, description="the upload's name (absent for a pixel array)")
-    digit: int
+    digit: Optional[int] = Field(description="the digit; null when the image had none to read (blank, noise, "
+                                             "several digits)")
     confidence: float = Field(description="calibrated probability of `digit`")
-    probabilities: list[float] = Field(description=f"{NUM_CLASSES} calibrated probabilities, digits 0-9")
-    refused: bool = Field(description="confidence below the model's threshold: ambiguous, or not a digit")
+    probabilities: list[float] = Field(description=f"{NUM_CLASSES} calibrated probabilities, digits 0-9 (empty "
+                                                   "when the model was not asked)")
+    refused: bool = Field(description="no answer given: blank, several digits, not a digit, or ambiguous")
     reason: Optional[str] = Field(None, description="why it was refused")
     image: Optional[list[list[int]]] = Field(None, description="with ?image=true: the 28x28 input the model saw")
 
@@ -37,6 +40,8 @@ class ReadingOut(BaseModel):
     file: Optional[str] = None
     number: str = Field(description="the digits left to right; a refused digit is '?'")
     digits: list[DigitOut]
+    refused: bool = Field(description="nothing read: a blank, or no mark read as a digit")
+    reason: Optional[str] = Field(None, description="why it was refused")
 
 
 class ErrorOut(BaseModel):
@@ -62,7 +67,8 @@ class ModelOut(BaseModel):
 ERRORS = {code: {"model": ErrorOut, "description": what} for code, what in {
     400: "empty or malformed body", 403: "another site's page (see --allow-origin)",
     408: "body not sent in time", 413: "too large (bytes, pixels or JSON)", 415: "not an image",
-    422: "no ink, not a digit, several digits, wrong array or bad parameter"}.items()}
+    404: "no such page", 405: "method not allowed",
+    422: "wrong pixel array or bad parameter", 503: "a worker process could not start (health)"}.items()}
 
 
 def upload_body(with_pixels: bool) -> dict[str, Any]:

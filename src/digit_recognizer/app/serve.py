@@ -6,32 +6,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi_offline import FastAPIOffline
 
-from ..errors import DigitsError, EmptyInput, NoInk, NotADigit, NotAnImage, TooLarge
+from ..errors import DigitsError, EmptyInput, NotAnImage, TooLarge
 from ..inference.recognizer import Recognizer, preprocess_workers, read_number
 from .schemas import ERRORS, HealthOut, ModelOut, PredictionOut, ReadingOut, one_or_many, upload_body
 from .intake import RequestError, check_pixel_budget, cross_origin, parse_pixels, read_body, uploads
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
-STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400, NoInk: 422, NotADigit: 422}
+STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400}
 # uvicorn: connections beyond this are answered 503 at once; an idle kept-alive connection is closed after
 # KEEP_ALIVE_S (a slow client cannot hold one open forever).
 MAX_CONNECTIONS = 256
+MIN_CONFIDENCE = Query(None, ge=0.0, le=1.0, description="refuse answers below this calibrated probability "
+                                                        "(default: the model's threshold)")
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#222"/><path d="M4 4h8l-5 9" stroke="#fff" stroke-width="2" fill="none"/></svg>')
 KEEP_ALIVE_S = 5
 
 
 def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
-               allow_origins: tuple[str, ...] = ()) -> FastAPI:
+               allow_origins: tuple[str, ...] = (), failures: Path | None = None) -> FastAPI:
     """The app. Image work runs in at most one thread per core (decoded images are large: this bounds the
-    memory that concurrent requests can take); browsers may call it from its own page and from allow_origins."""
+    memory that concurrent requests can take); browsers may call it from its own page and from allow_origins.
+    `failures`: the folder where worker processes that could not start leave their reason (--workers)."""
     from .. import __version__
     from .intake import origin_of
 
@@ -51,6 +58,11 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError):
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):  # 404, 405: the same shape as every error
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameter(_: Request, exc: RequestValidationError):
@@ -74,7 +86,11 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     def answer(exc: DigitsError) -> RequestError:
         return RequestError(next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422), str(exc))
 
-    def run_predict(items: list[tuple[str | None, Any]], with_image: bool) -> list[dict[str, Any]]:
+    def threshold(min_confidence: float | None) -> float:
+        return recognizer.min_confidence if min_confidence is None else min_confidence
+
+    def run_predict(items: list[tuple[str | None, Any]], with_image: bool,
+                    min_confidence: float | None) -> list[dict[str, Any]]:
         results = []
         for name, src in items:
             try:
@@ -83,16 +99,17 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 pred, x = recognizer.predict_with_input(src, name or "pixels")
             except DigitsError as e:
                 raise answer(e) from None
+            pred = pred.at_threshold(threshold(min_confidence))
             out = pred.to_dict(**({"file": name} if name is not None else {}))
             if with_image:
                 out["image"] = x.tolist()
             results.append(out)
         return results
 
-    def run_read(items: list[tuple[str | None, Any]]) -> list[dict[str, Any]]:
+    def run_read(items: list[tuple[str | None, Any]], min_confidence: float | None) -> list[dict[str, Any]]:
         try:
-            return [read_number(recognizer, src, name or "image").to_dict(**({"file": name} if name else {}))
-                    for name, src in items]
+            return [read_number(recognizer, src, name or "image").at_threshold(threshold(min_confidence))
+                    .to_dict(**({"file": name} if name else {})) for name, src in items]
         except DigitsError as e:
             raise answer(e) from None
 
@@ -114,23 +131,30 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array",
               openapi_extra=upload_body(with_pixels=True),
               responses={200: one_or_many(PredictionOut), **ERRORS})
-    async def predict(request: Request, image: bool = False):
-        """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}`. `?image=true` adds the 28x28 input seen."""
-        results = await in_worker(run_predict, await request_items(request), image)
+    async def predict(request: Request, image: bool = False, min_confidence: Optional[float] = MIN_CONFIDENCE):
+        """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}` (0..255, or 0..1 floats). `?image=true` adds
+        the 28x28 input seen. A blank, a number or a mark that is not a digit is answered `refused: true` with
+        a `reason`."""
+        results = await in_worker(run_predict, await request_items(request), image, min_confidence)
         return results[0] if len(results) == 1 else results
 
     @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right",
               openapi_extra=upload_body(with_pixels=False), responses={200: one_or_many(ReadingOut), **ERRORS})
-    async def read(request: Request):
+    async def read(request: Request, min_confidence: Optional[float] = MIN_CONFIDENCE):
         """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
-        results = await in_worker(run_read, await request_items(request))
+        results = await in_worker(run_read, await request_items(request), min_confidence)
         return results[0] if len(results) == 1 else results
 
-    @app.get("/api/health", response_model=HealthOut)
+    @app.get("/api/health", response_model=HealthOut, responses={503: ERRORS[503]})
     async def health():
-        """ok, and which worker process answered (behind `--workers N`, each is its own process)."""
+        """ok, and which worker process answered (behind `--workers N`, each is its own process); 503 while a
+        worker process could not start (the server runs short of its workers)."""
         import os
 
+        failed = worker_failure(failures)
+        if failed is not None:
+            return JSONResponse({"error": f"a worker process could not start: {failed}", "status": "degraded",
+                                 "worker": os.getpid()}, status_code=503)
         return {"status": "ok", "worker": os.getpid()}
 
     @app.get("/api/model", response_model=ModelOut)
@@ -149,34 +173,72 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     async def index():
         return (static / "index.html").read_text()
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(FAVICON, media_type="image/svg+xml")
+
     return app
 
 
 @dataclass(frozen=True)
 class ServeSettings:
     """What `digits serve` was asked for. uvicorn's worker processes build the app themselves, so the settings
-    travel to them in one environment variable."""
+    travel to them in one environment variable; with workers, `model` is the server's private, verified copy,
+    `name` the model's own name and `failures` where a worker that cannot start says why."""
     model: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     device: str = "auto"
     allow_origins: tuple[str, ...] = ()
+    name: str | None = None
+    failures: str | None = None
 
     def app(self) -> FastAPI:
-        return create_app(Recognizer.load(self.model, device=self.device), max_bytes=self.max_bytes,
-                          allow_origins=self.allow_origins)
+        recognizer = Recognizer.load(self.model, device=self.device)
+        if self.name is not None:
+            recognizer.loaded.label = self.name
+        return create_app(recognizer, max_bytes=self.max_bytes, allow_origins=self.allow_origins,
+                          failures=Path(self.failures) if self.failures else None)
 
 
 SERVE_ENV = "DIGITS_SERVE_SETTINGS"  # JSON of ServeSettings, for the worker processes
 
 
 def app_from_environment() -> FastAPI:
-    """The app as one worker process builds it, from the settings `serve` put in the environment."""
+    """The app as one worker process builds it, from the settings `serve` put in the environment. A worker that
+    cannot load the model leaves its reason where /api/health finds it and exits with one line; one that starts
+    clears the earlier reasons (the server has its workers again)."""
     import json
     import os
+    import sys
 
     from ..config import from_dict
 
-    return from_dict(ServeSettings, json.loads(os.environ[SERVE_ENV]), SERVE_ENV).app()
+    settings = from_dict(ServeSettings, json.loads(os.environ[SERVE_ENV]), SERVE_ENV)
+    failures = Path(settings.failures) if settings.failures else None
+    try:
+        app = settings.app()
+    except (DigitsError, OSError) as e:
+        if failures is not None:
+            failures.mkdir(parents=True, exist_ok=True)
+            (failures / str(os.getpid())).write_text(str(e))
+        print(f"error: worker {os.getpid()} could not start: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    if failures is not None:
+        for f in failures.glob("*"):
+            f.unlink(missing_ok=True)
+    return app
+
+
+def worker_failure(failures: Path | None) -> str | None:
+    """The reason a worker process last failed to start, while one has and none has started since."""
+    if failures is None or not failures.is_dir():
+        return None
+    for f in sorted(failures.glob("*")):
+        try:
+            return f.read_text()
+        except OSError:
+            continue
+    return None
 
 
 def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> None:
@@ -185,9 +247,12 @@ def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> No
     connections beyond MAX_CONNECTIONS are answered 503."""
     import json
     import os
-    from dataclasses import asdict
+    import tempfile
+    from dataclasses import asdict, replace
 
     import uvicorn
+
+    from ..models.modelfile import private_copy
 
     from .slowclients import protocol
 
@@ -196,5 +261,10 @@ def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> No
     if workers <= 1:
         uvicorn.run(settings.app(), **limits)
         return
-    os.environ[SERVE_ENV] = json.dumps(asdict(settings))
-    uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, **limits)
+    # Every worker, the first ones and any that replaces one, loads the model this process verified, from a
+    # private copy: the files on disk may change or break while the server runs, and one port keeps one model.
+    with tempfile.TemporaryDirectory(prefix="digits-serve-") as private:
+        copy, loaded = private_copy(settings.model, Path(private) / "model")
+        shared = replace(settings, model=str(copy), name=loaded.name, failures=str(Path(private) / "failures"))
+        os.environ[SERVE_ENV] = json.dumps(asdict(shared))
+        uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, **limits)

@@ -45,6 +45,8 @@ def read_regular_file(path: str | Path, limit: int, name: str | None = None) -> 
         with open(path, "rb") as f:
             data = f.read(limit + 1)  # the file may have grown since the stat
     except FileNotFoundError:
+        if Path(path).is_symlink():
+            raise DigitsError(f"{name}: a link to {os.readlink(path)}, which does not exist") from None
         raise DigitsError(f"{name}: file not found") from None
     except OSError as e:
         raise DigitsError(f"{name}: cannot read ({e.strerror})") from None
@@ -214,18 +216,43 @@ def remove_stale_temporaries(folder: Path, name: str = "*") -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file. What a
     killed earlier writer of the same file left behind is removed first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent, glob.escape(path.name))
-    tmp = temp_path(path)
+    atomic_write_files([(Path(path), data)])
+
+
+def atomic_write_files(files: list[tuple[Path, bytes]]) -> None:
+    """Stage every file (temp file, fsync), then rename them in the order given: a full disk or any failure
+    while staging leaves none of them changed, and the last (a description naming the others) appears last.
+    An OSError names the file it was writing."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path, data in files:
+            path = Path(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                remove_stale_temporaries(path.parent, glob.escape(path.name))
+                tmp = temp_path(path)
+                staged.append((tmp, path))
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise named(e, path) from None
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise named(e, path) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def named(e: OSError, path: Path) -> OSError:
+    """The same error, naming `path` where it named no file (a write that found the disk full names none)."""
+    if e.filename is not None:
+        return e
+    return type(e)(e.errno, e.strerror or str(e), str(path))
 
 
 def write_submission(path: str | Path, labels: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from ..constants import NUM_CLASSES
 from ..data.dataset import Split
-from ..errors import DigitsError, NoInk, NotADigit
+from ..errors import DigitsError
 from .recognizer import Recognizer
 
 
@@ -99,12 +99,10 @@ def evaluate_folder(recognizer: Recognizer, folder: str | Path) -> dict[str, Any
         try:
             if numbers:
                 r = read_number(recognizer, path, str(path))
-                answer, refused = r.number, "?" in r.number
+                answer, refused = r.number, r.refused or "?" in r.number
             else:
                 p = recognizer.predict(path)
-                answer, refused = str(p.digit), p.refused
-        except (NoInk, NotADigit):
-            answer, refused = "", True
+                answer, refused = ("" if p.digit is None else str(p.digit)), p.refused
         except DigitsError as e:
             counts["unreadable"] += 1
             mistakes.append({"file": name, "label": label, "error": str(e)})

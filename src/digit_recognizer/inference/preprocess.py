@@ -432,4 +432,4 @@ def refuse_several(x: np.ndarray, name: str) -> None:
     ordered = sorted(digits, key=lambda g: g.x0)
     gap = max(b.x0 - a.x1 for a, b in zip(ordered, ordered[1:]))
     if width > MAX_ASPECT * height or gap >= SEVERAL_GAP * height:
-        raise SeveralDigits(f"{name}: {len(digits)} digits side by side, not one (`digits read` reads numbers)")
+        raise SeveralDigits(f"{name}: {len(digits)} digits side by side, not one (read it as a number)")

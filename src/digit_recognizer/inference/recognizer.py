@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..constants import IMAGE_SIZE, NUM_CLASSES
-from ..errors import DigitsError
+from ..errors import DigitsError, Refusal
 from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
@@ -33,10 +33,18 @@ def preprocess_workers() -> int:
 
 @dataclass(frozen=True)
 class Prediction:
-    digit: int
+    """The answer for one image. A refused answer says why in `reason`: the model's confidence was below the
+    threshold (ambiguous between two digits, or not a digit), or the image had no digit to give the model
+    (blank, noise, several digits: `digit` None and no probabilities)."""
+    digit: int | None
     confidence: float
-    probabilities: tuple[float, ...]  # (10,)
-    refused: bool = False  # confidence below the threshold: ambiguous, or probably not a digit
+    probabilities: tuple[float, ...]  # (10,), or () when the model was not asked
+    refused: bool = False
+    why: str | None = None  # the reason when the image never reached the model
+
+    @classmethod
+    def refusal(cls, why: str) -> "Prediction":
+        return cls(None, 0.0, (), True, why)
 
     @property
     def top(self) -> list[tuple[int, float]]:
@@ -45,10 +53,12 @@ class Prediction:
 
     @property
     def reason(self) -> str | None:
-        """Why a refused answer was refused: the model's belief is split between two digits (ambiguous), or
-        spread over many, as a model trained on marks that are not digits spreads it over them."""
+        """Why a refused answer was refused: the image's own reason, or the model's belief split between two
+        digits (ambiguous) or spread over many, as a model trained on marks that are not digits spreads it."""
         if not self.refused:
             return None
+        if self.why is not None or len(self.probabilities) < 2:
+            return self.why or "refused"
         (a, pa), (b, pb) = self.top[:2]
         if pa + pb >= AMBIGUOUS_MASS:
             return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"
@@ -58,6 +68,12 @@ class Prediction:
         out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
                "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused}
         return {**out, "reason": self.reason} if self.refused else out
+
+    def at_threshold(self, min_confidence: float) -> "Prediction":
+        """The same answer judged against another refusal threshold (one refused before the model stays so)."""
+        if self.why is not None:
+            return self
+        return replace(self, refused=self.confidence < min_confidence)
 
 
 def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
@@ -153,13 +169,17 @@ class Recognizer:
         return self.predict_with_input(image, name)[0]
 
     def predict_with_input(self, image: ImageInput, name: str = "image") -> tuple[Prediction, np.ndarray]:
-        """The prediction and the (28, 28) uint8 image the model saw (the server and page show it)."""
-        views = preprocess_views(image, name)
+        """The prediction and the (28, 28) uint8 image the model saw (the server and page show it; blank for an
+        image refused before the model)."""
+        try:
+            views = preprocess_views(image, name)
+        except Refusal as e:
+            return Prediction.refusal(e.reason(name)), np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         return self.predict_views([views])[0], views.images[0]
 
     def predict_many(self, images: Sequence[ImageInput]) -> list[Prediction | DigitsError]:
-        """One result per image, in order: its Prediction, or the DigitsError that stopped it (a blank, a
-        corrupt file), so that one bad image costs only its own answer. [] for no images."""
+        """One result per image, in order: its Prediction (refused for a blank or a number), or the DigitsError
+        that stopped it (a corrupt file), so that one bad image costs only its own answer. [] for no images."""
         return [result for _, result in self.predict_stream(images)]
 
     def predict_stream(self, images: Iterable[ImageInput], *, batch: int = EVAL_BATCH,
@@ -170,9 +190,12 @@ class Recognizer:
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
 
-        def prepared(src: ImageInput) -> Views | DigitsError:
+        def prepared(src: ImageInput) -> Views | Prediction | DigitsError:
+            name = str(src) if isinstance(src, (str, Path)) else "image"
             try:
-                return preprocess_views(src)  # a path names itself in its errors
+                return preprocess_views(src, name)  # a path names itself in its errors
+            except Refusal as e:
+                return Prediction.refusal(e.reason(name))
             except DigitsError as e:
                 return e
 
@@ -190,39 +213,74 @@ class Recognizer:
         return read_number(self, image, str(image) if isinstance(image, (str, Path)) else "image")
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded (sorted) to the image files inside them."""
+def expand_paths(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
+    """Files as given, folders expanded (sorted) to the image files inside them. A link to nothing with an
+    image's name is kept (reading it says what is wrong); a folder that cannot be listed goes to
+    `on_skip(path, why)`."""
+    import os
+
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        found: list[Path] = []
+
+        def unlisted(e: OSError) -> None:
+            if on_skip is not None:
+                on_skip(Path(e.filename or p), f"cannot list this folder ({e.strerror})")
+
+        for root, _, names in os.walk(p, onerror=unlisted):
+            for n in names:
+                f = Path(root) / n
+                if f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or (f.is_symlink() and not f.exists())):
+                    found.append(f)
+        out += sorted(found)
     return out
 
 
 @dataclass(frozen=True)
 class Reading:
-    """A whole number read from one image: digits left to right, with boxes (x, y, w, h)."""
+    """A whole number read from one image: digits left to right, with boxes (x, y, w, h). Refused when there was
+    nothing to read (`why`: a blank page) or no mark was read as a digit (a line of letters)."""
     digits: tuple[Prediction, ...]
     boxes: tuple[tuple[int, int, int, int], ...]
+    why: str | None = None
 
     @property
     def number(self) -> str:
         # A refused digit is shown as "?" rather than guessed.
         return "".join("?" if p.refused else str(p.digit) for p in self.digits)
 
+    @property
+    def refused(self) -> bool:
+        return self.why is not None or all(p.refused for p in self.digits)
+
+    @property
+    def reason(self) -> str | None:
+        if not self.refused:
+            return None
+        return self.why or "not a number: no mark was read as a digit"
+
+    def at_threshold(self, min_confidence: float) -> "Reading":
+        return replace(self, digits=tuple(p.at_threshold(min_confidence) for p in self.digits))
+
     def to_dict(self, **extra: Any) -> dict[str, Any]:
-        return {**extra, "number": self.number,
-                "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
-                            "refused": p.refused} for p, b in zip(self.digits, self.boxes)]}
+        out = {**extra, "number": self.number,
+               "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
+                           "refused": p.refused} for p, b in zip(self.digits, self.boxes)],
+               "refused": self.refused}
+        return {**out, "reason": self.reason} if self.refused else out
 
 
 def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") -> Reading:
     """Every digit in the image, left to right, through the same model path as predict."""
     from .segment import segment
 
-    segs = segment(image, name)
+    try:
+        segs = segment(image, name)
+    except Refusal as e:
+        return Reading((), (), e.reason(name))
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
     preds = recognizer.predict_views([s.views for s in segs + wholes])
     parts, whole_pred = list(zip(segs, preds)), dict(zip(map(id, wholes), preds[len(segs):]))

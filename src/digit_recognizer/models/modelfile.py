@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 
 from ..config import from_dict, shown, to_dict
 from ..constants import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
-from ..data.formats import atomic_write_bytes, read_regular_file
+from ..data.formats import atomic_write_bytes, atomic_write_files, read_regular_file
 from ..errors import DigitsError
 from .net import MAX_PARAMETERS, ModelConfig, Net, check_config, count_parameters
 
@@ -65,8 +65,10 @@ def save_model(path: str | Path, model: Net, meta: dict[str, Any] | None = None)
     stem = stem / MODEL_STEM if stem.is_dir() else stem.with_suffix("")
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta = {**(meta or model_meta(model)), "weights": stem.name + ".safetensors"}
-    atomic_write_bytes(stem.with_suffix(".safetensors"), save_tensors(weights))
-    write_json(stem.with_suffix(".json"), meta)
+    # Both staged, then renamed weights first: the description, which names the weights, appears last, and a
+    # full disk leaves neither half.
+    atomic_write_files([(stem.with_suffix(".safetensors"), save_tensors(weights)),
+                        (stem.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())])
     return stem.with_suffix(".json")
 
 
@@ -163,10 +165,13 @@ class LoadedModel:
     member_meta: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""  # of the descriptions (as parsed) and the weights files: names the model without its path
     marker: LoadedModel | None = None  # the reader of fat markers' digits, where the description names one
+    label: str | None = None  # the name to show, where the files were copied from somewhere else
 
     @property
     def name(self) -> str:
         """'shipped', the run folder's name, or the description file's stem."""
+        if self.label is not None:
+            return self.label
         if self.path == default_model_path():
             return "shipped"
         return self.path.parent.name if self.path.name == f"{MODEL_STEM}.json" else self.path.stem
@@ -240,6 +245,38 @@ def load_model(path: str | Path | None = None) -> LoadedModel:
             raise DigitsError(f"{marker_path}: a marker reader cannot name a marker reader of its own")
         loaded.sha256 = hashlib.sha256((loaded.sha256 + loaded.marker.sha256).encode()).hexdigest()
     return loaded
+
+
+def model_files(json_path: Path) -> list[Path]:
+    """Every file the description at `json_path` names, itself first: weights, members and their weights, the
+    marker reader and its files (each inside the description's folder)."""
+    meta = read_json(json_path)
+    files = [json_path]
+    if "members" in meta:
+        for m in meta["members"]:
+            files += model_files(beside(json_path, m))
+    else:
+        files.append(weights_of(json_path, meta))
+    if "marker_reader" in meta:
+        files += model_files(beside(json_path, meta["marker_reader"]))
+    return files
+
+
+def private_copy(path: str | Path | None, folder: Path) -> tuple[Path, LoadedModel]:
+    """The model at `path` loaded and verified, and its files copied into `folder` (the same names, the same
+    relative places) and verified there to be the same model: a copy no one else writes to, so that every
+    process reading it later reads what was verified. Returns the copy's JSON path and the loaded model."""
+    json_path = resolve(path)
+    loaded = load_model(json_path)
+    root = json_path.parent
+    for f in model_files(json_path):
+        dest = folder / Path(os.path.normpath(f.absolute())).relative_to(root.absolute())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dest, read_regular_file(f, MAX_WEIGHTS_BYTES))
+    copy = folder / json_path.name
+    if load_model(copy).sha256 != loaded.sha256:
+        raise DigitsError(f"{json_path}: the model changed while it was being read; try again")
+    return copy, loaded
 
 
 def attach_marker_reader(model: str | Path | None, marker: str | Path) -> Path:

@@ -28,22 +28,34 @@ from .rundir import RunDir
 def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
                    progress: bool = True, log: Callable[[str], None] = stderr_log, command: str | None = None,
                    tta: bool = True, device: str | torch.device = "auto",
-                   world: World = SINGLE) -> tuple[Path, float]:
+                   world: World = SINGLE, overwrite: bool = False) -> tuple[Path, float]:
     """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir on `device`; `tta` averages shifted
     views too. Under torchrun the members are shared out: rank r trains members r, r + W, r + 2W, ... each as
     an ordinary one-process run on its own device, and rank 0 writes the ensemble once all are done.
 
     Returns the ensemble's model JSON and the members' training seconds, summed.
-    With resume, finished members are kept and an interrupted one continues from its checkpoint.
+    With resume, finished members are kept and an interrupted one continues from its checkpoint. Rank 0 holds
+    the ensemble's folder for the whole run, and each member's trainer holds the member's.
     """
     if n < 2:
         raise DigitsError("an ensemble needs at least 2 members")
     run = RunDir(run_dir)
-    if run.model_json.exists() and not resume:
-        raise DigitsError(f"{run.path} already holds a model; use --resume, or another --out")
-    if world.is_main:
+    if not world.is_main:
+        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)
+    with run.lock():
+        if run.holds_run() and not resume:
+            if not overwrite:
+                raise DigitsError(f"{run.path} already holds a training run: --overwrite starts again there, "
+                                  f"--resume continues it, or use another --out")
+            run.clear()
         run.create()
         run.write_config(to_dict(cfg))
+        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)
+
+
+def members_then_ensemble(cfg: TrainConfig, data: Split, run: RunDir, n: int, resume: bool, progress: bool,
+                          log: Callable[[str], None], command: str | None, tta: bool,
+                          device: str | torch.device, world: World) -> tuple[Path, float]:
     say = log if not world.distributed else (lambda m: log(f"[rank {world.rank}] {m}"))
     for k in range(world.rank, n, world.size):
         member = run.member(k)
@@ -52,7 +64,7 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
             continue
         say(f"member {k + 1}/{n} (seed {cfg.seed + k})")
         train(replace(cfg, seed=cfg.seed + k), data, member.path, progress=progress and world.is_main, log=say,
-              resume=resume and member.checkpoint.exists(), command=command, device=device)
+              resume=resume and member.holds_run(), command=command, device=device)
     barrier(world)  # every member finished, whichever rank trained it
     histories = [run.member(k).read_metrics() for k in range(n)]
     seconds = sum(h[-1]["seconds"] for h in histories)

@@ -20,8 +20,8 @@ from .strokes import Hand, draw, fitted
 
 UP = 4  # MNIST digits are edited at 4x their size, so that added strokes are anti-aliased like the rest
 INK = 0.5 * PIXEL_MAX  # an edited digit's pixel above this is inside a stroke
-FLAG_ANGLE = (18.0, 60.0)  # degrees between a 1's stem (downwards) and its flag (uniform)
-FLAG_LENGTH = (0.15, 0.6)  # the flag's length in stem lengths (uniform)
+FLAG_ANGLE = (15.0, 50.0)  # degrees between a 1's stem (downwards) and its flag (uniform)
+FLAG_LENGTH = (0.15, 0.5)  # the flag's length in stem lengths (uniform)
 FOOT = 0.3  # share of edited 1s that also get a foot
 FOOT_HALF = (0.12, 0.3)  # half the foot's width, in stem lengths (uniform)
 BAR_HEIGHT = (0.42, 0.62)  # where a 7's bar crosses the stem, as a fraction of the digit's height (uniform)

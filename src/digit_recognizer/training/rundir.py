@@ -7,6 +7,7 @@
       model.json, model.safetensors   the finished model (the one loader reads it)
       member-0/ .. member-N/   an ensemble's members, each a run folder of its own
       report.html, report/*.png       the report
+      .lock, .owner            held by the process training into the folder, and its pid
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ CHECKPOINT = "checkpoint.safetensors"
 MEMBER = "member-{}"
 REPORT_DIR = "report"
 REPORT_PAGE = "report.html"
+LOCK, OWNER = ".lock", ".owner"
 
 
 def run_name(recipe: str, seed: int, ensemble: int = 1) -> str:
@@ -71,6 +73,23 @@ class RunDir:
 
     def member(self, k: int) -> "RunDir":
         return RunDir(self.path / MEMBER.format(k))
+
+    def holds_run(self) -> bool:
+        """Whether a training run has started here (its config is the first file it writes)."""
+        return any(p.exists() for p in (self.config, self.checkpoint, self.model_json, self.metrics))
+
+    def clear(self) -> None:
+        """Remove a previous run's files (--overwrite): config, metrics, checkpoint, model, report, members."""
+        import shutil
+
+        for p in (self.config, self.metrics, self.checkpoint, self.report_page, *self.path.glob(f"{MODEL_STEM}*")):
+            p.unlink(missing_ok=True)
+        for d in (self.report_dir, *self.path.glob(MEMBER.format("*"))):
+            if d.is_dir():
+                shutil.rmtree(d)
+
+    def lock(self) -> "RunLock":
+        return RunLock(self)
 
     def create(self) -> None:
         """Make the folder, removing what a killed write left in it."""
@@ -121,3 +140,45 @@ def read_plain_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DigitsError(f"{path}: expected a JSON object")
     return data
+
+
+class RunLock:
+    """An exclusive hold on a run folder for one training process, from before its first write to its end.
+
+    The operating system's lock (filelock) goes with the process, so a killed run never leaves the folder
+    locked; the holder's pid, in OWNER, is for the message a second process gets."""
+
+    def __init__(self, run: RunDir) -> None:
+        from filelock import FileLock
+
+        self.run = run
+        self.file = FileLock(str(run.path / LOCK), timeout=0)
+
+    def __enter__(self) -> "RunLock":
+        from filelock import Timeout
+
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.file.acquire()
+        except Timeout:
+            raise DigitsError(f"{self.run.path} is in use by another training process{self.holder()}; wait for it "
+                              "to finish, or use another --out") from None
+        try:  # a note for the message above; the lock itself is the operating system's
+            (self.run.path / OWNER).write_text(str(os.getpid()))
+        except OSError:
+            pass  # a full or read-only disk: the run's own first write will say so
+        return self
+
+    def holder(self) -> str:
+        try:
+            pid = (self.run.path / OWNER).read_text().strip()
+        except OSError:
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            (self.run.path / OWNER).unlink(missing_ok=True)
+        except OSError:
+            pass
+        self.file.release()
