@@ -29,17 +29,9 @@ HAND_PRESENTATIONS = ("tight", "thin-margin", "bold-margin", "lowres", "coloured
 PAPER = 0.4  # share of single marks written on a photographed page (synth.compose); the rest are presentations
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=["val", "test"], default="val")
-    ap.add_argument("--n", type=int, default=500, help="images per set")
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-
-    from digit_recognizer.data import load_mnist, train_val_split
-    from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
-    from digit_recognizer.inference.recognizer import Recognizer
+def hand_sets(split: str, n: int, sets: tuple[str, ...] | None = None) -> dict[str, list[tuple[bytes, str]]]:
+    """The sets of this benchmark for `split` (each seeded by the split and its name): name -> [(file bytes,
+    label)], an empty label where refusing is right."""
     from digit_recognizer.testing.presentations import make
     from digit_recognizer.testing.synth import compose
     from digit_recognizer.training.glyphs import LETTERS, NOT_DIGITS
@@ -47,8 +39,7 @@ def main() -> None:
     from digit_recognizer.training.outliers import blot, scribble
     from digit_recognizer.training.strokes import Hand, draw
 
-    ds = load_mnist(progress=False)
-    source = ds.test if args.split == "test" else train_val_split(ds.train, 0.1, 0)[1]
+    source = split_digits(split)
     images, labels = source.images.numpy(), source.labels.numpy()
     ones, sevens = images[labels == 1], images[labels == 7]
 
@@ -67,32 +58,56 @@ def main() -> None:
 
     def hands(rng: np.random.Generator) -> list[tuple[bytes, str]]:
         out = []
-        for _ in range(args.n):
+        for _ in range(n):
             mark, label = hand_digit(rng)
             out.append((presented(mark, rng), str(label)))
         return out
 
     def numbers(rng: np.random.Generator) -> list[tuple[bytes, str]]:
         out = []
-        for _ in range(args.n):
+        for _ in range(n):
             marks = [hand_digit(rng) for _ in range(int(rng.integers(3, 7)))]
             out.append((compose([m for m, _ in marks], rng, single=False), "".join(str(d) for _, d in marks)))
         return out
 
     def refused(kinds, rng: np.random.Generator) -> list[tuple[bytes, str]]:
-        return [(presented(kinds[rng.integers(len(kinds))](rng), rng), "") for _ in range(args.n)]
+        return [(presented(kinds[rng.integers(len(kinds))](rng), rng), "") for _ in range(n)]
 
     def glyph_of(name: str):
         return lambda rng: draw(NOT_DIGITS[name], Hand.random(rng), rng)
 
-    others = [glyph_of(n) for n in NOT_DIGITS if n not in LETTERS] + [scribble, blot]
+    others = [glyph_of(k) for k in NOT_DIGITS if k not in LETTERS] + [scribble, blot]
     makers = {"hands": hands, "hands-numbers": numbers,
-              "letters": partial(refused, [glyph_of(n) for n in LETTERS]),
+              "letters": partial(refused, [glyph_of(k) for k in LETTERS]),
               "not-digits": partial(refused, others)}
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"hands-{args.split}-"))
-    for name, make_set in makers.items():
-        write_set(out / name, make_set(set_rng(args.split, "hands/" + name)))
+    return {name: make_set(set_rng(split, "hands/" + name)) for name, make_set in makers.items()
+            if sets is None or name in sets}
 
+
+def split_digits(split: str):
+    """The MNIST digits the sets are drawn from: the test split, or the validation split of training."""
+    from digit_recognizer.data import load_mnist, train_val_split
+
+    ds = load_mnist(progress=False)
+    return ds.test if split == "test" else train_val_split(ds.train, 0.1, 0)[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=["val", "test"], default="val")
+    ap.add_argument("--n", type=int, default=500, help="images per set")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
+    from digit_recognizer.inference.recognizer import Recognizer
+
+    sets = hand_sets(args.split, args.n)
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"hands-{args.split}-"))
+    for name, items in sets.items():
+        write_set(out / name, items)
+    source = split_digits(args.split)
     rec = Recognizer.load(args.model)
     clean = evaluate(rec, source)
     refused_clean = sum(p.refused for p in rec.predict_arrays(source.images)) / len(source)
@@ -101,7 +116,7 @@ def main() -> None:
           f"at min_confidence {rec.min_confidence:.3f}")
     rows = [[f"clean MNIST ({args.split} split)", len(source), round(clean.accuracy * 100, 2),
              round(refused_clean * 100, 2)]]
-    for name in makers:
+    for name in sets:
         res = evaluate_folder(rec, out / name)
         what = "refused" if name in ("letters", "not-digits") else "read exactly"
         print(f"{name:<14} {res['n']} images: {res['accuracy'] * 100:.2f}% {what} (refused {res['refused']})")

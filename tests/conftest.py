@@ -1,7 +1,9 @@
 """Shared fixtures: the real MNIST (fetched once into the user's cache) and small helpers.
 
-Tiers: `pytest --fast` runs what needs neither real MNIST nor a browser nor the network; plain
-`pytest` (what CI runs) runs everything. A test that asks for the `mnist` fixture is `slow` automatically.
+Tiers (markers): `slow` needs real MNIST (a test that asks for the `mnist` fixture is `slow` automatically),
+`smoke` runs the `digits` command, a server or a training run (seconds each), `network` reaches the package
+index, `browser` drives Chromium. `pytest --fast` runs the rest: unit tests, in about a minute on 2 cores;
+`pytest -m smoke` the smoke tier; plain `pytest` (what CI runs) everything.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_FIXTURES = {"mnist", "mnist_dir"}
-OUTSIDE_FAST_TIER = ("slow", "network", "browser")
+OUTSIDE_FAST_TIER = ("slow", "smoke", "network", "browser")
 
 
 def pytest_addoption(parser):
     parser.addoption("--fast", action="store_true",
-                     help="the fast tier: no real MNIST, no browser, no network (seconds)")
+                     help="the fast tier: unit tests only (no real MNIST, subprocesses, browser or network)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -41,6 +41,7 @@ def test_train_real_mnist_with_accuracy_floor(trained_run):
         assert f"report/{picture}" in page
 
 
+@pytest.mark.smoke
 def test_report_rebuilds(trained_run, env):
     (trained_run / "report" / "confusion_matrix.png").unlink()
     res = run_digits("report", str(trained_run), env=env)
@@ -48,6 +49,7 @@ def test_report_rebuilds(trained_run, env):
     assert (trained_run / "report" / "confusion_matrix.png").is_file()
 
 
+@pytest.mark.smoke
 def test_evaluate_json_matches_training_report(trained_run, env):
     res = run_digits("evaluate", "--model", str(trained_run), "--json", env=env)
     assert res.returncode == 0, res.stderr
@@ -57,6 +59,7 @@ def test_evaluate_json_matches_training_report(trained_run, env):
     assert np.array(out["confusion_matrix"]).sum() == 10_000 and len(out["per_class"]) == 10
 
 
+@pytest.mark.smoke
 def test_evaluate_shipped_model(env):
     res = run_digits("evaluate", "--json", env=env)
     assert res.returncode == 0, res.stderr
@@ -103,6 +106,7 @@ def test_predict_kaggle(mnist, tmp_path, env):
     assert (labels == mnist.test.labels[:n].numpy()).mean() >= 0.97
 
 
+@pytest.mark.smoke
 def test_data_commands(mnist_dir, tmp_path):
     for f in mnist_dir.glob("*-ubyte"):
         shutil.copy(f, tmp_path / f.name)
@@ -125,6 +129,7 @@ def test_data_commands(mnist_dir, tmp_path):
     (["report", "/tmp"], "not a finished training run", 1),
     (["evaluate", "--precision", "int4"], "unknown precision", 2),
 ])
+@pytest.mark.smoke
 def test_errors_are_one_line(args, message, code, env):
     res = run_digits(*args, env=env)
     assert res.returncode == code

@@ -21,6 +21,7 @@ def smoke_train(data_dir: Path, *args: str, cwd: Path | None = None):
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")})
 
 
+@pytest.mark.smoke
 def test_smoke_training_logs_throughput_and_names_its_model(fake_data_dir, tmp_path):
     res = smoke_train(fake_data_dir, "--no-report", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -34,6 +35,7 @@ def test_smoke_training_logs_throughput_and_names_its_model(fake_data_dir, tmp_p
     assert "--model latest" in res.stdout  # the commands for *this* model (runs/latest points to it)
 
 
+@pytest.mark.smoke
 def test_resume_refuses_options_that_differ(fake_data_dir, tmp_path):
     run = tmp_path / "run"
     assert smoke_train(fake_data_dir, "--no-report", "--out", str(run)).returncode == 0
@@ -43,6 +45,7 @@ def test_resume_refuses_options_that_differ(fake_data_dir, tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.smoke
 def test_ensemble_honours_no_tta(fake_data_dir, tmp_path):
     for flag, expected in (("--no-tta", False), ("--tta", True)):
         run = tmp_path / flag
@@ -51,6 +54,7 @@ def test_ensemble_honours_no_tta(fake_data_dir, tmp_path):
         assert json.loads((run / "model.json").read_text())["tta"] is expected
 
 
+@pytest.mark.smoke
 def test_report_on_a_smoke_run(fake_data_dir, tmp_path):
     run = tmp_path / "run"
     res = smoke_train(fake_data_dir, "--out", str(run))
@@ -71,6 +75,7 @@ def test_configs_are_checked_before_any_data(overrides, message):
         make_config("fast", **overrides)
 
 
+@pytest.mark.smoke
 def test_bad_option_fails_before_loading_data(tmp_path):
     res = run_digits("train", "--precision", "fp8", "--data-dir", str(tmp_path / "nothing-here"))
     assert res.returncode == 2 and "unknown precision" in res.stderr and not (tmp_path / "nothing-here").exists()
@@ -91,6 +96,7 @@ def test_serve_without_its_extra_says_what_to_install(monkeypatch):
     assert "pip install 'digit-recognizer[serve]'" in str(result.exception) and "fastapi" in str(result.exception)
 
 
+@pytest.mark.smoke
 def test_python_m_works_like_digits():
     import subprocess
 
@@ -141,12 +147,14 @@ def run_digits_in(cwd: Path, *args: str):
                           timeout=300, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
 
 
+@pytest.mark.smoke
 def test_an_empty_folder_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     res = run_digits("predict", str(tmp_path / "empty"))
     assert res.returncode == 1 and f"no images in {tmp_path / 'empty'}" in res.stderr
 
 
+@pytest.mark.smoke
 def test_evaluate_images_prints_mistakes_plainly(tmp_path):
     from PIL import Image
 
@@ -217,6 +225,7 @@ def test_image_grid_shows_every_digit_and_colours_wrong_titles(tmp_path):
     assert red.any()  # the wrong prediction's title
 
 
+@pytest.mark.smoke
 def test_progress_bars_become_one_line_per_epoch_in_a_log(fake_data_dir, tmp_path):
     args = [a for a in SMOKE if a != "--no-progress"]
     cmd = [sys.executable, "-m", "digit_recognizer", "train", *args, "--epochs", "2", "--data-dir",

@@ -43,6 +43,7 @@ def torchrun(tmp_path, nproc: int) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.smoke
 def test_two_gloo_ranks_end_identical_and_only_rank_0_writes(tmp_path):
     res = torchrun(tmp_path, 2)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -66,6 +67,7 @@ def test_two_gloo_ranks_end_identical_and_only_rank_0_writes(tmp_path):
               progress=False, log=lambda m: None)
 
 
+@pytest.mark.smoke
 def test_the_cli_trains_under_torchrun(tmp_path, fake_data_dir):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
            "digit_recognizer", "train", "--limit", "600", "--epochs", "1", "--no-report", "--no-progress",
@@ -77,6 +79,7 @@ def test_the_cli_trains_under_torchrun(tmp_path, fake_data_dir):
     assert (tmp_path / "run" / "model.json").is_file()
 
 
+@pytest.mark.smoke
 def test_torchrun_fast_recipe_reaches_the_floor(tmp_path, mnist_dir):
     """The default recipe over 2 gloo processes keeps the single process's accuracy (global batch 64)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
@@ -92,6 +95,7 @@ def test_torchrun_fast_recipe_reaches_the_floor(tmp_path, mnist_dir):
     assert json.loads(ev.stdout)["accuracy"] >= 0.992, ev.stdout[-500:]
 
 
+@pytest.mark.smoke
 def test_an_ensemble_under_torchrun_shares_out_its_members(tmp_path, fake_data_dir):
     """3 members over 2 ranks: rank 0 trains members 1 and 3, rank 1 member 2; each member is the same network
     a single process trains with that seed; rank 0 alone writes the ensemble and reports."""

@@ -51,6 +51,7 @@ def test_probabilities_average_members_and_shifted_views(ensemble_run, mnist):
     assert Recognizer(loaded).predict(x[0].numpy()).digit == int(expected[0].argmax())
 
 
+@pytest.mark.smoke
 def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
     before = (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns
     with pytest.raises(DigitsError, match="already holds a model"):

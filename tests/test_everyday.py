@@ -68,6 +68,7 @@ def test_a_threshold_given_per_call_judges_the_model_answers_only():
     assert blank.at_threshold(0.0).refused
 
 
+@pytest.mark.smoke
 def test_version_and_short_help():
     from digit_recognizer import __version__
 
@@ -87,6 +88,7 @@ def test_version_and_short_help():
     (["serve", "--host", "999.1.1.1"], "999.1.1.1"),
     (["serve", "--workers", "0"], "--workers"),
 ])
+@pytest.mark.smoke
 def test_bad_options_are_usage_errors_in_one_line(args, message):
     pytest.importorskip("fastapi", reason="serve's options are checked after its extra")
     res = run_digits(*args)
@@ -94,6 +96,7 @@ def test_bad_options_are_usage_errors_in_one_line(args, message):
     assert message in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.smoke
 def test_a_port_in_use_is_one_line():
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
     with socket.socket() as held:

@@ -2,6 +2,7 @@
 change under a server, odd entries in a folder."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_digits
+from conftest import run_digits
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.models.modelfile import default_model_path, save_model
 from digit_recognizer.models.net import build_model
@@ -31,19 +32,26 @@ def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:
             "--out", str(out), "--precision", "fp32", "--device", "cpu", *extra]
 
 
-def test_a_run_folder_belongs_to_one_process(tmp_path):
-    held = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+@contextlib.contextmanager
+def held_elsewhere(folder: Path):
+    """Another process holding the run folder's lock, for as long as the block runs."""
+    held = subprocess.Popen([sys.executable, "-c", "import time\n"
                              "from digit_recognizer.training.rundir import RunDir\n"
-                             f"with RunDir({str(tmp_path / 'run')!r}).lock():\n"
+                             f"with RunDir({str(folder)!r}).lock():\n"
                              "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert held.stdout.readline().strip() == "held"
-        with pytest.raises(DigitsError, match=f"in use by another training process \\(pid {held.pid}\\)"):
-            with RunDir(tmp_path / "run").lock():
-                pass
+        yield held.pid
     finally:
         held.kill()
         held.wait()
+
+
+def test_a_run_folder_belongs_to_one_process(tmp_path):
+    with held_elsewhere(tmp_path / "run") as pid:
+        with pytest.raises(DigitsError, match=f"in use by another training process \\(pid {pid}\\)"):
+            with RunDir(tmp_path / "run").lock():
+                pass
     with RunDir(tmp_path / "run").lock():  # the holder is gone: the lock went with it
         assert (tmp_path / "run" / ".owner").read_text() == str(os.getpid())
     assert not (tmp_path / "run" / ".owner").exists()
@@ -51,18 +59,10 @@ def test_a_run_folder_belongs_to_one_process(tmp_path):
 
 @pytest.mark.smoke
 def test_a_second_train_on_a_busy_folder_is_refused(tmp_path, fake_data_dir):
-    held = subprocess.Popen([sys.executable, "-c", "import time\n"
-                             "from digit_recognizer.training.rundir import RunDir\n"
-                             f"with RunDir({str(tmp_path / 'run')!r}).lock():\n"
-                             "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert held.stdout.readline().strip() == "held"
+    with held_elsewhere(tmp_path / "run") as pid:
         res = run_digits(*smoke_args(fake_data_dir, tmp_path / "run"))
-        assert res.returncode == 1 and f"pid {held.pid}" in res.stderr, res.stderr
+        assert res.returncode == 1 and f"pid {pid}" in res.stderr, res.stderr
         assert not (tmp_path / "run" / "config.json").exists()  # nothing written by the refused run
-    finally:
-        held.kill()
-        held.wait()
 
 
 @pytest.mark.smoke
@@ -95,6 +95,7 @@ def test_a_full_or_read_only_disk_is_one_line(tmp_path, fake_data_dir, monkeypat
     assert errors == [f"error: {tmp_path / 'run' / 'config.json'}: {words}"]
 
 
+@pytest.mark.smoke
 def test_a_real_full_disk_is_one_line(tmp_path, fake_data_dir):
     disk = tmp_path / "small"
     disk.mkdir()
@@ -161,6 +162,7 @@ def test_sigterm_stops_training_with_a_resume_hint(tmp_path, fake_data_dir):
     assert not (out / ".owner").exists()  # the lock and its note went with the run
 
 
+@pytest.mark.smoke
 def test_a_dangling_link_and_an_odd_name_are_named(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -222,3 +224,15 @@ def test_workers_serve_the_model_the_server_started_with(tmp_path):
         os.kill(worker, signal.SIGKILL)
         status, body = wait_for(lambda: (h := get(url + "/api/health"))[0] == 503 and h)
         assert "a worker process could not start" in body["error"] and "corrupt" in body["error"]
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stopped_server_exits_cleanly(workers):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from digit_recognizer.testing.localserver import local_server_process
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with local_server_process("--workers", workers, timeout=90) as (_, proc):
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 0, (workers, sig)

@@ -137,6 +137,7 @@ def test_special_files_are_refused_without_reading(tmp_path):
         assert "not a regular file" in str(out[0].value)
 
 
+@pytest.mark.smoke
 def test_one_bad_file_does_not_stop_the_others(tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(np.pad(np.full((60, 12), 0, np.uint8), 40, constant_values=255)).save(good)
@@ -255,6 +256,7 @@ def test_a_gzip_bomb_on_a_mirror_is_refused_while_streaming():
     assert peak < 8 << 20
 
 
+@pytest.mark.smoke
 def test_killed_writers_leftovers_are_removed_on_the_next_write(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

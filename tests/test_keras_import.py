@@ -137,6 +137,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
         load_keras_tutorial(write_h5(tmp_path / "shape.h5", w))
 
 
+@pytest.mark.smoke
 def test_import_keras_command_makes_a_model_every_command_uses(tmp_path, mnist_dir):
     h5 = write_h5(tmp_path / "cnn_model.h5", random_weights(4))
     out = tmp_path / "imported"

@@ -103,6 +103,7 @@ def test_bad_marker_readers_are_one_line_errors(pair, tmp_path):
         attach_marker_reader(reader, main)  # main's own description names a reader
 
 
+@pytest.mark.smoke
 def test_attach_marker_on_the_command_line(pair):
     main, reader = pair
     res = run_digits("attach-marker", str(reader), "--model", str(main))
@@ -121,6 +122,7 @@ def test_a_pen_of_its_own_is_as_wide_whatever_the_digits_stroke():
     assert not np.array_equal(marker_bank(digits, 0, pen=True), marker_bank(digits, 0))
 
 
+@pytest.mark.smoke
 def test_the_marker_reader_exports_to_onnx_on_its_own(pair, tmp_path):
     import onnxruntime as ort
 

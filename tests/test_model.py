@@ -120,6 +120,7 @@ def small(mnist) -> Split:
     return Split(mnist.train.images[:3000], mnist.train.labels[:3000])
 
 
+@pytest.mark.smoke
 def test_resume_after_interrupt_gives_the_same_model(small, tmp_path):
     cfg = make_config("fast", epochs=3, batch_size=64)
     straight = train(cfg, small, tmp_path / "a", progress=False, log=lambda m: None)
@@ -140,6 +141,7 @@ def test_resume_after_interrupt_gives_the_same_model(small, tmp_path):
     assert [h["val_loss"] for h in straight.history] == [h["val_loss"] for h in resumed.history]
 
 
+@pytest.mark.smoke
 def test_seed_reproducible_and_ema(small, tmp_path):
     cfg = make_config("fast", epochs=1, batch_size=128, ema=0.9, augment_degrees=10, augment_shift=0.1)
     a = train(cfg, small, tmp_path / "a", progress=False, log=lambda m: None)
@@ -162,6 +164,7 @@ def test_ema_is_the_exponential_average_of_the_weights():
     assert not torch.equal(ema.head[-1].weight, before[f"head.{len(ema.head) - 1}.weight"])
 
 
+@pytest.mark.smoke
 def test_training_with_ema_returns_the_average(small, tmp_path):
     cfg = make_config("fast", epochs=1, batch_size=128, ema=0.99)
     result = train(cfg, small, tmp_path, progress=False, log=lambda m: None)
@@ -171,6 +174,7 @@ def test_training_with_ema_returns_the_average(small, tmp_path):
     assert not torch.equal(result.model.head[-1].weight, raw.head[-1].weight)
 
 
+@pytest.mark.smoke
 def test_corrupt_checkpoint_is_reported(small, tmp_path):
     cfg = make_config("fast", epochs=1)
     train(cfg, small, tmp_path, progress=False, log=lambda m: None)

@@ -70,6 +70,7 @@ def test_lean_sgd_refuses_state_of_other_groups():
         LeanSGD(list(net.parameters()), functional_sgd(), **SETTINGS).load_state_dict(saved)
 
 
+@pytest.mark.smoke
 def test_training_does_not_import_torch_compile():
     # torch._dynamo costs 1.3 s to import on these CPUs; nothing in a training run needs it.
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import tempfile\n"

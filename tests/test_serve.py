@@ -112,6 +112,7 @@ def test_read_endpoint(client, mnist):
     assert client.post("/api/read", files={"file": ("x.txt", b"text", "text/plain")}).status_code == 415
 
 
+@pytest.mark.smoke
 def test_local_server_reports_a_server_that_cannot_start():
     from digit_recognizer.testing.localserver import local_server
 
@@ -168,6 +169,7 @@ def test_read_boxes_of_an_exif_rotated_photo(client, mnist):
         assert [d["box"] for d in got["digits"]] == [d["box"] for d in want["digits"]]
 
 
+@pytest.mark.smoke
 def test_two_workers_answer():
     """`digits serve --workers 2`: uvicorn's worker processes, each loading the model, answer on one port."""
     import urllib.request

@@ -149,6 +149,7 @@ def test_fashion_mnist_from_debian_package():
     assert ds.train.class_counts() == [6000] * 10 and ds.test.class_counts() == [1000] * 10
 
 
+@pytest.mark.smoke
 def test_killed_fetch_leaves_nothing_valid(served, tmp_path):
     SLOW_MIDWAY.clear()
     code = ("import sys; from digit_recognizer.data import fetch_mnist; "
@@ -165,6 +166,7 @@ def test_killed_fetch_leaves_nothing_valid(served, tmp_path):
         fetch_mnist(tmp_path, mirrors=(), use_pypi=False, progress=False, log=quiet)
 
 
+@pytest.mark.smoke
 def test_concurrent_fetches_do_not_corrupt(served, tmp_path):
     code = ("import sys; from digit_recognizer.data import fetch_mnist; "
             "r = fetch_mnist(sys.argv[1], mirrors=(sys.argv[2],), use_pypi=False, progress=False); "

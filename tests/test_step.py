@@ -52,6 +52,7 @@ def test_a_learning_rate_on_the_device_is_checkpointed_as_a_number(tmp_path):
     assert [g["lr"] for g in fresh.opt.param_groups] == [pytest.approx(0.05)]
 
 
+@pytest.mark.smoke
 def test_cuda_graph_without_cuda_is_one_line_before_any_data(tmp_path):
     res = subprocess.run([sys.executable, "-m", "digit_recognizer", "train", "--cuda-graph", "--device", "cpu",
                           "--data-dir", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "run")],

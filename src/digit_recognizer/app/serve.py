@@ -247,6 +247,8 @@ def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> No
     connections beyond MAX_CONNECTIONS are answered 503."""
     import json
     import os
+    import signal
+    import sys
     import tempfile
     from dataclasses import asdict, replace
 
@@ -259,6 +261,9 @@ def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> No
     limits = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_S,
               "limit_concurrency": MAX_CONNECTIONS, "http": protocol()}
     if workers <= 1:
+        # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again: a stop asked for is a
+        # clean exit (0), as it is with workers.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(settings.app(), **limits)
         return
     # Every worker, the first ones and any that replaces one, loads the model this process verified, from a
