@@ -12,7 +12,7 @@ from conftest import run_digits
 from digit_recognizer.app.report import PICTURES
 
 TRAIN_FLOOR = 0.99  # `digits train` as is (fast recipe, 2 epochs): measured 99.22-99.41% over seeds 0-2
-SHIPPED_FLOOR = 0.996  # the shipped model (best recipe, wide net): measured 99.66%
+SHIPPED_FLOOR = 0.995  # the shipped model (best recipe with other hands and outliers, wide net): measured 99.53%
 
 
 @pytest.fixture(scope="module")
