@@ -54,7 +54,7 @@ def test_probabilities_average_members_and_shifted_views(ensemble_run, mnist):
 @pytest.mark.smoke
 def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
     before = (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns
-    with pytest.raises(DigitsError, match="already holds a model"):
+    with pytest.raises(DigitsError, match="already holds a training run: --overwrite starts again there"):
         train_ensemble(make_config("fast", epochs=1, batch_size=64), small, ensemble_run, 2, **QUIET)
     train_ensemble(make_config("fast", epochs=1, batch_size=64), small, ensemble_run, 3, resume=True, **QUIET)
     assert (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns == before
