@@ -72,13 +72,14 @@ def test_lean_sgd_refuses_state_of_other_groups():
 
 @pytest.mark.smoke
 def test_training_does_not_import_torch_compile():
-    # torch._dynamo costs 1.3 s to import on these CPUs; nothing in a training run needs it.
+    # torch._dynamo costs 1.3 s to import on these CPUs; nothing in a CPU training run needs it. Pinned to the CPU,
+    # the path this checks, so that a GPU machine runs the same check (it failed there under --device auto).
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import tempfile\n"
             "from test_torch_compat import tiny_split\n"
             "from digit_recognizer.training.loop import train\n"
             "from digit_recognizer.training.recipes import make_config\n"
             "train(make_config('fast', epochs=1, batch_size=64), tiny_split(), tempfile.mkdtemp(), "
-            "progress=False, log=lambda _: None)\n"
+            "progress=False, log=lambda _: None, device='cpu')\n"
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"

@@ -44,7 +44,8 @@ def fresh_caches():
 def train_tiny(tmp_path):
     lines: list[str] = []
     cfg = make_config("fast", epochs=1, batch_size=64)
-    result = train(cfg, tiny_split(), tmp_path / "run", progress=False, log=lines.append)
+    # The CPU path, whose private APIs these tests take away (int8 runs on the CPU only), on a GPU machine too.
+    result = train(cfg, tiny_split(), tmp_path / "run", progress=False, log=lines.append, device="cpu")
     return result, lines
 
 
@@ -55,11 +56,11 @@ def test_training_finishes_without_private_torch_apis(tmp_path, monkeypatch, fre
     for probe in PRIVATE_PROBES:
         monkeypatch.delattr(torch.cpu, probe, raising=False)
     result, _ = train_tiny(tmp_path)
-    recognizer = Recognizer.load(result.model_json, precision="fp32")
+    recognizer = Recognizer.load(result.model_json, precision="fp32", device="cpu")
     assert len(recognizer.predict_arrays(tiny_split(4, seed=1).images)) == 4
     if hardware.int8_is_available():  # the ranges were recorded and build an int8 network
         assert "int8_ranges" in recognizer.meta
-        int8 = Recognizer.load(result.model_json, precision="int8")
+        int8 = Recognizer.load(result.model_json, precision="int8", device="cpu")
         assert int8.probabilities(tiny_split(64, seed=2).images).shape == (64, 10)
 
 
@@ -69,7 +70,7 @@ def test_training_finishes_without_int8_quantization(tmp_path, monkeypatch, fres
     assert not hardware.int8_is_available()
     result, lines = train_tiny(tmp_path)
     assert any("int8 ranges not recorded" in line for line in lines)
-    recognizer = Recognizer.load(result.model_json)
+    recognizer = Recognizer.load(result.model_json, device="cpu")
     assert "int8_ranges" not in recognizer.meta
     assert recognizer.probabilities(tiny_split(64, seed=2).images).shape == (64, 10)  # auto falls back
 
