@@ -136,6 +136,15 @@ def data_info(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) ->
         typer.echo(f"{split_name}: {len(split):,} images  {counts}")
 
 
+@contextmanager
+def as_usage_error() -> Iterator[None]:
+    """A DigitsError from checking the options given (a recipe, a precision) is a usage error (exit 2)."""
+    try:
+        yield
+    except DigitsError as e:
+        raise UsageError(str(e)) from None
+
+
 class Terminated(Exception):
     """SIGTERM, raised where the program was, so that training stops as it does on Ctrl-C."""
 
@@ -205,10 +214,8 @@ def train(
             raise UsageError("--resume needs --out: the run folder to continue")
         cfg = resume_config(RunDir(out), recipe=recipe, **given)
     else:
-        try:
+        with as_usage_error():
             cfg = make_config(recipe or DEFAULT_RECIPE, dev.type, **given)
-        except DigitsError as e:
-            raise UsageError(str(e)) from None
     run = RunDir(out or RUNS_ROOT / run_name(cfg.recipe, cfg.seed, ensemble))
     from ..training import distributed
 
@@ -217,9 +224,8 @@ def train(
     from ..training.loop import check_cuda_graph
 
     check_cuda_graph(cfg, dev, world)
-    if world.is_main and not (resume or overwrite) and run.holds_run():  # before the data loads
-        raise UsageError(f"{run.path} already holds a training run: --overwrite starts again there, --resume "
-                         f"continues it with its own settings, or use another --out")
+    if world.is_main and not (resume or overwrite):
+        run.make_room(overwrite=False)  # a folder that holds a run is refused before the data loads
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
     command = invocation()
     try:
@@ -270,10 +276,8 @@ def evaluate(model: Optional[str] = ModelPath,
     from ..inference.evaluate import evaluate as run_eval
     from ..inference.evaluate import evaluate_folder
 
-    try:
+    with as_usage_error():
         precision = check_precision(precision)
-    except DigitsError as e:
-        raise UsageError(str(e)) from None
     dev = resolve_device(device)
     recognizer = load_recognizer(model, dev, min_confidence=min_confidence, precision=precision)
     if images is not None:

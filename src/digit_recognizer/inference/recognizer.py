@@ -57,8 +57,8 @@ class Prediction:
         digits (ambiguous) or spread over many, as a model trained on marks that are not digits spreads it."""
         if not self.refused:
             return None
-        if self.why is not None or len(self.probabilities) < 2:
-            return self.why or "refused"
+        if self.why is not None:
+            return self.why
         (a, pa), (b, pb) = self.top[:2]
         if pa + pb >= AMBIGUOUS_MASS:
             return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"

@@ -68,12 +68,17 @@ def save_model(path: str | Path, model: Net, meta: dict[str, Any] | None = None)
     # Both staged, then renamed weights first: the description, which names the weights, appears last, and a
     # full disk leaves neither half.
     atomic_write_files([(stem.with_suffix(".safetensors"), save_tensors(weights)),
-                        (stem.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())])
+                        (stem.with_suffix(".json"), json_bytes(meta))])
     return stem.with_suffix(".json")
 
 
+def json_bytes(obj: Any) -> bytes:
+    """A description as written to disk: indented JSON, one newline at the end."""
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def update_metrics(json_path: Path, metrics: dict) -> None:
@@ -271,7 +276,6 @@ def private_copy(path: str | Path | None, folder: Path) -> tuple[Path, LoadedMod
     root = json_path.parent
     for f in model_files(json_path):
         dest = folder / Path(os.path.normpath(f.absolute())).relative_to(root.absolute())
-        dest.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dest, read_regular_file(f, MAX_WEIGHTS_BYTES))
     copy = folder / json_path.name
     if load_model(copy).sha256 != loaded.sha256:

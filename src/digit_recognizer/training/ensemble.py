@@ -43,11 +43,8 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
     if not world.is_main:
         return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)
     with run.lock():
-        if run.holds_run() and not resume:
-            if not overwrite:
-                raise DigitsError(f"{run.path} already holds a training run: --overwrite starts again there, "
-                                  f"--resume continues it, or use another --out")
-            run.clear()
+        if not resume:
+            run.make_room(overwrite)
         run.create()
         run.write_config(to_dict(cfg))
         return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)

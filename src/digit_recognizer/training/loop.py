@@ -182,11 +182,8 @@ def start_run(run: RunDir, cfg: TrainConfig, resume: bool, overwrite: bool = Fal
     a folder holding another run is refused unless `overwrite` clears it."""
     if resume:
         resume_config(run, **to_dict(cfg))
-    elif run.holds_run():
-        if not overwrite:
-            raise DigitsError(f"{run.path} already holds a training run: --overwrite starts again there, "
-                              f"--resume continues it with its own settings, or use another --out")
-        run.clear()
+    else:
+        run.make_room(overwrite)
     run.create()
     run.write_config(to_dict(cfg))
 

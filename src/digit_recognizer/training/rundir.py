@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.formats import atomic_write_bytes, remove_stale_temporaries, temp_path
-from ..errors import DigitsError
+from ..errors import DigitsError, UsageError
 from ..models.modelfile import MODEL_STEM, write_json
 
 RUNS_ROOT = Path("runs")  # where `digits train` puts runs unless --out says otherwise
@@ -77,6 +77,15 @@ class RunDir:
     def holds_run(self) -> bool:
         """Whether a training run has started here (its config is the first file it writes)."""
         return any(p.exists() for p in (self.config, self.checkpoint, self.model_json, self.metrics))
+
+    def make_room(self, overwrite: bool) -> None:
+        """Refuse a folder that holds a run (a usage error naming the ways on), or, with `overwrite`, clear it."""
+        if not self.holds_run():
+            return
+        if not overwrite:
+            raise UsageError(f"{self.path} already holds a training run: --overwrite starts again there, --resume "
+                             f"continues it with its own settings, or use another --out")
+        self.clear()
 
     def clear(self) -> None:
         """Remove a previous run's files (--overwrite): config, metrics, checkpoint, model, report, members."""
