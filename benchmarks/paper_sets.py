@@ -125,10 +125,10 @@ def main() -> None:
         rows.append([f"{name} ({what})", res["n"], round(res["accuracy"] * 100, 2),
                      round(res["refused"] / res["n"] * 100, 2)])
     if "numbers" in sets:  # a number given to single-digit prediction must be refused, not read as one digit
-        from digit_recognizer.errors import SeveralDigits
+        from digit_recognizer.inference.recognizer import Prediction
 
         files = sorted(f for f in (out / "numbers").iterdir() if f.suffix != ".csv")
-        several = sum(isinstance(r, SeveralDigits) for r in rec.predict_many(files))
+        several = sum(isinstance(r, Prediction) and "side by side" in (r.why or "") for r in rec.predict_many(files))
         print(f"numbers given to predict: {several / len(files) * 100:.2f}% refused as several digits")
         rows.append(["numbers given to predict (refused as several digits)", len(files),
                      round(several / len(files) * 100, 2), round(several / len(files) * 100, 2)])

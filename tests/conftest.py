@@ -72,3 +72,25 @@ def fake_data_dir(tmp_path_factory) -> Path:
         (d / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
         (d / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx((np.arange(n) % 10).astype(np.uint8)))
     return d
+
+
+@pytest.fixture
+def skip_step(monkeypatch):
+    """skip_step(name): the reader runs without one of its page steps (polarity, background, lines), or with
+    `fn` in its place, for the rest of the test."""
+    from digit_recognizer.inference.reader import pipeline
+
+    def skip(name: str, fn=lambda x, params, seen: (x, {})) -> None:
+        assert name in dict(pipeline.PAGE_STEPS), name
+        monkeypatch.setattr(pipeline, "PAGE_STEPS", tuple((n, fn if n == name else f) for n, f in pipeline.PAGE_STEPS))
+
+    return skip
+
+
+def with_params(group: str, **values):
+    """The reader's parameters with some values of one group changed."""
+    from dataclasses import replace
+
+    from digit_recognizer.inference.reader import PARAMS
+
+    return replace(PARAMS, **{group: replace(getattr(PARAMS, group), **values)})

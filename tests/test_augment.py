@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from digit_recognizer.inference.fit import MAX_ASPECT
+from digit_recognizer.inference.reader import PARAMS
 from digit_recognizer.training.augment import extent, random_affine
 
 
@@ -22,7 +22,7 @@ def test_widened_digits_keep_their_longer_side_and_the_readers_flattest_shape():
     wider = ratio > 1.5 * 4 / 20
     assert 0.15 < wider.float().mean() < 0.35  # a quarter are widened
     assert ratio.max() > 1.0  # up to e^2 = 7.4 times as wide: flat, the height raised as the reader does
-    assert (ratio <= MAX_ASPECT * 1.1).all()
+    assert (ratio <= PARAMS.fit.max_aspect * 1.1).all()
     assert (torch.maximum(w, h) <= 20 + 1).all()  # the longer side stays in the 20-px box (bilinear edges)
 
 

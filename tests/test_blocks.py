@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digit_recognizer.inference import preprocess as pp
-from digit_recognizer.inference.blocks import unblocked
+from digit_recognizer.inference.reader import PARAMS, read_digit
+from digit_recognizer.inference.reader import blocks
+
+
+def unblocked(x: np.ndarray) -> np.ndarray:
+    return blocks.unblocked(x, PARAMS.decode)
 
 SMALL = 9  # px: a digit from a low-resolution scan
 
@@ -49,7 +53,9 @@ def test_smooth_images_and_drawings_are_left_alone():
 def test_a_blocky_digit_is_read_like_the_small_one(monkeypatch):
     a = small_digit()
     blocky = np.asarray(Image.fromarray(a, "F").resize((180, 180), Image.Resampling.NEAREST))
-    expected = pp.preprocess_views(png(a)).images
-    assert np.array_equal(pp.preprocess_views(png(blocky)).images, expected)
-    monkeypatch.setattr(pp, "unblocked", lambda x: x)  # read as it is: square steps instead of curves
-    assert not np.array_equal(pp.preprocess_views(png(blocky)).images, expected)
+    from digit_recognizer.inference.reader import decode
+
+    expected = read_digit(png(a)).images
+    assert np.array_equal(read_digit(png(blocky)).images, expected)
+    monkeypatch.setattr(decode, "unblocked", lambda x, p: x)  # read as it is: square steps instead of curves
+    assert not np.array_equal(read_digit(png(blocky)).images, expected)

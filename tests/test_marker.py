@@ -9,8 +9,11 @@ from PIL import Image, ImageDraw
 
 from digit_recognizer.constants import DIGIT_BOX, IMAGE_SIZE
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference.fit import MAX_STROKE, typical_width
-from digit_recognizer.inference.preprocess import enclosed_holes
+from digit_recognizer.inference.reader import PARAMS
+from digit_recognizer.inference.reader.fit import enclosed_holes as holes
+from digit_recognizer.inference.reader.ops import typical_width
+
+MAX_STROKE = PARAMS.strokes.mnist[2]
 from digit_recognizer.training import loop
 from digit_recognizer.training.marker import marker_bank, marker_digit, nib_grown
 from digit_recognizer.training.recipes import make_config
@@ -25,10 +28,10 @@ def ring(stroke: int = 3) -> np.ndarray:
 
 def test_a_fat_marker_fills_the_loop_that_a_pen_leaves_open():
     zero = ring()
-    assert enclosed_holes(zero) == 1
-    assert enclosed_holes(marker_digit(zero, 1.2)) == 1  # a pen a little wider: still a 0 with its hole
+    assert holes_of(zero) == 1
+    assert holes_of(marker_digit(zero, 1.2)) == 1  # a pen a little wider: still a 0 with its hole
     fat = marker_digit(zero, 4.5)
-    assert enclosed_holes(fat) == 0  # the hole is gone, as under a marker whose stroke is 4.5x as wide
+    assert holes_of(fat) == 0  # the hole is gone, as under a marker whose stroke is 4.5x as wide
     assert fat.shape == (IMAGE_SIZE, IMAGE_SIZE) and fat.dtype == np.uint8
 
 
@@ -88,3 +91,8 @@ def test_a_share_outside_0_to_1_is_refused_before_any_data_loads():
         make_config("best", augment_marker=1.5)
     with pytest.raises(DigitsError, match="augment_widen"):
         make_config("best", augment_widen=-1.0)
+
+
+def holes_of(x):
+    """Holes the reader counts in a (28, 28) digit."""
+    return holes(x, PARAMS)

@@ -10,9 +10,35 @@ from scipy import ndimage
 
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, TooLarge
-from digit_recognizer.inference.fit import NARROW_VIEW, SQUEEZED, digit_views, fit_and_centre
-from digit_recognizer.inference.preprocess import (crop_to_ink, ink_bright, preprocess, preprocess_views,
-                                                   remove_background)
+from digit_recognizer.inference.reader import PARAMS, fit_and_centre, ink_only, preprocess, read_digit
+from digit_recognizer.inference.reader import background as bg_step
+from digit_recognizer.inference.reader import crop as crop_step
+from digit_recognizer.inference.reader.fit import fit, strokes, views
+from digit_recognizer.inference.reader.polarity import polarity
+
+NARROW_VIEW, SQUEEZED = PARAMS.views.narrow, PARAMS.views.squeezed
+preprocess_views = read_digit
+
+
+def with_params(group: str, **values):
+    """The reader's parameters with some values of one group changed."""
+    from dataclasses import replace
+
+    return replace(PARAMS, **{group: replace(getattr(PARAMS, group), **values)})
+
+
+def crop_to_ink(x: np.ndarray, params=PARAMS) -> np.ndarray:
+    """The crop step's cut of one digit from an ink-bright image."""
+    return crop_step.crop(np.asarray(x, np.float32), params, {"scale": 1.0})[0][0].image
+
+
+def digit_views(crop: np.ndarray):
+    """The strokes, fit and views steps on a crop of ink."""
+    seen: dict = {}
+    for step in (strokes, fit, views):
+        crop, facts = step(crop, PARAMS, seen)
+        seen.update(facts)
+    return crop
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +87,11 @@ def test_digits_on_paper_read_like_originals(mnist, recognizer, scale):
 
 def test_steps():
     page = on_paper(np.pad(np.full((10, 4), 255, np.uint8), 9), 6.0)  # a thick "1" on paper
-    x = ink_bright(page.astype(np.float32))
-    assert x[0, 0] < 50 and x.max() > 200  # background dark, ink bright
-    y = remove_background(x + 30, "t")  # a grey background level is removed
-    assert y[0, 0] == 0 and y.max() == 255
-    crop = crop_to_ink(y, "t")
+    x, facts = polarity(page.astype(np.float32), PARAMS)
+    assert facts["inverted"] and x[0, 0] < 50 and x.max() > 200  # background dark, ink bright
+    y, facts = bg_step.background(x + 30, PARAMS)  # a grey background level is removed
+    assert y[0, 0] == 0 and y.max() == 255 and facts["stroke_px"] > 20  # the 1 is 24 px wide
+    crop = crop_to_ink(y)
     assert crop.shape[0] > crop.shape[1] > 0 and crop.shape[0] < 100
     out = fit_and_centre(crop)
     rows, cols = np.nonzero(out > 64)
@@ -254,49 +280,41 @@ def test_a_speck_or_a_dash_is_not_a_digit(mark, reason):
 def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     """Faint ink on a grainy photo, stretched to full: single grains pass the crop's threshold all over the page.
     The crop is the ring; with the threshold alone (and no dust left out) it is the whole page."""
-    from digit_recognizer.inference import groups
-    from digit_recognizer.inference import preprocess as pp
-
     rng = np.random.default_rng(0)
     x = np.clip(rng.normal(0, 25, (240, 240)), 0, 255)  # (h, w) ink-bright grain: ~0.5% above a quarter of full
     x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
-    assert max(crop_to_ink(x, "x").shape) < 80
-    monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)
-    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)  # the crop's other defence, below
-    assert max(crop_to_ink(x, "x").shape) > 200
+    assert max(crop_to_ink(x).shape) < 80
+    monkeypatch.setattr(crop_step, "ink_mask", lambda x, params: x > params.ink.seen * 255)
+    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)  # the crop's other defence, below
+    assert max(crop_to_ink(x).shape) > 200
 
 
 def test_specks_far_from_the_digit_do_not_widen_its_crop(monkeypatch):
     """A few grains of a photo's grain outlast the crop's smoothing, far from a faint digit: they are dust (as
     the number reader leaves dust out), and the crop is the digit's."""
-    from digit_recognizer.inference import groups
-
     x = np.zeros((300, 300), np.float32)  # (h, w) ink bright
     x[ring(x.shape, (150, 150), 30, 4)] = 255  # a 0, 68 px across, about 1,500 px of ink
     for y0, x0 in ((10, 12), (280, 20), (15, 285), (270, 290)):
         x[y0:y0 + 2, x0:x0 + 2] = 255  # 4 px each
-    assert max(crop_to_ink(x, "x").shape) < 80
-    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)
-    assert max(crop_to_ink(x, "x").shape) > 250
+    assert max(crop_to_ink(x).shape) < 80
+    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)
+    assert max(crop_to_ink(x).shape) > 250
 
 
 def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
     """A shadow a third of the page across, beside a faint digit: an opening a quarter of the page wide cannot
     follow it, and what is left of it is cut out with the digit. One sized by the strokes follows it."""
-    from digit_recognizer.inference import groups
-    from digit_recognizer.inference import preprocess as pp
-
     yy, xx = np.mgrid[0:300, 0:300]
     page = 200 - 30 * np.exp(-((yy - 110) ** 2 + (xx - 120) ** 2) / (2 * 45.0 ** 2))  # (h, w) grey, the shadow
     page += np.random.default_rng(0).normal(0, 2, page.shape)
     page[ring(page.shape, (170, 170), 14, 2)] -= 45  # a 0 in a light pencil, 32 px across
 
     def crop() -> tuple[int, int]:
-        return crop_to_ink(pp.ink_only(page.astype(np.float32), "x"), "x").shape
+        return crop_to_ink(ink_only(page)).shape
 
     assert max(crop()) < 40
-    monkeypatch.setattr(pp, "stroke_opening", pp.lighting_opening)  # the lighting's opening alone
-    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)  # and every bit of what it leaves kept
+    monkeypatch.setattr(bg_step.Coarse, "stroke_opening", lambda c, p: c.lighting)  # the lighting's opening alone
+    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)  # and every bit of what it leaves kept
     assert max(crop()) > 100
 
 
@@ -304,74 +322,69 @@ def test_a_shadow_darker_than_the_ink_is_not_measured_as_a_stroke(monkeypatch):
     """A round shadow left in the detail, brighter there (ink bright) than a light pencil's digit beside it:
     measured as the strokes, it sized the background's opening past the shadow, which was then cut out with the
     digit. Its soft edges give it away; the strokes are measured again without it."""
-    from digit_recognizer.inference import preprocess as pp
-
     yy, xx = np.mgrid[0:400, 0:400]
     page = 200 - 60 * np.exp(-((yy - 280) ** 2 + (xx - 290) ** 2) / (2 * 90.0 ** 2))  # (h, w) grey, the shadow
     page += np.random.default_rng(0).normal(0, 2, page.shape)
     page[ring(page.shape, (120, 110), 16, 2)] -= 40  # a 0 in a light pencil, 36 px across
     page = page.astype(np.float32)
 
-    def crop() -> tuple[int, int]:
-        return crop_to_ink(pp.ink_only(page, "x"), "x").shape
+    def crop(params=PARAMS) -> tuple[int, int]:
+        return crop_to_ink(ink_only(page, params), params).shape
 
     assert max(crop()) < 40  # 35
-    monkeypatch.setattr(pp, "MIN_EDGE_SHARPNESS", 0.0)  # the first measurement always kept
-    assert max(crop()) > 200  # 263
+    assert max(crop(with_params("background", min_sharpness=0.0))) > 200  # the first measurement always kept
 
 
 def test_a_slab_of_chalk_is_measured_whole_not_by_its_grains(monkeypatch):
     """A 1 drawn as a fat slab of chalk: its cover varies grain by grain. Measured on the detail as it is, the
     gaps make it a thin stroke (and the background's opening would be sized for one); smoothed a little, whole."""
-    from digit_recognizer.inference import preprocess as pp
-
     rng = np.random.default_rng(0)
     small = np.full((120, 80), 40, np.float32)  # (h, w) coarse copy: a dark board
     slab = np.zeros(small.shape, bool)
     slab[20:100, 25:55] = True  # 30 px wide
     small[slab] = 40 + 180 * np.clip(rng.normal(0.85, 0.2, small.shape), 0, 1)[slab]
-    assert pp.stroke_width(small) > 9  # 10.8
-    monkeypatch.setattr(pp, "STROKE_SMOOTHING", 0)
-    assert pp.stroke_width(small) < 7  # 5.7
+    assert bg_step.Coarse.measure(small, PARAMS.background).width > 9  # 10.8
+    assert bg_step.Coarse.measure(small, with_params("background", stroke_smoothing=0).background).width < 7
 
 
 def test_dust_is_not_counted_among_a_pages_marks():
     """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
     of marks of one size still are."""
     from digit_recognizer.errors import NotADigit
-    from digit_recognizer.inference.groups import MAX_COMPONENTS, components
+    from digit_recognizer.inference.reader.marks import marks as components
 
     mask = np.zeros((400, 400), bool)
     mask[150:250, 190:200] = True  # a 1
     mask[::12, ::12] = True  # 1,156 grains
-    _, marks = components(mask, "x")
+    _, marks = components(mask, PARAMS.crop)
     assert [(m.x0, m.y0, m.width, m.height) for m in marks] == [(190, 150, 10, 100)]
     flood = np.zeros((400, 400), bool)
-    for k in range(MAX_COMPONENTS + 1):
+    for k in range(PARAMS.crop.max_marks + 1):
         y, x = divmod(k, 25)
         flood[y * 12:y * 12 + 4, x * 12:x * 12 + 4] = True
     with pytest.raises(NotADigit, match="separate marks"):
-        components(flood, "x")
+        components(flood, PARAMS.crop)
 
 
 def test_a_small_digit_is_not_a_speck():
     img = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(img).line([(100, 90), (100, 99)], fill=0, width=2)  # a 1, 10 px tall
-    assert preprocess(save(img, "PNG")).max() > 200
+    out = preprocess(save(img, "PNG"))
+    rows, cols = np.nonzero(out > 127)
+    assert out.max() == 255 and rows.max() - rows.min() + 1 >= 18  # fitted to MNIST's 20-px box ...
+    assert cols.max() - cols.min() + 1 <= 6 and abs(cols.mean() - 13.5) <= 1.5  # ... an upright stroke, centred
 
 
 def test_a_faint_digits_crop_leaves_the_pages_grey_veil_out(monkeypatch):
     """Faint ink on a textured page: once the ink is stretched to full, the paper left above the background's
     estimate is a grey veil reaching the crop's threshold in places. The crop is the ring, not the veil."""
-    from digit_recognizer.inference import preprocess as pp
-
     rng = np.random.default_rng(0)
     texture = ndimage.gaussian_filter(rng.normal(0, 1, (240, 240)), 2.0)
     x = np.clip(42 + 9 * texture / texture.std(), 0, None)  # (h, w) ink-bright: the veil, peaks near 30% of full
     x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
-    assert max(crop_to_ink(x, "x").shape) < 80
-    monkeypatch.setattr(pp, "without_veil", lambda x: x)
+    assert max(crop_to_ink(x).shape) < 80
+    monkeypatch.setattr(crop_step, "without_veil", lambda x, p: x)
     try:
-        assert max(crop_to_ink(x, "x").shape) > 200  # the veil's peaks widen the crop to the page ...
+        assert max(crop_to_ink(x).shape) > 200  # the veil's peaks widen the crop to the page ...
     except DigitsError:
         pass  # ... or are ink scattered like noise

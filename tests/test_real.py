@@ -10,8 +10,7 @@ from PIL import Image, ImageDraw
 from conftest import read_right, run_digits
 from digit_recognizer.errors import NoInk, NotADigit
 from digit_recognizer.inference.recognizer import Recognizer
-from digit_recognizer.inference.preprocess import preprocess
-from digit_recognizer.inference.segment import segment
+from digit_recognizer.inference.reader import preprocess, read_marks as segment
 from digit_recognizer.testing.synth import compose, not_a_digit
 
 
@@ -97,7 +96,7 @@ def test_a_bar_written_apart_joins_its_digit(rec):
 def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
     """Strokes that fade to a fifth of the ink in places stay whole: faint stretches join the strokes they run
     on from instead of breaking them into specks (a digit dropped) or pieces (one digit read as two)."""
-    from digit_recognizer.inference import groups
+    from digit_recognizer.inference.reader import marks
 
     rng = np.random.default_rng(0)
     numbers = []
@@ -110,7 +109,8 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
         return sum(rec.read(image).number == label for image, label in numbers)
 
     assert right() >= 13  # 15 of 20
-    monkeypatch.setattr(groups, "stroke_mask", lambda ink: ink > groups.INK_THRESHOLD * 255)  # one threshold
+    one = lambda ink, params: ink > params.ink.strong * 255  # one threshold
+    monkeypatch.setattr(marks, "stroke_mask", one)
     assert right() <= 6  # 2 of 20
 
 
@@ -118,8 +118,7 @@ def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
     """Ink a third to half as dark as a pen's on a photographed page: stretched to full, the page's grain passes
     the crop's threshold in single pixels all over it. The crop keeps to the strokes; with the threshold alone
     (and no dust left out) it took in the page, and the grains passed for hairlines thickened into a blob."""
-    from digit_recognizer.inference import groups
-    from digit_recognizer.inference import preprocess as pp
+    from digit_recognizer.inference.reader import crop
 
     rng = np.random.default_rng(0)
     items = []
@@ -133,8 +132,8 @@ def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
         return read_right(rec.predict_many([image for image, _ in items]), [label for _, label in items])
 
     assert right() >= 36  # 39 of 40 (the threshold alone, dust left out: 39)
-    monkeypatch.setattr(pp, "ink_mask", lambda x: x > pp.INK_FRACTION * 255)  # the threshold alone
-    monkeypatch.setattr(groups, "without_dust", lambda mask: mask)
+    monkeypatch.setattr(crop, "ink_mask", lambda x, params: x > params.ink.seen * 255)  # the threshold alone
+    monkeypatch.setattr(crop, "without_dust", lambda mask, p: mask)
     assert right() <= 34  # 33 of 40
 
 

@@ -8,10 +8,17 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digit_recognizer import Recognizer
-from digit_recognizer.inference import preprocess as pp
-from digit_recognizer.inference.decode import open_image, to_gray
-from digit_recognizer.inference.rulings import remove_rulings
+from digit_recognizer.inference.reader import PARAMS, preprocess, read_digit
+from digit_recognizer.inference.reader.decode import open_image, to_gray
+from digit_recognizer.inference.reader.lines import lines
+from digit_recognizer.inference.reader.polarity import polarity
 from digit_recognizer.testing.presentations import make
+
+from conftest import with_params
+
+
+def remove_rulings(x: np.ndarray, params=PARAMS) -> np.ndarray:
+    return lines(np.asarray(x, np.float32), params)[0]
 
 
 def page_with_ring(grid: int | None, box: int = 0) -> bytes:
@@ -32,32 +39,32 @@ def page_with_ring(grid: int | None, box: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def test_squared_paper_reads_like_plain_paper(monkeypatch):
+def test_squared_paper_reads_like_plain_paper(skip_step):
     ink = 40  # grey level of a view's pixel counted as ink
-    plain = pp.preprocess(page_with_ring(None))
-    squared = pp.preprocess(page_with_ring(23))
+    plain = preprocess(page_with_ring(None))
+    squared = preprocess(page_with_ring(23))
     assert abs(int((squared > ink).sum()) - int((plain > ink).sum())) <= 0.1 * (plain > ink).sum()
-    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the lines left in: the crop is the whole page
-    kept = pp.preprocess(page_with_ring(23))
+    skip_step("lines")  # the lines left in: the crop is the whole page
+    kept = preprocess(page_with_ring(23))
     assert (kept > ink).sum() > 1.3 * (plain > ink).sum()
 
 
-def test_a_digit_in_a_forms_box_reads_like_one_on_plain_paper(monkeypatch):
+def test_a_digit_in_a_forms_box_reads_like_one_on_plain_paper(skip_step):
     ink = 40
-    plain = pp.preprocess(page_with_ring(None))
-    boxed = pp.preprocess(page_with_ring(None, box=3))
+    plain = preprocess(page_with_ring(None))
+    boxed = preprocess(page_with_ring(None, box=3))
     assert abs(int((boxed > ink).sum()) - int((plain > ink).sum())) <= 0.1 * (plain > ink).sum()
-    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the box left in: it is cropped with the ring
-    assert (pp.preprocess(page_with_ring(None, box=3)) > ink).sum() > 1.3 * (plain > ink).sum()
+    skip_step("lines")  # the box left in: it is cropped with the ring
+    assert (preprocess(page_with_ring(None, box=3)) > ink).sum() > 1.3 * (plain > ink).sum()
 
 
-def test_a_box_along_the_border_is_not_taken_for_the_paper(monkeypatch):
+def test_a_box_along_the_border_is_not_taken_for_the_paper():
     """The border of a boxed image is all ink; the paper is found just inside it, so the ink comes out bright."""
     gray = to_gray(open_image(page_with_ring(None, box=3), "boxed"))
     paper = (slice(100, 140), slice(90, 110))  # inside the ring
-    assert pp.ink_bright(gray)[paper].mean() < 50
-    monkeypatch.setattr(pp, "FRAME_DEPTH", 0.0)  # judged on the outermost pixels alone: the box is the paper
-    assert pp.ink_bright(gray)[paper].mean() > 200
+    assert polarity(gray, PARAMS)[0][paper].mean() < 50
+    outermost = with_params("polarity", frame_depth=0.0)  # judged on the outermost pixels alone: the box is paper
+    assert polarity(gray, outermost)[0][paper].mean() > 200
 
 
 def test_a_stroke_crossing_a_line_goes_on():
@@ -69,19 +76,17 @@ def test_a_stroke_crossing_a_line_goes_on():
     assert out[10:90, 45:52].min() > 100  # ... the stroke is whole
 
 
-def test_a_forms_box_goes_when_its_lines_are_as_thick_as_the_strokes(monkeypatch):
+def test_a_forms_box_goes_when_its_lines_are_as_thick_as_the_strokes():
     """A thin pen's digit cut out with three sides of a form's box, the lines as thick as the pen's strokes: no
     one line is far thinner than the strokes, but together they make a box, and all three go."""
-    from digit_recognizer.inference import rulings
-
     x = np.zeros((200, 160))
     x[:6], x[-6:], x[:, :6] = 255.0, 255.0, 255.0  # top, bottom and left of the box, 6 px
     x[30:170, 80:86] = 255.0  # a 1, strokes 6 px
     out = remove_rulings(x)
     assert out[:6, 20:].max() == 0 and out[-6:, 20:].max() == 0 and out[20:180, :6].max() == 0
     assert out[30:170, 80:86].min() == 255.0
-    monkeypatch.setattr(rulings, "BOX_SIDES", 4)  # three lines no longer a box: the lone left side stays
-    assert remove_rulings(x)[20:180, :6].min() == 255.0
+    four = with_params("lines", box_sides=4)  # three lines no longer a box: the lone left side stays
+    assert remove_rulings(x, four)[20:180, :6].min() == 255.0
 
 
 @pytest.mark.parametrize("bars", [1, 2])
@@ -100,13 +105,13 @@ def test_digits_on_lined_and_squared_paper(mnist):
     rng = np.random.default_rng(0)
     for name in ("ruled", "squared", "boxed"):
         picks = rng.integers(len(mnist.test.images), size=40)
-        views = [pp.preprocess_views(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
+        views = [read_digit(make(name, mnist.test.images[i].numpy(), rng)) for i in picks]
         got = [p.digit for p in recognizer.predict_views(views)]
         right = sum(g == int(mnist.test.labels[i]) for g, i in zip(got, picks))
         assert right >= 38, (name, right)
 
 
-def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
+def test_numbers_in_a_forms_comb_of_boxes(mnist, skip_step):
     """The comb's lines between the digits are taken out before the digits are found, not read as 1s."""
     from digit_recognizer.testing.presentations import in_comb
 
@@ -122,16 +127,14 @@ def test_numbers_in_a_forms_comb_of_boxes(mnist, monkeypatch):
         return sum(recognizer.read(image).number == label for image, label in numbers)
 
     assert right() >= 14
-    monkeypatch.setattr(pp, "remove_rulings", lambda x: x)  # the step both readers share
+    skip_step("lines")  # the step both readers share
     assert right() <= 10
 
 
-def test_a_combs_lines_are_found_where_the_paper_is_left_faint(monkeypatch):
+def test_a_combs_lines_are_found_where_the_paper_is_left_faint():
     """A small comb cut out of a faint form: once its contrast is stretched to full, the paper between the lines is
     left at 8% of full ink (above the fixed paper level). The lines are still found, against the level most rows
     stay at, and taken out; the digits' strokes, which cross no whole image, stay."""
-    from digit_recognizer.inference import rulings
-
     rng = np.random.default_rng(0)
     x = np.clip(rng.normal(20, 4, (34, 181)), 0, None)  # (h, w) ink-bright, paper at 8% of full ink
     x[[0, -1]] = 250  # the comb's top and bottom lines, 1 px
@@ -140,5 +143,5 @@ def test_a_combs_lines_are_found_where_the_paper_is_left_faint(monkeypatch):
     out = remove_rulings(x)
     assert out[:, ::30].max() < 128 and out[0].max() < 128  # the lines are gone
     assert out[8:26, 12:16].min() > 200  # the stroke is not
-    monkeypatch.setattr(rulings, "PAPER_MARGIN", 0.0)  # the fixed level alone
-    assert remove_rulings(x)[:, 30].max() > 200
+    fixed = with_params("lines", paper_margin=0.0)  # the fixed level alone
+    assert remove_rulings(x, fixed)[:, 30].max() > 200

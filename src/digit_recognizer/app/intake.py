@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import Request
 
 from ..constants import IMAGE_SIZE, PIXEL_MAX
-from ..inference.decode import MAX_PIXELS, image_pixels
+from ..inference.reader.decode import MAX_PIXELS, image_pixels
 
 MAX_FILES = 64  # per multipart request
 # A 28x28 pixel array is about 4 KB of JSON, 20 KB pretty-printed: anything much larger is not one.

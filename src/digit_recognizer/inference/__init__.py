@@ -1,6 +1,7 @@
-"""Inference: device and precision policy, int8, preprocessing, segmentation, the Recognizer, evaluation, export.
+"""Inference: device and precision policy, int8, the image reader, the Recognizer, evaluation, export.
 
-Every caller (CLI, server, evaluation, report, training's calibration) goes image -> `preprocess_views` (the
-digit fitted as MNIST was, plus a stretched view of a very narrow or flat one) -> `engine.probabilities`, averaged
-over the views -> `recognizer.postprocess`. Nothing here imports training or the app.
+Every caller (CLI, server, evaluation, report, training's calibration) goes image -> `reader.read_digit` (the
+digit fitted as MNIST was, plus a stretched view of a very narrow or flat one; `reader.read_marks` for every digit
+of a number) -> `engine.probabilities`, averaged over the views -> `recognizer.postprocess`. Nothing here imports
+training or the app.
 """

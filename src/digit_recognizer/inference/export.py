@@ -17,7 +17,7 @@ def export_onnx(loaded: LoadedModel, out: str | Path, device: torch.device | Non
     """Write `out` (.onnx): input "pixels" float32 (B, 1, 28, 28) in 0..255 -> output "logits" (B, 10).
     The graph is traced on `device` (default CPU); the file itself is device-free. With `marker_reader`, the
     network exported is the model's marker reader, for the digits whose strokes preprocessing thinned as a fat
-    marker's (inference.fit.Views.marker)."""
+    marker's (inference.reader.Views.marker)."""
     if marker_reader:
         if loaded.marker is None:
             raise DigitsError(f"{loaded.path}: this model has no marker reader (see digits attach-marker)")

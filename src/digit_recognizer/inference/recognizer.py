@@ -14,9 +14,8 @@ from ..errors import DigitsError, Refusal
 from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
-from .decode import ImageInput
-from .fit import Views
-from .preprocess import preprocess_views
+from .reader import PARAMS, ReaderParams, Trace, Views, read_digit, read_marks
+from .reader.decode import ImageInput
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 TOP_K = 3
@@ -87,8 +86,10 @@ class Recognizer:
     """A loaded model (or ensemble). `Recognizer.load()` gives the model shipped with the package."""
 
     def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None,
-                 precision: str = "auto", device: str | torch.device | None = "auto"):
+                 precision: str = "auto", device: str | torch.device | None = "auto",
+                 params: ReaderParams = PARAMS):
         self.loaded = loaded
+        self.params = params  # the image reader's parameters (inference.reader.params)
         # Model files are device-free: the weights move to the device here (auto: CUDA, then MPS, then CPU).
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         for net in loaded.nets:
@@ -155,7 +156,7 @@ class Recognizer:
         return postprocess(self.probabilities(images), self.min_confidence)
 
     def predict_views(self, views: Sequence[Views]) -> list[Prediction]:
-        """One prediction per image from its Views (preprocess_views), their probabilities averaged; every view
+        """One prediction per image from its Views (inference.reader.read_digit), their probabilities averaged; every view
         of every image goes through the model in one batch."""
         if not views:
             return []
@@ -172,7 +173,7 @@ class Recognizer:
         """The prediction and the (28, 28) uint8 image the model saw (the server and page show it; blank for an
         image refused before the model)."""
         try:
-            views = preprocess_views(image, name)
+            views = read_digit(image, self.params, name)
         except Refusal as e:
             return Prediction.refusal(e.reason(name)), np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         return self.predict_views([views])[0], views.images[0]
@@ -193,7 +194,7 @@ class Recognizer:
         def prepared(src: ImageInput) -> Views | Prediction | DigitsError:
             name = str(src) if isinstance(src, (str, Path)) else "image"
             try:
-                return preprocess_views(src, name)  # a path names itself in its errors
+                return read_digit(src, self.params, name)  # a path names itself in its errors
             except Refusal as e:
                 return Prediction.refusal(e.reason(name))
             except DigitsError as e:
@@ -211,6 +212,19 @@ class Recognizer:
     def read(self, image: ImageInput) -> "Reading":
         """A whole number: every digit in the image, left to right."""
         return read_number(self, image, str(image) if isinstance(image, (str, Path)) else "image")
+
+    def trace(self, image: ImageInput, number: bool = False) -> tuple[Trace, Prediction | "Reading"]:
+        """What the reader did to one image, step by step (inference.reader.Trace: each step's output and
+        facts), and the answer it led to: the prediction, or with `number` the reading of a whole number."""
+        name = str(image) if isinstance(image, (str, Path)) else "image"
+        trace = Trace()
+        if number:
+            return trace, read_number(self, image, name, trace)
+        try:
+            views = read_digit(image, self.params, name, trace)
+        except Refusal as e:
+            return trace, Prediction.refusal(e.reason(name))
+        return trace, self.predict_views([views])[0]
 
 
 def expand_paths(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
@@ -273,12 +287,11 @@ class Reading:
         return {**out, "reason": self.reason} if self.refused else out
 
 
-def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image") -> Reading:
-    """Every digit in the image, left to right, through the same model path as predict."""
-    from .segment import segment
-
+def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image", trace: Trace | None = None
+                ) -> Reading:
+    """Every digit in the image, left to right, through the same reader steps and model path as predict."""
     try:
-        segs = segment(image, name)
+        segs = read_marks(image, recognizer.params, name, trace)
     except Refusal as e:
         return Reading((), (), e.reason(name))
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())

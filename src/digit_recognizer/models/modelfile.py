@@ -3,7 +3,7 @@
 `load_model` is the one loader: it takes a run folder, either file of a pair, or None for the shipped model.
 A JSON with "members" describes an ensemble whose probabilities are averaged; one with "marker_reader" names a
 second model (its own description, beside the first) that reads the digits whose strokes the reader thinned as a
-fat marker's (inference.fit.Views.marker).
+fat marker's (inference.reader.Views.marker).
 """
 from __future__ import annotations
 

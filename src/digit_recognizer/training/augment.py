@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import PIXEL_MAX
-from ..inference.fit import MAX_ASPECT
+from ..inference.reader import PARAMS
 
-INK_SEEN = 0.1 * PIXEL_MAX  # a column or row with a pixel above this holds ink (for the digit's extent)
 WIDENED = (0.5, 0.75)  # draws of the squeeze coin in this range widen the digit (a quarter of them)
 
 
@@ -21,15 +20,15 @@ def extent(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         last = torch.where(seen, idx, -1).amax(1)
         return (last - first + 1).clamp(min=1).float()
 
-    ink = x[:, 0] > INK_SEEN  # (B, H, W)
+    ink = x[:, 0] > PARAMS.ink.seen * PIXEL_MAX  # (B, H, W): the digit's extent, as the reader sees ink
     return span(ink.any(1)), span(ink.any(2))
 
 
 def widened(x: torch.Tensor, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x scale, y scale), each (B,), that show digits widened `factor` times as the reader shows a flat digit:
-    the longer side kept, a digit flatter than MAX_ASPECT raised to it (inference.fit.placed)."""
+    the longer side kept, a digit flatter than fit.max_aspect raised to it (inference.reader.fit.placed)."""
     w, h = extent(x)
-    raised = torch.clamp(factor * w / (MAX_ASPECT * h), min=1.0)  # the reader's height stretch
+    raised = torch.clamp(factor * w / (PARAMS.fit.max_aspect * h), min=1.0)  # the reader's height stretch
     fit = torch.maximum(h, w) / torch.maximum(raised * h, factor * w)
     return factor * fit, raised * fit
 

@@ -1,7 +1,7 @@
 """Digits written with a fat marker, as the reader hands them to the model.
 
 A marker's stroke is the pen's path widened by its nib: each stroke grows by the nib's size and the bays and
-loops narrower than that fill with ink. The reader thins fat strokes back to MNIST's width (`inference.fit`),
+loops narrower than that fill with ink. The reader thins fat strokes back to MNIST's width (`inference.reader.fit`),
 which cannot reopen what the ink filled: the model is shown the digit closed up, or a solid blob whose notches
 say which digit it is, shapes that MNIST's pens never make. Training on such digits, put through the reader's
 own fitting code (`fit_and_centre`: the first of the views it reads), teaches the model to read them.
@@ -18,10 +18,11 @@ import numpy as np
 from PIL import Image
 
 from ..constants import IMAGE_SIZE, MNIST_STROKE, PIXEL_MAX
-from ..inference.fit import INK_FRACTION, cropped, fit_and_centre, resized, typical_width
+from ..inference.reader import PARAMS
+from ..inference.reader.fit import fit_and_centre
+from ..inference.reader.ops import cropped, is_ink, resized, typical_width
 
 FINE = 3  # the nib is drawn on a grid this many times finer than MNIST's
-INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
 FATTER = (1.8, 4.5)  # the marker's stroke, in widths of the digit's own stroke (uniform)
 MARKER_PEN = (2.0, 4.5)  # or the marker's own stroke, in MNIST's median strokes (uniform)
 CHISEL = 0.5  # share of chisel-tipped markers; the rest have a round nib
@@ -36,11 +37,11 @@ def nib_grown(inside: np.ndarray, reach: float, thinness: float, angle: float) -
 
     if thinness >= 1.0:
         return ndimage.distance_transform_edt(~inside) <= reach
-    turned = ndimage.rotate(inside.astype(np.float32), angle, reshape=True, order=1) > INK_LEVEL
+    turned = ndimage.rotate(inside.astype(np.float32), angle, reshape=True, order=1) > PARAMS.ink.inside
     # Distances measured with the short axis stretched 1/thinness times: the ball of radius `reach` in those
     # units is the nib's ellipse.
     grown = ndimage.distance_transform_edt(~turned, sampling=(1.0 / thinness, 1.0)) <= reach
-    back = ndimage.rotate(grown.astype(np.float32), -angle, reshape=True, order=1) > INK_LEVEL
+    back = ndimage.rotate(grown.astype(np.float32), -angle, reshape=True, order=1) > PARAMS.ink.inside
     top, left = (np.array(back.shape) - inside.shape) // 2  # rotating out and back added a border
     return back[top:top + inside.shape[0], left:left + inside.shape[1]]
 
@@ -54,7 +55,7 @@ def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle:
     a = np.pad(digit.astype(np.float32) / PIXEL_MAX, pad)
     side = a.shape[0] * FINE
     fine = resized(a, (side, side), Image.Resampling.BICUBIC)
-    inside = fine > INK_LEVEL
+    inside = fine > PARAMS.ink.inside
     if not inside.any():
         return digit
     own = typical_width(inside, "constant")  # fine px
@@ -63,7 +64,7 @@ def marker_digit(digit: np.ndarray, fatter: float, thinness: float = 1.0, angle:
     fat = nib_grown(inside, reach, thinness, angle).astype(np.float32) * PIXEL_MAX
     # Back to twice MNIST's grid, anti-aliased, as a scan or photo of the digit would be.
     coverage = resized(fat, (side * 2 // FINE, side * 2 // FINE), Image.Resampling.BOX)
-    return fit_and_centre(cropped(coverage, coverage > INK_FRACTION * PIXEL_MAX))
+    return fit_and_centre(cropped(coverage, is_ink(coverage, PARAMS.ink.seen)))
 
 
 def random_marker(digit: np.ndarray, rng: np.random.Generator, pen: bool = False) -> np.ndarray:

@@ -4,7 +4,7 @@ A glyph is a tuple of strokes; a stroke is a tuple of (x, y) control points in a
 down. A stroke is drawn through its points as a Catmull-Rom spline, so a few points make a curve. `Hand` is one
 writer's way of drawing: the control points jittered, the glyph narrowed or widened, slanted, turned, and drawn
 with a pen of some width. `draw` renders a glyph with OpenCV's anti-aliased lines and fits it as MNIST's digits
-were fitted (inference.fit.placed: the longer side 20 px, the centre of mass at the centre).
+were fitted (inference.reader.fit.placed: the longer side 20 px, the centre of mass at the centre).
 
     glyph (strokes of (x, y) points) + Hand -> draw -> (28, 28) uint8, ink bright
 """
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import DIGIT_BOX, MNIST_STROKE
-from ..inference.fit import INK_FRACTION, cropped, placed
+from ..constants import DIGIT_BOX, MNIST_STROKE, PIXEL_MAX
+from ..inference.reader import PARAMS
+from ..inference.reader.fit import placed
+from ..inference.reader.ops import cropped, is_ink
 
 Stroke = tuple[tuple[float, float], ...]
 Glyph = tuple[Stroke, ...]
@@ -105,10 +107,10 @@ def render(strokes: list[np.ndarray], pen: float) -> np.ndarray:
 
 def fitted(ink: np.ndarray) -> np.ndarray | None:
     """(h, w) float ink -> (28, 28) uint8 as MNIST was made, or None for an image with no ink."""
-    mask = ink > INK_FRACTION * ink.max() if ink.max() > 0 else None
+    mask = is_ink(ink / ink.max() * PIXEL_MAX, PARAMS.ink.seen) if ink.max() > 0 else None
     if mask is None or not mask.any():
         return None
-    return placed(cropped(ink, mask))
+    return placed(cropped(ink, mask), PARAMS)
 
 
 def draw(glyph: Glyph, hand: Hand, rng: np.random.Generator) -> np.ndarray:

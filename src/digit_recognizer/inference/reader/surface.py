@@ -1,25 +1,31 @@
 """The paper's brightness under strokes too fat for any opening that still follows the lighting.
 
 A fat marker's digit can fill most of its frame: a grey opening wide enough to pass over the strokes (see
-`preprocess.stroke_opening`) spans the whole image and returns the darkest paper everywhere, so a lighting
+`background.Coarse.stroke_opening`) spans the whole image and returns the darkest paper everywhere, so a lighting
 gradient or a vignette across the page is left as grey "ink" around and inside the strokes. Here the paper is
 measured where it shows, beside the strokes, and a smooth surface (a quadratic in x and y: a gradient, a
 vignette, a broad shadow) fitted to it by least squares is carried under them.
 
-    paper_surface(small (h, w) ink bright, flat (h, w) the opening's estimate) -> (h, w) | None
+    paper_surface(small (h, w) ink bright, flat (h, w) the opening's estimate, params) -> (h, w) | None
+
+The strokes are left out of the fit (what stands above p.surface_stroke of the ink level, the 99th percentile,
+grown by p.surface_edge of the shorter side so that their soft edges are left out too); it is fitted twice, the
+second time without the pixels further than p.surface_outliers robust standard deviations from the first fit
+(dust, a stroke's faint tail, JPEG ringing).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-# The strokes, to be left out of the fit: above this share of the opening's ink level (its 99th percentile)...
-STROKE_SHARE = 0.25
-# ... grown by this share of the image's shorter side (coarse px), so that their soft edges are left out too.
-EDGE_SHARE = 0.03
-MIN_PAPER_SHARE = 0.05  # of the pixels: with less paper showing than this, nothing is fitted (None)
-# Fitted twice: pixels further than this many robust standard deviations from the first fit (dust, a stroke's
-# faint tail, JPEG ringing) are left out of the second.
-OUTLIER_SIGMAS = 3.0
+from .ops import grown
+
+if TYPE_CHECKING:
+    from .params import Background
+
+MIN_FIT = 6  # pixels: a quadratic in x and y has 6 coefficients
+PERCENTILE_INK = 99  # the ink level of what stands above the opening
 
 
 def design(h: int, w: int) -> np.ndarray:
@@ -30,23 +36,21 @@ def design(h: int, w: int) -> np.ndarray:
     return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1).reshape(-1, 6)
 
 
-def paper_surface(small: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
+def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.ndarray | None:
     """A quadratic surface fitted to the paper of `small` (ink bright, coarse px) where it shows between and
-    around the strokes, found as what stands less than STROKE_SHARE of the ink level above `flat`; clipped to the
+    around the strokes, found as what stands less than p.surface_stroke of the ink level above `flat`; clipped to the
     range of the paper it was fitted to, so that it does not run away under a wide stroke. None when too little
     paper shows for a fit (a crop the strokes fill)."""
-    from scipy import ndimage
-
     h, w = small.shape
     if min(h, w) < 3:
         return None
     y = small - flat
-    level = float(np.percentile(y, 99))
+    level = float(np.percentile(y, PERCENTILE_INK))
     if level <= 0:
         return None
-    grow = max(1, int(round(EDGE_SHARE * min(h, w))))
-    paper = ~ndimage.binary_dilation(y > STROKE_SHARE * level, iterations=grow)
-    if paper.sum() < max(6, MIN_PAPER_SHARE * paper.size):
+    grow = max(1, int(round(p.surface_edge * min(h, w))))
+    paper = ~grown(y > p.surface_stroke * level, grow)
+    if paper.sum() < max(MIN_FIT, p.surface_min_paper * paper.size):
         return None
     a, values = design(h, w), small.ravel().astype(np.float64)
     keep = paper.ravel()
@@ -54,8 +58,8 @@ def paper_surface(small: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
         coef = np.linalg.lstsq(a[keep], values[keep], rcond=None)[0]
         residual = values - a @ coef
         spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 1e-6
-        keep = paper.ravel() & (np.abs(residual) <= OUTLIER_SIGMAS * spread)
-        if keep.sum() < 6:
+        keep = paper.ravel() & (np.abs(residual) <= p.surface_outliers * spread)
+        if keep.sum() < MIN_FIT:
             return None
     seen = values[paper.ravel()]
-    return np.clip(a @ coef, seen.min(), seen.max()).reshape(h, w)
+    return np.clip(a @ coef, seen.min(), seen.max()).reshape(h, w).astype(np.float32)

@@ -1,6 +1,11 @@
-"""Any image a person hands over -> float grey levels at a working size: decoded safely (size checked before
-decoding, regular files only), shrunk first whatever its mode, turned as its EXIF tag says, transparency laid
-over a backdrop the ink stands out from, colour reduced to the axis that separates ink from paper.
+"""Step 1, decode: any image a person hands over -> float32 grey levels at the working size.
+
+Decoded safely (size checked before decoding, regular files only), shrunk first whatever its mode (a JPEG is
+decoded at a reduced scale straight away), turned as its EXIF tag says, transparency laid over a backdrop the ink
+stands out from, colour reduced to the axis that separates ink from paper, a nearest-neighbour enlargement undone
+(blocks) and a tiny image enlarged.
+
+    decode(src, params, name) -> (gray (h, w) float32 0..255, facts)
 """
 from __future__ import annotations
 
@@ -11,18 +16,16 @@ from typing import Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.formats import read_regular_file
-from ..errors import EmptyInput, NotAnImage, TooLarge
+from ...constants import IMAGE_SIZE
+from ...data.formats import read_regular_file
+from ...errors import EmptyInput, NotAnImage, TooLarge
+from .blocks import unblocked
+from .ops import f32, resized
+from .params import Decode, ReaderParams
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
 MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
-MAX_WORKING_SIDE = 1024  # larger images are box-downscaled first; the digit ends up 20 px tall anyway
-OPAQUE = 250  # alpha at or above which a pixel counts as opaque ink or paper
-INKED_SHARE = 0.5  # with nothing opaque, pixels at least this share of the highest alpha are the ink
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
-HUE_GAIN = 2.0  # a colour axis replaces brightness only where it separates ink from paper this much better
-SPREAD_PERCENTILE = 99  # the spread of levels is measured between the 1st and 99th percentiles
-BACKGROUND_SIDE = 128  # colours (and, in preprocess, the background) are judged at about this resolution
 MID_GREY = 127.5
 EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose, which would turn
@@ -96,16 +99,16 @@ def array_image(a: np.ndarray, name: str) -> Image.Image:
     return Image.fromarray(a)
 
 
-def to_gray(img: Image.Image) -> np.ndarray:
-    """float32 (H, W) in 0..255, at most MAX_WORKING_SIDE px on a side, turned the way a viewer shows it (EXIF
+def to_gray(img: Image.Image, p: Decode = Decode()) -> np.ndarray:
+    """float32 (H, W) in 0..255, at most p.working_side px on a side, turned the way a viewer shows it (EXIF
     orientation). Every mode is shrunk before anything else is computed, so a small file that decodes to a
     large 16-bit, float or transparent image costs no more memory than its decoded pixels."""
     orientation = img.getexif().get(EXIF_ORIENTATION_TAG)
-    img = working_copy(img)
+    img = working_copy(img, p.working_side)
     if orientation in ORIENTATION_TRANSPOSE:
         img = img.transpose(ORIENTATION_TRANSPOSE[orientation])
     if img.mode in ("RGBA", "LA", "PA"):
-        img = flatten_alpha(img.convert("RGBA"))
+        img = flatten_alpha(img.convert("RGBA"), p)
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         a = np.asarray(img, dtype=np.float64)
         lo, hi = a.min(), a.max()
@@ -113,51 +116,84 @@ def to_gray(img: Image.Image) -> np.ndarray:
     if img.mode not in ("L", "1"):
         img = img.convert("RGB")
     if img.mode == "RGB":
-        return colour_to_gray(np.asarray(img, dtype=np.float32))
+        return colour_to_gray(np.asarray(img, dtype=np.float32), p)
     return np.asarray(img.convert("L"), dtype=np.float32)
 
 
-def working_copy(img: Image.Image) -> Image.Image:
-    """img box-averaged to at most MAX_WORKING_SIDE px on its longer side, in its own mode (palette and
-    bilevel images are first expanded, since shrinking those would drop pixels instead of averaging)."""
+def working_copy(img: Image.Image, side: int) -> Image.Image:
+    """img box-averaged to at most `side` px on its longer side, in its own mode (palette and bilevel images are
+    first expanded, since shrinking those would drop pixels instead of averaging)."""
+    if max(img.size) > 2 * side and img.format == "JPEG":  # decoded at 1/2 .. 1/8 scale, still >= side
+        img.draft(img.mode, tuple(max(1, s * side // max(img.size)) for s in img.size))
     if img.mode == "1":
         img = img.convert("L")
     elif img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if max(img.size) <= MAX_WORKING_SIDE:
+    if max(img.size) <= side:
         return img
-    f = MAX_WORKING_SIDE / max(img.size)  # a sliver of an image keeps at least one row or column
+    f = side / max(img.size)  # a sliver of an image keeps at least one row or column
     return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX)
 
 
-def colour_to_gray(rgb: np.ndarray) -> np.ndarray:
+def colour_to_gray(rgb: np.ndarray, p: Decode) -> np.ndarray:
     """(H, W, 3) -> (H, W) grey levels in which ink and paper differ most. Usually that is brightness; but
     green ink on pink paper, say, differs in hue at almost equal brightness, so where the colours' main axis
     of variation (their first principal component) separates them much better, that axis is used instead."""
     lum = rgb @ np.array(LUMA, np.float32)
-    flat = rgb[:: max(1, rgb.shape[0] // BACKGROUND_SIDE), :: max(1, rgb.shape[1] // BACKGROUND_SIDE)].reshape(-1, 3)
+    flat = rgb[:: max(1, rgb.shape[0] // p.colour_side), :: max(1, rgb.shape[1] // p.colour_side)].reshape(-1, 3)
     centred = flat - flat.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     axis = vt[0] / max(float(np.abs(vt[0]).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
-    spread = lambda v: float(np.subtract(*np.percentile(v, [SPREAD_PERCENTILE, 100 - SPREAD_PERCENTILE])))
-    if spread(flat @ axis) <= HUE_GAIN * spread(flat @ np.array(LUMA, np.float32)):
+    spread = lambda v: float(np.subtract(*np.percentile(v, [p.spread_percentile, 100 - p.spread_percentile])))
+    if spread(flat @ axis) <= p.hue_gain * spread(flat @ np.array(LUMA, np.float32)):
         return lum
     proj = rgb @ axis.astype(np.float32)
     return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
 
 
-def flatten_alpha(rgba: Image.Image) -> Image.Image:
+def flatten_alpha(rgba: Image.Image, p: Decode) -> Image.Image:
     """Lay an image with transparency over a backdrop that its most opaque pixels (the ink) stand out from:
     white under dark ink, black under light ink. The ink is what is opaque or, where nothing is (a soft brush, a
-    layer saved at part opacity), what is at least INKED_SHARE as opaque as the most opaque pixel. The colour of
+    layer saved at part opacity), what is at least p.inked_share as opaque as the most opaque pixel. The colour of
     clear pixels is arbitrary, so it is never used."""
     a = np.asarray(rgba)
     alpha = a[..., 3]
-    if (alpha >= OPAQUE).all():
+    if (alpha >= p.opaque).all():
         return rgba.convert("RGB")
     top = int(alpha.max())
-    inked = alpha >= (OPAQUE if top >= OPAQUE else max(1, INKED_SHARE * top))  # (H, W) bool; none if all clear
+    inked = alpha >= (p.opaque if top >= p.opaque else max(1, p.inked_share * top))  # (H, W) bool; none if all clear
     lum = np.asarray(rgba.convert("RGB").convert("L"), np.float32)
     ink_lum = float(np.average(lum[inked], weights=alpha[inked])) if inked.any() else 0.0
     backdrop = (0, 0, 0, 255) if ink_lum > MID_GREY else (255, 255, 255, 255)
     return Image.alpha_composite(Image.new("RGBA", rgba.size, backdrop), rgba).convert("RGB")
+
+
+def is_mnist_like(gray: np.ndarray) -> bool:
+    """Already 28x28 with a dark background: read as it is."""
+    return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and float(np.median(gray)) < MID_GREY
+
+
+def enlarged(gray: np.ndarray, side: int) -> np.ndarray:
+    """A tiny image (a digit cut out at 15 px, say) enlarged (bicubic) to `side` on its longer side: at a few px
+    per stroke, edges are most of the image and would be taken for noise the ink cannot stand out of."""
+    if max(gray.shape) >= side:
+        return gray
+    f = side / max(gray.shape)
+    size = (max(1, round(gray.shape[1] * f)), max(1, round(gray.shape[0] * f)))
+    return np.clip(resized(gray, size, Image.Resampling.BICUBIC), 0, 255)
+
+
+def decode(src: ImageInput, params: ReaderParams, name: str = "image") -> tuple[np.ndarray, dict]:
+    """The decode step: the image's grey levels at the working size, and what it found: the size as given,
+    whether it was already an MNIST-style digit (then nothing else is done to it), whether it was a blocky
+    enlargement, and the scale (working px per px of the image as given)."""
+    img = open_image(src, name)
+    gray = to_gray(img, params.decode)
+    facts = {"size": list(img.size)}
+    if is_mnist_like(gray):
+        return gray, {**facts, "mnist_like": True, "scale": 1.0}
+    small = unblocked(gray, params.decode)
+    work = f32(enlarged(small, params.decode.min_side))
+    # The longer sides match whatever EXIF turned and however much a large image was shrunk.
+    return work, {**facts, "mnist_like": False, "unblocked": small.shape != gray.shape,
+                  "scale": max(work.shape) / max(img.size)}

@@ -1,0 +1,143 @@
+"""Step 3, background: the paper's lighting taken out, the ink stretched to full, a blank page refused.
+
+Lighting, shadows and the strokes' width are judged on a coarse copy (about `side` px); the paper under the ink
+is a grey opening of it that passes over the strokes, carried back to the working size. Whether there is ink at
+all is judged against the lighting (an opening a quarter of the image wide), so a shadow on a blank page is not
+ink: marks brighter than the paper around them or, where fat strokes fill the frame, gaps of paper darker than
+the strokes around them. Then the paper is estimated past the strokes' whole width, so that fat strokes keep
+their middles, and no further, so that it follows the shadows.
+
+    background(x ink bright, params) -> (ink on black, stretched to 255, facts)   # raises NoInk
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...constants import PIXEL_MAX
+from ...errors import NoInk
+from .ops import edge, gaussian, opened, box_mean, stretched, typical_width
+from .params import Background, ReaderParams
+
+NOISE_SAMPLE = 1 << 16  # neighbour differences enough for a robust noise level; larger images are subsampled
+
+
+def coarse(x: np.ndarray, side: int) -> np.ndarray:
+    """A box-averaged copy at most about `side` px on a side."""
+    step = max(1, max(x.shape) // side)
+    sy, sx = min(step, x.shape[0]), min(step, x.shape[1])  # a sliver of an image keeps its one row or column
+    small = x[: x.shape[0] // sy * sy, : x.shape[1] // sx * sx]
+    return small.reshape(small.shape[0] // sy, sy, small.shape[1] // sx, sx).mean((1, 3), dtype=np.float32)
+
+
+def detail(small: np.ndarray, p: Background) -> np.ndarray:
+    """The image less its lighting (a blur over 1/p.lighting of it): paper near 0 everywhere, ink far from it."""
+    return small - gaussian(small, min(small.shape) / p.lighting, "nearest")
+
+
+def beyond_halfway(d: np.ndarray) -> np.ndarray:
+    """(h, w) bool: what lies beyond halfway from the darkest to the brightest of d."""
+    return d > (d.min() + d.max()) / 2
+
+
+def edge_sharpness(d: np.ndarray, ink: np.ndarray) -> float:
+    """How steeply d rises across the edge of `ink`: the median gradient there (per px) as a share of d's range.
+    A pen's edge rises over a pixel or two; a shadow's over tens. A sliver (one row or column) has no edge to
+    judge: infinitely sharp."""
+    spread = float(d.max() - d.min())
+    if min(d.shape) < 2 or spread <= 0:
+        return float("inf")
+    rim = edge(ink)
+    if not rim.any():
+        return float("inf")
+    return float(np.median(np.hypot(*np.gradient(d))[rim])) / spread
+
+
+@dataclass
+class Coarse:
+    """What the background step measures once on the coarse copy of the image."""
+    small: np.ndarray  # (h, w) float32, ink bright
+    lighting: int  # px: the opening that follows the lighting
+    sharpness: float  # of the smoothed detail's strokes' edges (edge_sharpness)
+    width: float  # px: the strokes' typical width
+
+    @classmethod
+    def measure(cls, x: np.ndarray, p: Background) -> "Coarse":
+        small = coarse(x, p.side)
+        lighting = max(p.min_opening, max(small.shape) // p.lighting)
+        # Strokes are what lies beyond halfway in the detail smoothed a little (chalk's gappy strokes measured
+        # whole); where that has soft edges it may be a shadow the detail kept, brighter than faint strokes
+        # beside it: the width is measured again less the lighting's opening, and the narrower one kept.
+        d = gaussian(detail(small, p), p.stroke_smoothing)
+        ink = beyond_halfway(d)
+        sharpness = edge_sharpness(d, ink)
+        width = typical_width(ink, "edge")
+        if sharpness < p.min_sharpness:
+            y = gaussian(small - paper(small, lighting, p, sharpness, lighting), p.stroke_smoothing)
+            width = min(width, typical_width(beyond_halfway(y), "edge"))
+        return cls(small, lighting, sharpness, width)
+
+    def stroke_opening(self, p: Background) -> int:
+        """An opening wide enough to pass over the strokes (a bold digit cut out tight), and for thin strokes no
+        wider than need be, so that it follows a shadow's edge."""
+        fat = int(np.ceil(p.fat_opening * self.width)) + 1
+        if fat >= self.lighting:
+            return fat
+        thin = int(np.ceil(p.thin_opening * self.width)) + 1
+        return min(self.lighting, max(thin, int(p.shadow_share * self.lighting), p.min_opening))
+
+
+def paper(small: np.ndarray, opening: int, p: Background, sharpness: float, lighting: int) -> np.ndarray:
+    """The paper's brightness on the coarse copy: a grey opening `opening` px wide, averaged as wide. Wider than
+    the lighting's, it spans the image and is the darkest paper everywhere: a smooth surface fitted to the
+    paper beside the strokes is used instead (surface), where their edges are a pen's (a tiny digit enlarged has
+    no paper apart from its blur)."""
+    bg = box_mean(opened(small, (opening, opening)), opening)
+    if opening > lighting and sharpness >= p.min_sharpness:
+        from .surface import paper_surface
+
+        surface = paper_surface(small, bg, p)
+        bg = bg if surface is None else surface
+    return bg
+
+
+def pixel_noise(y: np.ndarray) -> float:
+    """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
+    however much of the image the ink covers)."""
+    d = np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
+    if d.size > NOISE_SAMPLE:
+        d = d[:: d.size // NOISE_SAMPLE]
+    return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
+
+
+def peak(y: np.ndarray, p: Background) -> tuple[float, np.ndarray]:
+    """The brightest mark of y once a photo's grain is smoothed away, and y so smoothed."""
+    smooth = gaussian(y, p.grain_sigma)
+    return float(smooth.max()), smooth
+
+
+def stands_out(y: np.ndarray, contrast: float, p: Background) -> bool:
+    """Whether y's brightest mark rises `contrast` levels above the paper, and clearly above its noise."""
+    return peak(y, p)[0] >= max(contrast, p.noise_margin * pixel_noise(y))
+
+
+def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
+    """The background step (see the module's docstring)."""
+    p = params.background
+    c = Coarse.measure(x, p)
+    under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
+    y = x - under(c.small, c.lighting)
+    gaps = -under(-c.small, c.lighting) - x
+    faint = stands_out(y, p.faint_contrast, p) and c.sharpness >= p.faint_sharpness
+    if not (stands_out(y, p.min_contrast, p) or stands_out(gaps, p.min_contrast, p) or faint):
+        raise NoInk("no ink found (blank or nearly uniform image)")
+    opening = c.stroke_opening(p)
+    if opening != c.lighting:
+        y = x - under(c.small, opening)
+    top, smooth = peak(y, p)
+    y = np.clip(y, 0, None)
+    full = float(np.percentile(y[smooth > max(top, 1.0) / 2], p.ink_percentile))
+    facts = {"stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
+             "edge_sharpness": round(min(c.sharpness, 99.0), 3), "ink_level": round(full, 1)}
+    return np.clip(y * (PIXEL_MAX / max(full, 1.0)), 0, PIXEL_MAX), facts

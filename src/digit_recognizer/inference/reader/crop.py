@@ -1,0 +1,166 @@
+"""Step 5, crop: the ink's marks grouped into digits and cut out; what no digit makes refused.
+
+A grey veil that a textured page leaves over faint ink is taken off; pixel noise (no spatial coherence) and ink
+scattered over many small pieces (texture, dirt) are refused. For one digit, several digits side by side are
+refused (read it as a number), as are a speck and a dash; for a number, a group wider than a digit is split at
+the columns with the least ink into as many digits as its width suggests.
+
+    crop(x, params, seen, number=False) -> [Cut]   # one for a digit; left to right for a number
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...constants import PIXEL_MAX
+from ...errors import NoInk, NotADigit, SeveralDigits
+from .marks import Group, digit_groups, typical_height, without_dust
+from .ops import components, cropped, gaussian, grown, is_ink
+from .params import Crop, ReaderParams
+
+CONNECTIVITY = 4  # random specks rarely join up 4-connected
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One digit's ink cut out: (h, w) float 0..255, and its box (x, y, w, h) in the image's own px. `whole`, for
+    a part of a group split as touching digits, is the whole group as one digit (a wide flat 5 or 0 looks like
+    two touching digits to geometry alone)."""
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    whole: "Cut | None" = None
+
+
+def without_veil(x: np.ndarray, p: Crop) -> np.ndarray:
+    """x less the grey veil a textured page leaves over faint ink: the median of what lies below p.veil_far of
+    full ink, beyond p.veil_tolerance levels, taken off and the ink stretched back to full."""
+    far = x <= p.veil_far * PIXEL_MAX
+    veil = float(np.median(x[far])) - p.veil_tolerance if far.any() else 0.0
+    return np.clip((x - veil) * (PIXEL_MAX / (PIXEL_MAX - veil)), 0, PIXEL_MAX) if veil > 0 else x
+
+
+def ink_mask(x: np.ndarray, params: ReaderParams) -> np.ndarray:
+    """(h, w) bool: the ink that is still ink once a photo's grain is smoothed away (single grains of a faint,
+    stretched photo would widen the crop to the page); a shape's edges stay where they were."""
+    level = params.ink.seen
+    mask = is_ink(x, level)
+    strokes = mask & is_ink(gaussian(x, params.background.grain_sigma), level)
+    return strokes if strokes.any() else mask
+
+
+def neighbour_correlation(x: np.ndarray) -> float:
+    """Mean correlation of each pixel with its right and lower neighbours."""
+    pairs = [(x[:, :-1], x[:, 1:]), (x[:-1], x[1:])]
+    cs = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in pairs if a.size > 1]
+    return float(np.nanmean(cs)) if cs else 0.0
+
+
+def check_strokes(x: np.ndarray, mask: np.ndarray, p: Crop, one: bool) -> None:
+    """Refuse what is not pen strokes: pixel noise, or for `one` digit, ink scattered over many small pieces (a
+    long number has many)."""
+    if neighbour_correlation(x) < p.min_correlation:
+        raise NotADigit("not a digit (the ink has no stroke structure: noise)")
+    if not one:
+        return
+    _, stats = components(mask, CONNECTIVITY)
+    if len(stats) - 1 <= p.main_strokes:
+        return
+    sizes = np.sort(stats[1:, 4])[::-1]
+    if sizes[:p.main_strokes].sum() < p.main_share * sizes.sum():
+        raise NotADigit(f"not a digit (ink scattered over {len(stats) - 1} pieces: noise or texture)")
+
+
+def refuse_several(groups: list[Group], params: ReaderParams) -> None:
+    """Refuse several digits side by side: two or more groups digit-sized, and side by side (wider together
+    than a digit, or apart by a clear gap: a 0 whose faint strokes broke into "(" and ")" is neither)."""
+    p = params.crop
+    if len(groups) < 2:
+        return
+    tallest, largest = max(g.height for g in groups), max(g.area for g in groups)
+    digits = [g for g in groups if g.height >= p.several_height * tallest and g.area >= p.several_area * largest]
+    if len(digits) < 2:
+        return
+    height = max(g.y1 for g in digits) - min(g.y0 for g in digits)
+    width = max(g.x1 for g in digits) - min(g.x0 for g in digits)
+    ordered = sorted(digits, key=lambda g: g.x0)
+    gap = max(b.x0 - a.x1 for a, b in zip(ordered, ordered[1:]))
+    if width > params.fit.max_aspect * height or gap >= p.several_gap * height:
+        raise SeveralDigits(f"{len(digits)} digits side by side, not one (read it as a number)")
+
+
+def refuse_speck_or_dash(crop: np.ndarray, scale: float, p: Crop) -> None:
+    """Refuse ink no digit makes: a speck (`scale`: working px per px of the image as given) or a dash."""
+    h, w = crop.shape
+    if max(h, w) / scale < p.min_side:
+        raise NotADigit(f"not a digit (a speck {max(h, w) / scale:.0f} px across)")
+    if w > p.max_flatness * h:
+        raise NotADigit(f"not a digit (a dash, {w / h:.0f} times as wide as tall)")
+
+
+def split_touching(mask: np.ndarray, height: float, p: Crop) -> list[np.ndarray]:
+    """Split a group's mask (cut to its box) that is wider than a digit at the columns with the least ink, into
+    as many digits as its width suggests given the typical digit height. Parts keep the box."""
+    hh, w = mask.shape
+    h = max(height, hh) if hh < 1.5 * height else height
+    if w <= p.touching * h:
+        return [mask]
+    k = max(2, int(round(w / (p.digit_aspect * h))))
+    profile = mask.sum(0).astype(float)
+    cuts, last = [], 0
+    for i in range(1, k):
+        centre = int(i * w / k)
+        lo, hi = max(last + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k) + 1)
+        cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre
+        cuts.append(cut)
+        last = cut
+    parts, start = [], 0
+    for cut in cuts + [w]:
+        m = np.zeros_like(mask)
+        m[:, start:cut] = mask[:, start:cut]
+        if m.any():
+            parts.append(m)
+        start = cut
+    return parts
+
+
+def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Crop,
+        whole: Cut | None = None) -> Cut:
+    """One digit's ink from mask m, which lies in `ink` with its top-left corner at `at` = (x, y): its own ink,
+    soft edges included, not its neighbours'."""
+    rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    own = grown(m, p.own_reach)[r0:r1, c0:c1]
+    x0, y0 = at[0] + c0, at[1] + r0
+    image = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
+    box = tuple(int(round(v / scale)) for v in (x0, y0, c1 - c0, r1 - r0))
+    return Cut(image, box, whole)
+
+
+def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) -> tuple[list[Cut], dict]:
+    """The crop step (see the module's docstring); `seen["scale"]`: working px per px of the image as given."""
+    p, scale = params.crop, seen["scale"]
+    x = without_veil(x, p)
+    mask = ink_mask(x, params)
+    if not mask.any():
+        raise NoInk("no ink found")
+    check_strokes(x, mask, p, one=not number)
+    labels, groups = digit_groups(x, params)
+    if not number:
+        refuse_several(groups, params)
+        kept = without_dust(mask, p)
+        rows, cols = np.nonzero(kept.any(1))[0], np.nonzero(kept.any(0))[0]
+        image = cropped(x, kept)
+        refuse_speck_or_dash(image, scale, p)
+        box = tuple(int(round(v / scale)) for v in (cols[0], rows[0], image.shape[1], image.shape[0]))
+        return [Cut(image, box)], {"box": list(box), "marks": len(groups)}
+    if not groups:
+        raise NoInk("no ink found")
+    height, cuts = typical_height(groups), []
+    for group in groups:
+        m, at = group.mask(labels), (group.x0, group.y0)
+        parts = split_touching(m, height, p)
+        whole = cut(m, at, x, scale, p) if len(parts) > 1 else None
+        cuts += [cut(part, at, x, scale, p, whole) for part in parts]
+    cuts.sort(key=lambda c: c.box[0])
+    return cuts, {"boxes": [list(c.box) for c in cuts], "marks": len(groups)}

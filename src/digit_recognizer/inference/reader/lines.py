@@ -1,0 +1,89 @@
+"""Step 4, lines: lined and squared paper, and boxes on forms: the printed lines that cross a whole image are taken
+out before the digit is cut out.
+
+Left in, a page's rulings are ink to the reader: they widen the crop to the whole image and cross the digit, so a
+0 on squared paper reads as an 8. A ruling is a thin bright (ink-coloured) straight run along at least
+ReaderParams.lines.span of the image, in a row or a column; a digit's own strokes never run that far but for a
+bar of a tightly cropped 7 or 2, so lines are taken out where a page has several of them in one direction, where thin lines in both directions
+make a box (three or more sides), or where a line is far thinner than the digit's strokes (one side of a form's box
+cut out with the digit). A line has paper beside it; the straight middle of a marker's bar has the rest of the bar.
+Where a stroke crosses a line, the stroke goes on: the line's pixels take the dimmer of the pixels just beyond the
+line on either side.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...constants import PIXEL_MAX
+from .ops import is_ink, opened, typical_width
+from .params import Lines, ReaderParams
+
+
+def core(along: np.ndarray, rows: slice) -> slice:
+    """The rows of a line at least half as bright as its middle (`along`: each row's brightest long run): a
+    line blurred by enlarging or focus spreads faint edges that do not count."""
+    bright = np.nonzero(along[rows] >= along[rows].max() / 2)[0] + rows.start
+    return slice(int(bright[0]), int(bright[-1]) + 1)
+
+
+def paper_beside(x: np.ndarray, rows: slice, p: Lines, inside: float) -> bool:
+    """Whether the rows just beyond a line are mostly paper: a printed line is, where the straight middle of a
+    marker's bar, as wide as the image, has the rest of the bar beside it."""
+    beside = [x[i] for i in (rows.start - 1, rows.stop) if 0 <= i < len(x)]
+    return all(float(is_ink(row, inside).mean()) < p.max_ink_beside for row in beside)
+
+
+def runs(flags: np.ndarray) -> list[slice]:
+    """The stretches of True in a (n,) bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def row_lines(x: np.ndarray, stroke: float, params: ReaderParams) -> tuple[list[slice], list[slice], np.ndarray]:
+    """The horizontal lines of x (h, w), ink bright: those thin enough to be printed (at most p.max_share of
+    the width, p.min_px, or p.lone times `stroke`, the ink's typical stroke width in px), the subset far
+    thinner than the strokes (under p.lone times `stroke`), and x's bright runs at least p.span long along each
+    row, (h, w)."""
+    p, ink = params.lines, params.ink
+    h, w = x.shape
+    lines = opened(x, (1, max(2, int(p.span * w))), "reflect")
+    along = lines.max(axis=1)  # (h,) how bright each row's longest runs are
+    printed = max(p.min_px, p.max_share * w)  # thin for a printed line as long as the image
+    finer = p.lone * stroke  # far finer than the digit's strokes
+    # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
+    # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
+    stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * float(np.median(along))))
+    found = [(rows, core(along, rows)) for rows in stretches if is_ink(along[rows], ink.line).any()]
+    found = [(rows, middle.stop - middle.start) for rows, middle in found if paper_beside(x, middle, p, ink.inside)]
+    thin = [rows for rows, across in found if across <= max(printed, finer)]
+    return thin, [rows for rows, across in found if across < finer], lines
+
+
+def without_rows(x: np.ndarray, rulings: list[slice], lines: np.ndarray) -> np.ndarray:
+    """x with the rows of `rulings` less their `lines`; where a stroke crosses, the dimmer of the rows beside."""
+    h, w = x.shape
+    out = x.copy()
+    for rows in rulings:
+        above = x[rows.start - 1] if rows.start > 0 else np.zeros(w, x.dtype)
+        below = x[rows.stop] if rows.stop < h else np.zeros(w, x.dtype)
+        out[rows] = np.maximum(np.clip(x[rows] - lines[rows], 0, None), np.minimum(above, below))
+    return out
+
+
+def lines(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
+    """The lines step: (h, w) float image, ink bright on a removed background -> the same without ruled or squared
+    lines, or the box drawn round the digit, and how many rows and columns of lines went. Lines are found in both
+    directions before any is taken out: a column's line broken where a row's line crossed it would no longer run
+    the whole image."""
+    p = params.lines
+    inside = is_ink(x, params.ink.inside)
+    stroke = typical_width(inside, "constant") if inside.any() else 0.0
+    (rows, lone_rows, row_runs), (cols, lone_cols, col_runs) = (row_lines(x, stroke, params),
+                                                                row_lines(x.T, stroke, params))
+    if len(rows) + len(cols) < p.box_sides:  # else a box or a grid: every thin line goes, in both directions
+        rows = rows if len(rows) >= p.min_rulings else lone_rows
+        cols = cols if len(cols) >= p.min_rulings else lone_cols
+    facts = {"row_lines": len(rows), "column_lines": len(cols)}
+    if not rows and not cols:
+        return x, facts
+    return without_rows(without_rows(x, rows, row_runs).T, cols, col_runs).T, facts

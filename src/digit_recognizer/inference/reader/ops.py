@@ -1,0 +1,144 @@
+"""The image operations every step uses, on OpenCV (float32 images, (h, w)), and the one test of what is ink.
+
+Border conventions follow what each use needs: "nearest" repeats the edge pixel (lighting goes on past the
+frame), "reflect" mirrors (a smoothing), "constant" puts paper there.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ...constants import PIXEL_MAX
+
+GAUSS_TRUNCATE = 4.0  # a Gaussian's kernel reaches this many sigmas (SciPy's default, so widths carry over)
+
+
+def _cv2():
+    import cv2
+
+    cv2.setNumThreads(1)  # the reader runs one image per thread; OpenCV's own pool would oversubscribe the cores
+    return cv2
+
+
+def border(mode: str) -> int:
+    cv2 = _cv2()
+    return {"nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT,
+            "constant": cv2.BORDER_CONSTANT}[mode]
+
+
+def f32(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def is_ink(x: np.ndarray, level: float) -> np.ndarray:
+    """(h, w) bool: the pixels of x (ink bright, 0..255) above `level`, a share of full ink (ReaderParams.ink)."""
+    return x > level * PIXEL_MAX
+
+
+def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
+    """x smoothed by a Gaussian of `sigma` px (kernel to GAUSS_TRUNCATE sigmas)."""
+    if sigma <= 0:
+        return f32(x)
+    k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
+    return _cv2().GaussianBlur(f32(x), (k, k), sigma, borderType=border(mode))
+
+
+def opened(x: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
+    """A grey opening by a flat rectangle of size (rows, cols): every bright mark narrower than it removed."""
+    cv2 = _cv2()
+    kernel = np.ones((max(1, size[0]), max(1, size[1])), np.uint8)
+    return cv2.morphologyEx(f32(x), cv2.MORPH_OPEN, kernel, borderType=border(mode))
+
+
+def box_mean(x: np.ndarray, k: int, mode: str = "nearest") -> np.ndarray:
+    """The mean over a k x k box around each pixel."""
+    return _cv2().blur(f32(x), (k, k), borderType=border(mode))
+
+
+def disk(radius: float) -> np.ndarray:
+    """(2r+1, 2r+1) uint8 footprint of a disk of `radius` px, r = ceil(radius)."""
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (yy ** 2 + xx ** 2 <= radius ** 2).astype(np.uint8)
+
+
+def eroded(x: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    return _cv2().erode(f32(x), footprint, borderType=border("constant"), borderValue=0)
+
+
+def dilated(x: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    return _cv2().dilate(f32(x), footprint, borderType=border("constant"), borderValue=0)
+
+
+def grown(mask: np.ndarray, px: int, square: bool = False) -> np.ndarray:
+    """A boolean mask grown by `px` steps of a 3x3 cross (or square)."""
+    cv2 = _cv2()
+    shape = cv2.MORPH_RECT if square else cv2.MORPH_CROSS
+    kernel = cv2.getStructuringElement(shape, (3, 3))
+    return cv2.dilate(mask.astype(np.uint8), kernel, iterations=px).astype(bool)
+
+
+def edge(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean mask with a 4-neighbour outside it (the frame counts as outside)."""
+    cv2 = _cv2()
+    inner = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & ~inner.astype(bool)
+
+
+def depth(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance in px from each pixel of a boolean mask to the nearest pixel outside it (0 outside)."""
+    cv2 = _cv2()
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
+    """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
+    nearest non-stroke pixel, as MNIST's widths were measured (constants.MNIST_STROKES). `beyond` is how the mask
+    goes on past its edges ("edge": a stroke cut by the frame goes on; "constant": paper). 1 px for no strokes."""
+    if not mask.any():
+        return 1.0
+    d = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
+    return 2.0 * float(np.percentile(d[mask], 90))
+
+
+def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """A boolean mask's connected components: (h, w) int32 labels (0: background) and (n + 1, 5) stats (x, y,
+    width, height, area), row 0 the background's."""
+    cv2 = _cv2()
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=connectivity)
+    return labels, stats
+
+
+def shrunk(x: np.ndarray, side: int) -> np.ndarray:
+    """x box-averaged to at most `side` px on its longer side (itself if it is no larger)."""
+    if max(x.shape) <= side:
+        return f32(x)
+    f = side / max(x.shape)
+    size = (max(1, round(x.shape[1] * f)), max(1, round(x.shape[0] * f)))
+    return _cv2().resize(f32(x), size, interpolation=_cv2().INTER_AREA)
+
+
+def stretched(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A smooth field (lighting) resampled bilinearly to `shape` = (h, w)."""
+    return _cv2().resize(f32(x), (shape[1], shape[0]), interpolation=_cv2().INTER_LINEAR)
+
+
+def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
+    """x resampled to size = (width, height) by Pillow: the digit's own fitting, as MNIST-like digits were made
+    in training (training.marker, training.strokes)."""
+    return np.asarray(Image.fromarray(f32(x), mode="F").resize(size, method))
+
+
+def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x cut to the bounding box of a non-empty mask."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
+    """(row, column) of x's centre of mass; the middle of an empty image."""
+    m = _cv2().moments(f32(x))
+    if m["m00"] <= 0:
+        return (x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2
+    return m["m01"] / m["m00"], m["m10"] / m["m00"]

@@ -1,0 +1,154 @@
+"""The reader: an image -> what the model reads, in named steps, each a function of (image, params, facts seen so
+far) that returns the image and the facts it found.
+
+    decode -> polarity -> background -> lines -> crop -> strokes -> fit -> views
+
+`read_digit` runs them for one digit (predict), `read_marks` for every digit of a number (read): the same steps
+in the same order, the last three once per digit. Given a Trace, every step's output and facts are recorded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ...errors import DigitsError, NoInk, Refusal
+from .background import background
+from .crop import Cut, crop
+from .decode import ImageInput, decode
+from .fit import Views, fit, strokes, views
+from .lines import lines
+from .params import PARAMS, ReaderParams
+from .polarity import polarity
+
+PAGE_STEPS: tuple[tuple[str, Callable], ...] = (("polarity", polarity), ("background", background), ("lines", lines))
+DIGIT_STEPS: tuple[tuple[str, Callable], ...] = (("strokes", strokes), ("fit", fit), ("views", views))
+STEPS = ("decode", *(n for n, _ in PAGE_STEPS), "crop", *(n for n, _ in DIGIT_STEPS))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step as it ran: its name, what it returned (an image, a stack of them, or Views), and its facts."""
+    step: str
+    output: object
+    facts: dict
+    digit: int | None = None  # which digit of a number, for the per-digit steps
+
+
+@dataclass
+class Trace:
+    """Every step's output and facts, in the order they ran; `refused` says why the reader stopped, if it did."""
+    stages: list[Stage] = field(default_factory=list)
+    refused: str | None = None
+
+    @property
+    def steps(self) -> list[str]:
+        return [s.step for s in self.stages]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One digit of a number: its box (x, y, w, h) in the image's own px, its views, and for a part of a group
+    split as touching digits the whole group read as one digit."""
+    box: tuple[int, int, int, int]
+    views: Views
+    whole: "Segment | None" = None
+
+
+def named(e: DigitsError, name: str) -> DigitsError:
+    """The same error with the image's name in front (steps do not know it)."""
+    text = str(e)
+    return e if text.startswith(f"{name}: ") else type(e)(f"{name}: {text}")
+
+
+def run(step: str, fn: Callable, x, params: ReaderParams, seen: dict, trace: Trace | None, digit: int | None = None):
+    try:
+        out, facts = fn(x, params, seen)
+    except Refusal as e:
+        if trace is not None:
+            trace.refused = f"{step}: {e}"
+        raise
+    seen.update(facts)
+    if trace is not None:
+        trace.stages.append(Stage(step, out, facts, digit))
+    return out
+
+
+def page(src: ImageInput, params: ReaderParams, name: str, trace: Trace | None,
+         as_is: bool = False) -> tuple[np.ndarray, dict]:
+    """decode, polarity, background and lines: the image's ink alone, bright on black, and the facts so far.
+    With `as_is`, an image that already is an MNIST-style digit is returned as decoded."""
+    gray, seen = decode(src, params, name)  # a path names itself
+    if trace is not None:
+        trace.stages.append(Stage("decode", gray, dict(seen)))
+    if as_is and seen["mnist_like"]:
+        return gray, seen
+    x = gray
+    for step, fn in PAGE_STEPS:
+        x = run(step, fn, x, params, seen, trace)
+    return x, seen
+
+
+def digit_steps(c: Cut, params: ReaderParams, seen: dict, trace: Trace | None, index: int | None = None) -> Views:
+    """strokes, fit and views for one digit's crop."""
+    x, facts = c.image, dict(seen)
+    for step, fn in DIGIT_STEPS:
+        x = run(step, fn, x, params, facts, trace, index)
+    return x
+
+
+def read_digit(src: ImageInput, params: ReaderParams = PARAMS, name: str = "image",
+               trace: Trace | None = None) -> Views:
+    """One digit's Views, through every step; raises a Refusal (blank, noise, several digits, a scribble)."""
+    name = str(src) if isinstance(src, (str, Path)) else name
+    try:
+        x, seen = page(src, params, name, trace, as_is=True)
+        if seen["mnist_like"]:
+            return run("views", as_mnist, x, params, seen, trace)
+        cuts = run("crop", crop, x, params, seen, trace)
+        return digit_steps(cuts[0], params, seen, trace)
+    except DigitsError as e:
+        raise named(e, name) from None
+
+
+def preprocess(src: ImageInput, params: ReaderParams = PARAMS, name: str = "image") -> np.ndarray:
+    """The (28, 28) uint8 image the model reads first of one digit (ink 255 on 0)."""
+    return read_digit(src, params, name).images[0]
+
+
+def ink_only(gray: np.ndarray, params: ReaderParams = PARAMS) -> np.ndarray:
+    """polarity, background and lines on grey levels already decoded: the ink alone, bright on black."""
+    x, seen = np.asarray(gray, np.float32), {}
+    for step, fn in PAGE_STEPS:
+        x = run(step, fn, x, params, seen, None)
+    return x
+
+
+def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "image",
+               trace: Trace | None = None) -> list[Segment]:
+    """Every digit of a number, left to right, through the same steps as one digit."""
+    name = str(src) if isinstance(src, (str, Path)) else name
+    try:
+        x, seen = page(src, params, name, trace)
+        cuts = run("crop", lambda a, p, s: crop(a, p, s, number=True), x, params, seen, trace)
+        wholes: dict[int, Segment] = {}
+        out = []
+        for i, c in enumerate(cuts):
+            whole = None
+            if c.whole is not None:
+                if id(c.whole) not in wholes:
+                    wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
+                whole = wholes[id(c.whole)]
+            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole))
+        return out
+    except DigitsError as e:
+        raise named(e, name) from None
+
+
+def as_mnist(x: np.ndarray, params: ReaderParams, seen: dict) -> tuple[Views, dict]:
+    """The views step for an image that already is an MNIST-style digit: read as it is, unless blank."""
+    if x.max() < params.background.min_contrast:
+        raise NoInk("no ink found (blank image)")
+    return Views(x.astype(np.uint8)[None]), {"views": 1}
