@@ -427,6 +427,23 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
 
 
 @app.command()
+def trace(image: Path = typer.Argument(..., help="One image file."),
+          out: Path = typer.Option(..., "--out", help="Folder for one PNG per step and index.html."),
+          number: bool = typer.Option(False, "--number", help="Trace reading a whole number instead of one digit."),
+          model: Optional[str] = ModelPath, device: str = Device) -> None:
+    """Show what the reader does to an image, step by step: one PNG per step with its facts, and index.html."""
+    from .trace import write_trace
+
+    recognizer = load_recognizer(model, resolve_device(device))
+    steps, answer = recognizer.trace(image, number=number)
+    page = write_trace(steps, answer.to_dict(file=shown_name(image)), out)
+    typer.echo(f"{len(steps.stages)} steps: {' -> '.join(steps.steps)}"
+               + (f" (refused at {steps.refused})" if steps.refused else ""))
+    typer.echo(f"answer: {printable(json.dumps(answer.to_dict()))}")
+    typer.echo(f"trace: {page}")
+
+
+@app.command()
 def export(onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."), model: Optional[str] = ModelPath,
            device: str = Device,
            marker_reader: bool = typer.Option(False, "--marker-reader",

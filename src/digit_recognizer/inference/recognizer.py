@@ -120,8 +120,10 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
-             precision: str = "auto", device: str | torch.device | None = "auto") -> "Recognizer":
-        return cls(load_model(path), min_confidence=min_confidence, precision=precision, device=device)
+             precision: str = "auto", device: str | torch.device | None = "auto",
+             params: ReaderParams = PARAMS) -> "Recognizer":
+        return cls(load_model(path), min_confidence=min_confidence, precision=precision, device=device,
+                   params=params)
 
     @property
     def meta(self) -> dict[str, Any]:

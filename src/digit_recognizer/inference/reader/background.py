@@ -17,10 +17,8 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import edge, gaussian, opened, box_mean, stretched, typical_width
+from .ops import box_mean, edge, gaussian, opened, sample, smooth_field, stretched, typical_width
 from .params import Background, ReaderParams
-
-NOISE_SAMPLE = 1 << 16  # neighbour differences enough for a robust noise level; larger images are subsampled
 
 
 def coarse(x: np.ndarray, side: int) -> np.ndarray:
@@ -33,7 +31,7 @@ def coarse(x: np.ndarray, side: int) -> np.ndarray:
 
 def detail(small: np.ndarray, p: Background) -> np.ndarray:
     """The image less its lighting (a blur over 1/p.lighting of it): paper near 0 everywhere, ink far from it."""
-    return small - gaussian(small, min(small.shape) / p.lighting, "nearest")
+    return small - smooth_field(small, min(small.shape) / p.lighting)
 
 
 def beyond_halfway(d: np.ndarray) -> np.ndarray:
@@ -105,9 +103,7 @@ def paper(small: np.ndarray, opening: int, p: Background, sharpness: float, ligh
 def pixel_noise(y: np.ndarray) -> float:
     """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
     however much of the image the ink covers)."""
-    d = np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
-    if d.size > NOISE_SAMPLE:
-        d = d[:: d.size // NOISE_SAMPLE]
+    d = sample(np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()]))
     return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
 
 
@@ -117,9 +113,9 @@ def peak(y: np.ndarray, p: Background) -> tuple[float, np.ndarray]:
     return float(smooth.max()), smooth
 
 
-def stands_out(y: np.ndarray, contrast: float, p: Background) -> bool:
-    """Whether y's brightest mark rises `contrast` levels above the paper, and clearly above its noise."""
-    return peak(y, p)[0] >= max(contrast, p.noise_margin * pixel_noise(y))
+def rise(y: np.ndarray, p: Background) -> tuple[float, float]:
+    """How far y's brightest mark rises above the paper, and the paper's pixel noise."""
+    return peak(y, p)[0], pixel_noise(y)
 
 
 def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -128,16 +124,17 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
     c = Coarse.measure(x, p)
     under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
     y = x - under(c.small, c.lighting)
-    gaps = -under(-c.small, c.lighting) - x
-    faint = stands_out(y, p.faint_contrast, p) and c.sharpness >= p.faint_sharpness
-    if not (stands_out(y, p.min_contrast, p) or stands_out(gaps, p.min_contrast, p) or faint):
+    (top, noise), (gap_top, gap_noise) = rise(y, p), rise(-under(-c.small, c.lighting) - x, p)
+    clear = lambda t, n, contrast: t >= max(contrast, p.noise_margin * n)
+    faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.faint_sharpness
+    if not (clear(top, noise, p.min_contrast) or clear(gap_top, gap_noise, p.min_contrast) or faint):
         raise NoInk("no ink found (blank or nearly uniform image)")
     opening = c.stroke_opening(p)
     if opening != c.lighting:
         y = x - under(c.small, opening)
     top, smooth = peak(y, p)
     y = np.clip(y, 0, None)
-    full = float(np.percentile(y[smooth > max(top, 1.0) / 2], p.ink_percentile))
+    full = float(np.percentile(sample(y[smooth > max(top, 1.0) / 2]), p.ink_percentile))
     facts = {"stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
              "edge_sharpness": round(min(c.sharpness, 99.0), 3), "ink_level": round(full, 1)}
     return np.clip(y * (PIXEL_MAX / max(full, 1.0)), 0, PIXEL_MAX), facts

@@ -141,9 +141,9 @@ def colour_to_gray(rgb: np.ndarray, p: Decode) -> np.ndarray:
     of variation (their first principal component) separates them much better, that axis is used instead."""
     lum = rgb @ np.array(LUMA, np.float32)
     flat = rgb[:: max(1, rgb.shape[0] // p.colour_side), :: max(1, rgb.shape[1] // p.colour_side)].reshape(-1, 3)
-    centred = flat - flat.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    axis = vt[0] / max(float(np.abs(vt[0]).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
+    _, vectors = np.linalg.eigh(np.cov(flat, rowvar=False))  # (3, 3): the main axis is the last column
+    main = vectors[:, -1] * (1 if vectors[:, -1].sum() >= 0 else -1)
+    axis = main / max(float(np.abs(main).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
     spread = lambda v: float(np.subtract(*np.percentile(v, [p.spread_percentile, 100 - p.spread_percentile])))
     if spread(flat @ axis) <= p.hue_gain * spread(flat @ np.array(LUMA, np.float32)):
         return lum

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...constants import PIXEL_MAX
-from .ops import is_ink, opened, typical_width
+from .ops import is_ink, longest_runs, opened, typical_width
 from .params import Lines, ReaderParams
 
 
@@ -24,6 +24,19 @@ def core(along: np.ndarray, rows: slice) -> slice:
     line blurred by enlarging or focus spreads faint edges that do not count."""
     bright = np.nonzero(along[rows] >= along[rows].max() / 2)[0] + rows.start
     return slice(int(bright[0]), int(bright[-1]) + 1)
+
+
+def with_edges(along: np.ndarray, rows: slice, middle: slice, edge: float) -> slice:
+    """The line's middle with its soft edges, the rows of the stretch at least `edge` of its brightest: a
+    line 1-2 px thick, resampled, leaves a neighbour row at half its brightness, which is the line, not ink
+    beside it."""
+    top = float(along[middle].max())
+    start, stop = middle.start, middle.stop
+    while start > rows.start and along[start - 1] >= edge * top:
+        start -= 1
+    while stop < rows.stop and along[stop] >= edge * top:
+        stop += 1
+    return slice(start, stop)
 
 
 def paper_beside(x: np.ndarray, rows: slice, p: Lines, inside: float) -> bool:
@@ -39,34 +52,44 @@ def runs(flags: np.ndarray) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def row_lines(x: np.ndarray, stroke: float, params: ReaderParams) -> tuple[list[slice], list[slice], np.ndarray]:
+def span(w: int, p: Lines) -> int:
+    """px: how long a run along a row of w px must be to count as a printed line."""
+    return max(2, int(p.span * w))
+
+
+def row_lines(x: np.ndarray, stroke: float, params: ReaderParams) -> tuple[list[slice], list[slice]]:
     """The horizontal lines of x (h, w), ink bright: those thin enough to be printed (at most p.max_share of
-    the width, p.min_px, or p.lone times `stroke`, the ink's typical stroke width in px), the subset far
-    thinner than the strokes (under p.lone times `stroke`), and x's bright runs at least p.span long along each
-    row, (h, w)."""
+    the width, p.min_px, or p.lone times `stroke`, the ink's typical stroke width in px), and the subset far
+    thinner than the strokes (under p.lone times `stroke`)."""
     p, ink = params.lines, params.ink
     h, w = x.shape
-    lines = opened(x, (1, max(2, int(p.span * w))), "reflect")
-    along = lines.max(axis=1)  # (h,) how bright each row's longest runs are
+    along = longest_runs(x, span(w, p))  # (h,) how bright each row's longest runs are
     printed = max(p.min_px, p.max_share * w)  # thin for a printed line as long as the image
     finer = p.lone * stroke  # far finer than the digit's strokes
     # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
     # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
     stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * float(np.median(along))))
     found = [(rows, core(along, rows)) for rows in stretches if is_ink(along[rows], ink.line).any()]
-    found = [(rows, middle.stop - middle.start) for rows, middle in found if paper_beside(x, middle, p, ink.inside)]
+    found = [(rows, middle.stop - middle.start) for rows, middle in found
+             if paper_beside(x, with_edges(along, rows, middle, p.soft_edge), p, ink.inside)]
     thin = [rows for rows, across in found if across <= max(printed, finer)]
-    return thin, [rows for rows, across in found if across < finer], lines
+    return thin, [rows for rows, across in found if across < finer]
 
 
-def without_rows(x: np.ndarray, rulings: list[slice], lines: np.ndarray) -> np.ndarray:
-    """x with the rows of `rulings` less their `lines`; where a stroke crosses, the dimmer of the rows beside."""
+def line_runs(x: np.ndarray, rulings: list[slice], p: Lines) -> list[np.ndarray]:
+    """The lines themselves: what runs p.span long along each row of each of `rulings` (found before any line
+    is taken out: a column's line broken where a row's line crossed it would no longer run the whole image)."""
+    return [opened(x[rows], (1, span(x.shape[1], p)), "reflect") for rows in rulings]
+
+
+def without_rows(x: np.ndarray, rulings: list[slice], runs: list[np.ndarray]) -> np.ndarray:
+    """x with the rows of `rulings` less their `runs`; where a stroke crosses, the dimmer of the rows beside."""
     h, w = x.shape
     out = x.copy()
-    for rows in rulings:
+    for rows, run in zip(rulings, runs):
         above = x[rows.start - 1] if rows.start > 0 else np.zeros(w, x.dtype)
         below = x[rows.stop] if rows.stop < h else np.zeros(w, x.dtype)
-        out[rows] = np.maximum(np.clip(x[rows] - lines[rows], 0, None), np.minimum(above, below))
+        out[rows] = np.maximum(np.clip(x[rows] - run, 0, None), np.minimum(above, below))
     return out
 
 
@@ -78,12 +101,12 @@ def lines(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tupl
     p = params.lines
     inside = is_ink(x, params.ink.inside)
     stroke = typical_width(inside, "constant") if inside.any() else 0.0
-    (rows, lone_rows, row_runs), (cols, lone_cols, col_runs) = (row_lines(x, stroke, params),
-                                                                row_lines(x.T, stroke, params))
+    (rows, lone_rows), (cols, lone_cols) = row_lines(x, stroke, params), row_lines(x.T, stroke, params)
     if len(rows) + len(cols) < p.box_sides:  # else a box or a grid: every thin line goes, in both directions
         rows = rows if len(rows) >= p.min_rulings else lone_rows
         cols = cols if len(cols) >= p.min_rulings else lone_cols
     facts = {"row_lines": len(rows), "column_lines": len(cols)}
     if not rows and not cols:
         return x, facts
+    row_runs, col_runs = line_runs(x, rows, p), line_runs(x.T, cols, p)
     return without_rows(without_rows(x, rows, row_runs).T, cols, col_runs).T, facts

@@ -11,6 +11,8 @@ from PIL import Image
 from ...constants import PIXEL_MAX
 
 GAUSS_TRUNCATE = 4.0  # a Gaussian's kernel reaches this many sigmas (SciPy's default, so widths carry over)
+SAMPLE = 1 << 15  # pixels a statistic of a whole image is taken over
+FIELD_SIGMA = 4.0  # px: a wide blur is computed on a copy shrunk until its sigma is about this
 
 
 def _cv2():
@@ -30,6 +32,13 @@ def f32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def sample(values: np.ndarray) -> np.ndarray:
+    """At most about SAMPLE of the values (every k-th): enough for a median or a percentile of a whole image's
+    pixels, at a fixed cost whatever its size."""
+    values = values.ravel()
+    return values[:: values.size // SAMPLE] if values.size > 2 * SAMPLE else values
+
+
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:
     """(h, w) bool: the pixels of x (ink bright, 0..255) above `level`, a share of full ink (ReaderParams.ink)."""
     return x > level * PIXEL_MAX
@@ -43,11 +52,37 @@ def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
     return _cv2().GaussianBlur(f32(x), (k, k), sigma, borderType=border(mode))
 
 
+def smooth_field(x: np.ndarray, sigma: float) -> np.ndarray:
+    """x blurred by a wide Gaussian (sigma px, the edge pixels repeated), as lighting is: computed on a copy
+    shrunk so that the kernel is a few px wide, then stretched back (a field that smooth loses nothing)."""
+    step = max(1, int(sigma / FIELD_SIGMA))
+    if step == 1 or min(x.shape) < 2 * step:
+        return gaussian(x, sigma, "nearest")
+    small = _cv2().resize(f32(x), (max(1, x.shape[1] // step), max(1, x.shape[0] // step)),
+                          interpolation=_cv2().INTER_AREA)
+    return stretched(gaussian(small, sigma / step, "nearest"), x.shape)
+
+
 def opened(x: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
     """A grey opening by a flat rectangle of size (rows, cols): every bright mark narrower than it removed."""
     cv2 = _cv2()
     kernel = np.ones((max(1, size[0]), max(1, size[1])), np.uint8)
     return cv2.morphologyEx(f32(x), cv2.MORPH_OPEN, kernel, borderType=border(mode))
+
+
+def longest_runs(x: np.ndarray, length: int) -> np.ndarray:
+    """(h,) for each row of x, the brightest level that a run of `length` px holds throughout: the row's maximum of
+    a grey opening by a 1 x length segment (the row mirrored past its ends), by doubling minima, which costs
+    log2(length) passes where the opening itself costs `length`."""
+    left = length // 2
+    e = np.pad(f32(x), ((0, 0), (left, length - 1 - left)), mode="symmetric")
+    span = 1
+    while span * 2 <= length:  # e[:, j] = min of the `span` px from j on
+        e = np.minimum(e[:, :-span], e[:, span:])
+        span *= 2
+    if length > span:
+        e = np.minimum(e[:, :-(length - span)], e[:, length - span:])
+    return e.max(axis=1)
 
 
 def box_mean(x: np.ndarray, k: int, mode: str = "nearest") -> np.ndarray:

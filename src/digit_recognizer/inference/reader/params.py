@@ -85,6 +85,7 @@ class Lines:
     lone: float = 0.4  # a lone line goes when thinner than this many of the ink's stroke widths
     max_ink_beside: float = 0.5  # share of ink in the rows beside a line above which it is a wide stroke's middle
     paper_margin: float = 2.0  # paper beside a line: below this many times the typical row's brightest run
+    soft_edge: float = 0.25  # of a line's brightest: the rows this bright beside it are its soft edge, not ink
 
 
 @dataclass(frozen=True)

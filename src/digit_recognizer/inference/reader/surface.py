@@ -15,6 +15,7 @@ second time without the pixels further than p.surface_outliers robust standard d
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,7 @@ MIN_FIT = 6  # pixels: a quadratic in x and y has 6 coefficients
 PERCENTILE_INK = 99  # the ink level of what stands above the opening
 
 
+@lru_cache(maxsize=16)
 def design(h: int, w: int) -> np.ndarray:
     """(h*w, 6): 1, x, y, x^2, xy, y^2 at every pixel, x and y in -1..1."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -55,7 +57,8 @@ def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.nd
     a, values = design(h, w), small.ravel().astype(np.float64)
     keep = paper.ravel()
     for _ in range(2):
-        coef = np.linalg.lstsq(a[keep], values[keep], rcond=None)[0]
+        fit = a[keep]  # least squares by the normal equations: 6 unknowns, thousands of pixels
+        coef = np.linalg.lstsq(fit.T @ fit, fit.T @ values[keep], rcond=None)[0]
         residual = values - a @ coef
         spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 1e-6
         keep = paper.ravel() & (np.abs(residual) <= p.surface_outliers * spread)
