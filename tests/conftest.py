@@ -1,8 +1,8 @@
 """Shared fixtures: the real MNIST (fetched once into the user's cache) and small helpers.
 
 Tiers (markers): `slow` needs real MNIST (a test that asks for the `mnist` fixture is `slow` automatically),
-`smoke` runs the `digits` command, a server or a training run (seconds each), `network` reaches the package
-index, `browser` drives Chromium. `pytest --fast` runs the rest: unit tests, in about a minute on 2 cores;
+`smoke` runs the `digits` command, a server or a training run (seconds each), `reader` scores every presentation
+against tests/reader_baseline.json, `network` reaches the package index, `browser` drives Chromium. `pytest --fast` runs the rest: unit tests, in about a minute on 2 cores;
 `pytest -m smoke` the smoke tier; plain `pytest` (what CI runs) everything.
 """
 from __future__ import annotations
@@ -16,12 +16,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_FIXTURES = {"mnist", "mnist_dir"}
-OUTSIDE_FAST_TIER = ("slow", "smoke", "network", "browser")
+OUTSIDE_FAST_TIER = ("slow", "smoke", "network", "browser", "reader")
+READER_TABLE = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser):
     parser.addoption("--fast", action="store_true",
                      help="the fast tier: unit tests only (no real MNIST, subprocesses, browser or network)")
+    parser.addoption("--update-reader-baseline", action="store_true",
+                     help="record the reader tier's scores and the reader's fingerprint (tests/test_reader.py)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The reader tier's table: each set's score beside its recorded baseline."""
+    rows = config.stash.get(READER_TABLE, [])
+    if rows:
+        terminalreporter.section("reader tier: % read right (refused, for `refuse`)")
+        terminalreporter.write_line(f"{'set':<16}{'score':>8}{'baseline':>10}")
+        for name, got, base in rows:
+            terminalreporter.write_line(f"{name:<16}{got:>8.1f}{base if base is None else f'{base:.1f}':>10}")
 
 
 def pytest_collection_modifyitems(config, items):

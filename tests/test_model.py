@@ -166,12 +166,15 @@ def test_ema_is_the_exponential_average_of_the_weights():
 
 @pytest.mark.smoke
 def test_training_with_ema_returns_the_average(small, tmp_path):
-    cfg = make_config("fast", epochs=1, batch_size=128, ema=0.99)
-    result = train(cfg, small, tmp_path, progress=False, log=lambda m: None)
-    # The raw model after the same steps differs from the saved (averaged) one.
-    raw = train(make_config("fast", epochs=1, batch_size=128), small, tmp_path / "raw", progress=False,
-                log=lambda m: None).model
-    assert not torch.equal(result.model.head[-1].weight, raw.head[-1].weight)
+    def run(ema: float | None, out: str):
+        cfg = make_config("fast", epochs=1, batch_size=128, **({"ema": ema} if ema is not None else {}))
+        return train(cfg, small, tmp_path / out, progress=False, log=lambda m: None).model.head[-1].weight
+
+    raw, averaged, barely, half = run(None, "raw"), run(0.99, "ema"), run(1e-6, "barely"), run(0.5, "half")
+    # An average that keeps almost nothing of the past is the raw model after the same steps ...
+    assert torch.allclose(barely, raw, atol=1e-4)
+    # ... and one that keeps more of it lags further behind where training went.
+    assert 0 < (half - raw).norm() < (averaged - raw).norm()
 
 
 @pytest.mark.smoke

@@ -8,12 +8,11 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from conftest import read_right
 from digit_recognizer import Recognizer
 from digit_recognizer.errors import DigitsError, NoInk
 from digit_recognizer.inference.reader import preprocess
-from digit_recognizer.testing.presentations import (EXIF_ORIENTATION, INK_LEVEL, MNIST_STROKE, PRESENTATIONS,
-                                                    STORED_AS, UPSAMPLE, make, restroke)
+from digit_recognizer.testing.presentations import (EXIF_ORIENTATION, INK_LEVEL, MNIST_STROKE, STORED_AS,
+                                                    UPSAMPLE, make, restroke)
 
 TIGHT = ("tight", "bold-tight", "thin-tight", "lowres")
 PER_SET = 40
@@ -144,23 +143,10 @@ def test_a_pen_has_its_own_width_whatever_the_digit(mnist):
 def test_tight_sets_have_no_refusals_for_blankness(mnist, recognizer, name):
     rng = np.random.default_rng(len(name))
     picks = rng.integers(len(mnist.test), size=PER_SET)
-    correct = 0
-    for i in picks:
-        data = make(name, mnist.test.images[i].numpy(), rng)
-        p = recognizer.predict(data)
+    for i in picks:  # how many are read right is the reader tier's (tests/test_reader.py)
+        p = recognizer.predict(make(name, mnist.test.images[i].numpy(), rng))
         if p.digit is None and "no ink" in p.reason:
             pytest.fail(f"{name}: a visible digit was called blank: {p.reason}")
-        correct += p.digit == int(mnist.test.labels[i]) and not p.refused
-    assert correct / PER_SET >= 0.85
-
-
-@pytest.mark.parametrize("name", sorted(set(PRESENTATIONS) - set(TIGHT)))
-def test_every_presentation_is_read(mnist, recognizer, name):
-    rng = np.random.default_rng(len(name) + 100)
-    picks = rng.integers(len(mnist.test), size=PER_SET)
-    got = recognizer.predict_many([make(name, mnist.test.images[i].numpy(), rng) for i in picks])
-    correct = read_right(got, [int(mnist.test.labels[i]) for i in picks])
-    assert correct / PER_SET >= 0.85
 
 
 def test_predict_many_keeps_every_other_result(recognizer):

@@ -97,10 +97,13 @@ def test_bad_requests_get_4xx_json(client, kwargs, status, message):
     assert message in r.json()["error"]
 
 
-def test_malformed_multipart(client):
-    r = client.post("/api/predict", content=b"--xyz\r\ngarbage",
-                    headers={"content-type": "multipart/form-data; boundary=xyz"})
-    assert 400 <= r.status_code < 500
+@pytest.mark.parametrize("body,ctype,status,message", [
+    (b"--xyz\r\ngarbage", "multipart/form-data; boundary=xyz", 422, "no file in the multipart field 'file'"),
+    (b"garbage", "multipart/form-data", 400, "malformed multipart body"),
+])
+def test_malformed_multipart(client, body, ctype, status, message):
+    r = client.post("/api/predict", content=body, headers={"content-type": ctype})
+    assert r.status_code == status and message in r.json()["error"], r.text
 
 
 def test_read_endpoint(client, mnist):

@@ -107,5 +107,18 @@ def test_functional_sgd_of_another_shape_is_not_used(monkeypatch):
 def test_training_finishes_with_torchs_own_sgd(tmp_path, monkeypatch):
     # A release without the functional form (or with another one) trains with torch.optim.SGD.
     monkeypatch.setattr(optim, "functional_sgd", lambda: None)
+    steps = []
+    own_step = torch.optim.SGD.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return own_step(self, *args, **kwargs)
+
+    def no_lean_sgd(*args, **kwargs):
+        raise AssertionError("LeanSGD built without a functional SGD")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counted)
+    monkeypatch.setattr(optim, "LeanSGD", no_lean_sgd)
     result, _ = train_tiny(tmp_path)
+    assert len(steps) > 0  # every update went through torch.optim.SGD
     assert Recognizer.load(result.model_json).probabilities(tiny_split(4, seed=1).images).shape == (4, 10)

@@ -75,6 +75,17 @@ class Prediction:
         return replace(self, refused=self.confidence < min_confidence)
 
 
+def check_fitting(marker: LoadedModel, params: ReaderParams) -> None:
+    """Refuse a marker reader trained on digits fitted otherwise than this reader fits them (a model file that
+    records none predates the record and is taken as it is)."""
+    from .reader.params import fit_version
+
+    needed = marker.meta.get("reader", {}).get("fit")
+    if needed is not None and needed != fit_version(params):
+        raise DigitsError(f"{marker.path}: this marker reader was trained on digits fitted by reader {needed}, "
+                          f"not by this reader's {fit_version(params)} (retrain it: digits train --recipe marker)")
+
+
 def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
     """(N, 10) probabilities -> one Prediction per row, refused below min_confidence."""
     conf, digit = probs.max(dim=1)
@@ -104,9 +115,12 @@ class Recognizer:
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
         self._int8: list[torch.nn.Module] | None = None  # the members quantized, built on first use
         self._int8_lock = threading.Lock()  # the server predicts from several threads
-        # The digits whose strokes the reader thinned as a fat marker's go to the model trained on such digits.
+        # The digits whose strokes the reader thinned as a fat marker's go to the model trained on such digits,
+        # which was trained on the reader's fitting and needs the same.
+        if loaded.marker is not None:
+            check_fitting(loaded.marker, params)
         self.marker = (None if loaded.marker is None else
-                       Recognizer(loaded.marker, tta=None, precision=precision, device=self.device))
+                       Recognizer(loaded.marker, tta=None, precision=precision, device=self.device, params=params))
 
     def int8_nets(self) -> list[torch.nn.Module]:
         """The members quantized to int8 from their recorded ranges (the network is built once)."""

@@ -15,6 +15,7 @@ import torch
 from ..config import to_dict
 from ..data.dataset import Split
 from ..errors import DigitsError
+from ..inference.reader.params import reader_stamp
 from ..inference.recognizer import Recognizer
 from ..models.modelfile import (FORMAT, FORMAT_VERSION, LoadedModel, load_net, preprocessing_info, read_json,
                                 versions, write_json)
@@ -84,7 +85,7 @@ def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[s
         "format": FORMAT, "format_version": FORMAT_VERSION, "members": members, "tta": tta,
         "architecture": metas[0]["architecture"], "parameters": sum(m["parameters"] for m in metas),
         "classes": metas[0]["classes"], "preprocessing": preprocessing_info(), "training": training,
-        "versions": versions(),
+        "versions": versions(), "reader": reader_stamp(),
     }
     # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
     nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]

@@ -13,6 +13,7 @@ from ..config import to_dict
 from ..data.dataset import Split
 from ..inference.engine import logits
 from ..inference.int8 import activation_ranges
+from ..inference.reader.params import reader_stamp
 from ..inference.recognizer import Recognizer
 from ..models.modelfile import LoadedModel, model_meta, save_model
 from ..models.net import Net
@@ -47,7 +48,8 @@ def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, traini
     if ranges is None:
         log("int8 ranges not recorded: this PyTorch has no x86 quantized engine (the model runs in fp32/bf16)")
     meta = model_meta(net, training=training,
-                      extra={"temperature": cal["temperature"], "tta": tta, **(extra or {}),
+                      extra={"temperature": cal["temperature"], "tta": tta, "reader": reader_stamp(),
+                             **(extra or {}),
                              **({"int8_ranges": ranges} if ranges is not None else {})})
     # Refusals measured as the saved model will predict: through the Recognizer, with shifted views when it
     # uses them, in fp32.

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import box_mean, edge, gaussian, opened, sample, smooth_field, stretched, typical_width
+from .ops import box_mean, edge, gaussian, opened, sample, stretched, typical_width
 from .params import Background, ReaderParams
 
 
@@ -31,7 +31,7 @@ def coarse(x: np.ndarray, side: int) -> np.ndarray:
 
 def detail(small: np.ndarray, p: Background) -> np.ndarray:
     """The image less its lighting (a blur over 1/p.lighting of it): paper near 0 everywhere, ink far from it."""
-    return small - smooth_field(small, min(small.shape) / p.lighting)
+    return small - gaussian(small, min(small.shape) / p.lighting, "nearest")
 
 
 def beyond_halfway(d: np.ndarray) -> np.ndarray:

@@ -51,18 +51,16 @@ def ink_mask(x: np.ndarray, params: ReaderParams) -> np.ndarray:
 
 def neighbour_correlation(x: np.ndarray) -> float:
     """Mean correlation of each pixel with its right and lower neighbours (over a sample of the pixels)."""
-    pairs = [(x[:, :-1], x[:, 1:]), (x[:-1], x[1:])]
+    pairs = [(x[:, :-1], x[:, 1:]), (x[:-1], x[1:])]  # the same draws from each of a pair: aligned
     cs = [np.corrcoef(sample(a), sample(b))[0, 1] for a, b in pairs if a.size > 1]
     return float(np.nanmean(cs)) if cs else 0.0
 
 
-def check_strokes(x: np.ndarray, mask: np.ndarray, p: Crop, one: bool) -> None:
-    """Refuse what is not pen strokes: pixel noise, or for `one` digit, ink scattered over many small pieces (a
-    long number has many)."""
+def check_strokes(x: np.ndarray, mask: np.ndarray, p: Crop) -> None:
+    """Refuse what is not one digit's pen strokes: pixel noise, or ink scattered over many small pieces. (A
+    number's marks are grouped instead, and a flood of them refused there: marks.marks.)"""
     if neighbour_correlation(x) < p.min_correlation:
         raise NotADigit("not a digit (the ink has no stroke structure: noise)")
-    if not one:
-        return
     _, stats = components(mask, CONNECTIVITY)
     if len(stats) - 1 <= p.main_strokes:
         return
@@ -144,7 +142,8 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
     mask = ink_mask(x, params)
     if not mask.any():
         raise NoInk("no ink found")
-    check_strokes(x, mask, p, one=not number)
+    if not number:
+        check_strokes(x, mask, p)
     labels, groups = digit_groups(x, params)
     if not number:
         refuse_several(groups, params)

@@ -12,7 +12,6 @@ from ...constants import PIXEL_MAX
 
 GAUSS_TRUNCATE = 4.0  # a Gaussian's kernel reaches this many sigmas (SciPy's default, so widths carry over)
 SAMPLE = 1 << 15  # pixels a statistic of a whole image is taken over
-FIELD_SIGMA = 4.0  # px: a wide blur is computed on a copy shrunk until its sigma is about this
 
 
 def _cv2():
@@ -33,10 +32,13 @@ def f32(x: np.ndarray) -> np.ndarray:
 
 
 def sample(values: np.ndarray) -> np.ndarray:
-    """At most about SAMPLE of the values (every k-th): enough for a median or a percentile of a whole image's
-    pixels, at a fixed cost whatever its size."""
+    """SAMPLE of the values, drawn at random with a fixed seed (the same image gives the same answer; a regular
+    stride would alias with a regular pattern, ruled lines, a grid): enough for a median or a percentile of a
+    whole image's pixels at a fixed cost whatever its size."""
     values = values.ravel()
-    return values[:: values.size // SAMPLE] if values.size > 2 * SAMPLE else values
+    if values.size <= 2 * SAMPLE:
+        return values
+    return values[np.random.default_rng(SAMPLE).integers(0, values.size, SAMPLE)]
 
 
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:
@@ -50,17 +52,6 @@ def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
         return f32(x)
     k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
     return _cv2().GaussianBlur(f32(x), (k, k), sigma, borderType=border(mode))
-
-
-def smooth_field(x: np.ndarray, sigma: float) -> np.ndarray:
-    """x blurred by a wide Gaussian (sigma px, the edge pixels repeated), as lighting is: computed on a copy
-    shrunk so that the kernel is a few px wide, then stretched back (a field that smooth loses nothing)."""
-    step = max(1, int(sigma / FIELD_SIGMA))
-    if step == 1 or min(x.shape) < 2 * step:
-        return gaussian(x, sigma, "nearest")
-    small = _cv2().resize(f32(x), (max(1, x.shape[1] // step), max(1, x.shape[0] // step)),
-                          interpolation=_cv2().INTER_AREA)
-    return stretched(gaussian(small, sigma / step, "nearest"), x.shape)
 
 
 def opened(x: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:

@@ -6,6 +6,7 @@ in tests/reader_baseline.json. Levels of ink are shares of full ink (255) on the
 
     PARAMS: ReaderParams                     # the reader's defaults
     reader_version(params) -> "r1-1a2b3c4d"  # the steps' revision and a hash of the values (model.json records it)
+    fit_version(params) -> "f1-1a2b3c4d"     # the same for the fitting alone (a marker reader needs its own)
 """
 from __future__ import annotations
 
@@ -163,7 +164,10 @@ PARAMS = ReaderParams()
 
 # Bumped whenever a step's code changes what the model is given: tests/test_reader.py's fingerprint (fixed images
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
+# FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
+# reader is trained on digits put through `fit_and_centre`).
 STEPS_REVISION = 1
+FIT_REVISION = 1
 
 
 def reader_version(params: ReaderParams = PARAMS) -> str:
@@ -174,3 +178,19 @@ def reader_version(params: ReaderParams = PARAMS) -> str:
 
     digest = hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()
     return f"r{STEPS_REVISION}-{digest[:8]}"
+
+
+def fit_version(params: ReaderParams = PARAMS) -> str:
+    """"f<revision>-<hash>" of the strokes and fit steps and their values: what a model trained on the reader's
+    fitted digits (the marker reader) was trained on, and needs."""
+    import hashlib
+    import json
+
+    part = {"ink": asdict(params.ink), "strokes": asdict(params.strokes), "fit": asdict(params.fit)}
+    digest = hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+    return f"f{FIT_REVISION}-{digest[:8]}"
+
+
+def reader_stamp(params: ReaderParams = PARAMS) -> dict[str, str]:
+    """What model.json records of the reader its model was made with."""
+    return {"version": reader_version(params), "fit": fit_version(params)}
