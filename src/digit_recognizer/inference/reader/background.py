@@ -61,13 +61,15 @@ class Coarse:
     width: float  # px: the strokes' typical width
 
     @classmethod
-    def measure(cls, x: np.ndarray, p: Background) -> "Coarse":
-        small = coarse(x, p.side)
+    def measure(cls, x: np.ndarray, p: Background, seen: dict | None = None) -> "Coarse":
+        """Measured on x (ink bright), or taken from the polarity step's coarse copy and detail of it."""
+        seen = seen or {}
+        small = seen["_coarse"] if "_coarse" in seen else coarse(x, p.side)
         lighting = max(p.min_opening, max(small.shape) // p.lighting)
         # Strokes are what lies beyond halfway in the detail smoothed a little (chalk's gappy strokes measured
         # whole); where that has soft edges it may be a shadow the detail kept, brighter than faint strokes
         # beside it: the width is measured again less the lighting's opening, and the narrower one kept.
-        d = gaussian(detail(small, p), p.stroke_smoothing)
+        d = gaussian(seen["_detail"] if "_detail" in seen else detail(small, p), p.stroke_smoothing)
         ink = beyond_halfway(d)
         sharpness = edge_sharpness(d, ink)
         width = typical_width(ink, "edge")
@@ -121,7 +123,7 @@ def rise(y: np.ndarray, p: Background) -> tuple[float, float]:
 def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
     """The background step (see the module's docstring)."""
     p = params.background
-    c = Coarse.measure(x, p)
+    c = Coarse.measure(x, p, seen)
     under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
     y = x - under(c.small, c.lighting)
     (top, noise), (gap_top, gap_noise) = rise(y, p), rise(-under(-c.small, c.lighting) - x, p)

@@ -27,6 +27,7 @@ MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed,
 MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
 MID_GREY = 127.5
+REDUCING_GAP = 2.0  # a large image is first reduced by a whole factor in blocks (fast), to at least 2x its size
 EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose, which would turn
 # the full-size image before it is shrunk).
@@ -116,14 +117,14 @@ def to_gray(img: Image.Image, p: Decode = Decode()) -> np.ndarray:
     if img.mode not in ("L", "1"):
         img = img.convert("RGB")
     if img.mode == "RGB":
-        return colour_to_gray(np.asarray(img, dtype=np.float32), p)
+        return colour_to_gray(img, p)
     return np.asarray(img.convert("L"), dtype=np.float32)
 
 
 def working_copy(img: Image.Image, side: int) -> Image.Image:
     """img box-averaged to at most `side` px on its longer side, in its own mode (palette and bilevel images are
     first expanded, since shrinking those would drop pixels instead of averaging)."""
-    if max(img.size) > 2 * side and img.format == "JPEG":  # decoded at 1/2 .. 1/8 scale, still >= side
+    if max(img.size) > side and img.format == "JPEG":  # decoded at 1/2 .. 1/8 scale, still >= side
         img.draft(img.mode, tuple(max(1, s * side // max(img.size)) for s in img.size))
     if img.mode == "1":
         img = img.convert("L")
@@ -132,22 +133,24 @@ def working_copy(img: Image.Image, side: int) -> Image.Image:
     if max(img.size) <= side:
         return img
     f = side / max(img.size)  # a sliver of an image keeps at least one row or column
-    return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX)
+    return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX,
+                      reducing_gap=REDUCING_GAP)
 
 
-def colour_to_gray(rgb: np.ndarray, p: Decode) -> np.ndarray:
-    """(H, W, 3) -> (H, W) grey levels in which ink and paper differ most. Usually that is brightness; but
+def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
+    """An RGB image -> (H, W) float32 grey levels in which ink and paper differ most. Usually that is brightness; but
     green ink on pink paper, say, differs in hue at almost equal brightness, so where the colours' main axis
     of variation (their first principal component) separates them much better, that axis is used instead."""
-    lum = rgb @ np.array(LUMA, np.float32)
-    flat = rgb[:: max(1, rgb.shape[0] // p.colour_side), :: max(1, rgb.shape[1] // p.colour_side)].reshape(-1, 3)
+    rgb = np.asarray(img)  # (H, W, 3) uint8
+    step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
+    flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)
     _, vectors = np.linalg.eigh(np.cov(flat, rowvar=False))  # (3, 3): the main axis is the last column
     main = vectors[:, -1] * (1 if vectors[:, -1].sum() >= 0 else -1)
     axis = main / max(float(np.abs(main).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
     spread = lambda v: float(np.subtract(*np.percentile(v, [p.spread_percentile, 100 - p.spread_percentile])))
     if spread(flat @ axis) <= p.hue_gain * spread(flat @ np.array(LUMA, np.float32)):
-        return lum
-    proj = rgb @ axis.astype(np.float32)
+        return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
+    proj = rgb.astype(np.float32) @ axis.astype(np.float32)
     return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
 
 

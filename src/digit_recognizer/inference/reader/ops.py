@@ -65,15 +65,15 @@ def longest_runs(x: np.ndarray, length: int) -> np.ndarray:
     """(h,) for each row of x, the brightest level that a run of `length` px holds throughout: the row's maximum of
     a grey opening by a 1 x length segment (the row mirrored past its ends), by doubling minima, which costs
     log2(length) passes where the opening itself costs `length`."""
-    left = length // 2
-    e = np.pad(f32(x), ((0, 0), (left, length - 1 - left)), mode="symmetric")
+    left = length // 2  # levels rounded to whole grey levels: a quarter of the memory to pass over
+    e = np.pad(np.rint(x).astype(np.uint8), ((0, 0), (left, length - 1 - left)), mode="symmetric")
     span = 1
     while span * 2 <= length:  # e[:, j] = min of the `span` px from j on
         e = np.minimum(e[:, :-span], e[:, span:])
         span *= 2
     if length > span:
         e = np.minimum(e[:, :-(length - span)], e[:, length - span:])
-    return e.max(axis=1)
+    return e.max(axis=1).astype(np.float32)
 
 
 def box_mean(x: np.ndarray, k: int, mode: str = "nearest") -> np.ndarray:
@@ -118,21 +118,40 @@ def depth(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
+def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """(rows, columns) of a boolean mask's bounding box, or None for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
     """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
     nearest non-stroke pixel, as MNIST's widths were measured (constants.MNIST_STROKES). `beyond` is how the mask
     goes on past its edges ("edge": a stroke cut by the frame goes on; "constant": paper). 1 px for no strokes."""
-    if not mask.any():
+    box = bounds(mask)
+    if box is None:
         return 1.0
+    if beyond == "constant":  # paper all round: the strokes' box alone gives the same distances
+        mask = mask[box]
     d = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
     return 2.0 * float(np.percentile(d[mask], 90))
 
 
 def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
     """A boolean mask's connected components: (h, w) int32 labels (0: background) and (n + 1, 5) stats (x, y,
-    width, height, area), row 0 the background's."""
+    width, height, area), row 0 the background's (its area counted within the marks' bounding box only).
+    Labelled within that box, which on a page is a small part of it."""
     cv2 = _cv2()
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=connectivity)
+    box = bounds(mask)
+    if box is None:
+        return np.zeros(mask.shape, np.int32), np.array([[0, 0, mask.shape[1], mask.shape[0], mask.size]])
+    _, inside, stats, _ = cv2.connectedComponentsWithStats(mask[box].astype(np.uint8), connectivity=connectivity)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[box] = inside
+    stats[1:, 0] += box[1].start
+    stats[1:, 1] += box[0].start
     return labels, stats
 
 

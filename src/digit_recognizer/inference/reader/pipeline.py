@@ -71,8 +71,8 @@ def run(step: str, fn: Callable, x, params: ReaderParams, seen: dict, trace: Tra
             trace.refused = f"{step}: {e}"
         raise
     seen.update(facts)
-    if trace is not None:
-        trace.stages.append(Stage(step, out, facts, digit))
+    if trace is not None:  # "_name": what a step hands on to a later one, not a fact to show
+        trace.stages.append(Stage(step, out, {k: v for k, v in facts.items() if not k.startswith("_")}, digit))
     return out
 
 

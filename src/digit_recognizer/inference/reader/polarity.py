@@ -29,10 +29,13 @@ def edge_line(lines: np.ndarray, mid: float, depth: int, p: Polarity) -> np.ndar
 
 def polarity(gray: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
     """The image with ink bright (255 - gray where the border is brighter than halfway)."""
-    d = detail(coarse(gray, params.background.side), params.background)
+    small = coarse(gray, params.background.side)
+    d = detail(small, params.background)
     mid = (d.min() + d.max()) / 2
     depth = max(1, int(params.polarity.frame_depth * max(d.shape)))
     border = np.concatenate([edge_line(lines, mid, depth, params.polarity)
                              for lines in (d, d[::-1], d.T, d.T[::-1])])
     inverted = bool(np.median(border) > mid)
-    return (PIXEL_MAX - gray if inverted else gray), {"inverted": inverted}
+    # The coarse copy and its detail, ink bright, go on to the background step (measured once; not shown).
+    flip = (lambda a: PIXEL_MAX - a) if inverted else (lambda a: a)
+    return flip(gray), {"inverted": inverted, "_coarse": flip(small), "_detail": -d if inverted else d}
