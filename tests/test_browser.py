@@ -178,3 +178,17 @@ def test_api_docs_work_offline(server, page):
     assert pg.locator("input[type=file]").count() >= 1  # the declared multipart body: a file to upload
     pg.close()
     assert not outside, outside
+
+
+def test_show_the_steps(page):
+    """The page shows what the reader did: one picture and its facts per step, in the order the steps ran."""
+    page.click("#clear")
+    page.evaluate("delete document.body.dataset.steps")
+    page.click("#steps summary")
+    draw(page, [[(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)]])
+    assert prediction(page) == "7"
+    page.wait_for_function("document.body.dataset.steps !== undefined", timeout=10_000)
+    names = [t.split(" ")[0] for t in page.locator("#steps-list li strong").all_inner_texts()]
+    assert names == ["decode", "polarity", "background", "lines", "crop", "strokes", "fit", "views"]
+    assert page.locator("#steps-list li img").count() == 8  # every step's output as a picture
+    page.click("#steps summary")  # closed again for the tests that follow

@@ -181,3 +181,20 @@ def test_the_reader_gives_what_its_revision_recorded(request):
         assert int(revision) == current, f"{name} is {current}: re-record with --update-reader-baseline"
         diff = np.abs(what.astype(np.float32) - got.astype(np.float32)).mean(axis=(1, 2))
         assert (diff <= MEAN_LEVELS).all(), f"the reader's output changed ({diff.round(1)}): bump {name}"
+
+
+def test_predict_and_read_run_the_same_steps_once_each_in_order():
+    from digit_recognizer import Recognizer
+    from digit_recognizer.inference.reader import STEPS
+
+    recognizer = Recognizer.load()
+    for image in drawings()[:3]:
+        one, prediction = recognizer.trace(image)
+        number, reading = recognizer.trace(image, number=True)
+        assert one.steps == number.steps == list(STEPS)
+        assert not prediction.refused and reading.number == str(prediction.digit)
+        # The same page at every step up to the crop: one path, not two that look alike. (The crop of a
+        # number's digit keeps its own ink only, where one digit's crop keeps all that is not dust.)
+        for a, b in zip(one.stages[:4], number.stages[:4]):
+            np.testing.assert_array_equal(a.output, b.output)
+            assert a.facts == b.facts

@@ -199,3 +199,21 @@ def test_a_number_given_to_predict_is_refused_and_read_reads_it(client, mnist):
     assert "digits side by side" in r.json()["reason"] and "read it as a number" in r.json()["reason"]
     r = client.post("/api/read", files={"file": ("2024.png", number, "image/png")})
     assert r.status_code == 200 and len(r.json()["digits"]) == 4
+
+
+def test_trace_shows_every_step_of_predict_and_read(client, mnist):
+    from digit_recognizer.inference.reader import STEPS
+    from digit_recognizer.testing.synth import compose
+
+    digit = png(np.pad(255 - mnist.test.images[0].numpy(), 30, constant_values=255))
+    r = client.post("/api/trace", files={"file": ("d.png", digit, "image/png")})
+    body = r.json()
+    assert r.status_code == 200 and [s["step"] for s in body["steps"]] == list(STEPS)
+    assert body["answer"]["digit"] == int(mnist.test.labels[0]) and body["refused_at"] is None
+    assert all(s["png"].startswith("data:image/png;base64,") for s in body["steps"])
+    number = compose([mnist.test.images[i].numpy() for i in (1, 2)], np.random.default_rng(3), single=False)
+    r = client.post("/api/trace?number=true", files={"file": ("n.jpg", number, "image/jpeg")})
+    steps = [s["step"] for s in r.json()["steps"]]
+    assert steps == list(STEPS[:5]) + list(STEPS[5:]) * 2 and len(r.json()["answer"]["number"]) == 2
+    blank = client.post("/api/trace", files={"file": ("b.png", png(np.full((50, 50), 255, np.uint8)), "image/png")})
+    assert blank.json()["refused_at"].startswith("background: no ink")

@@ -145,6 +145,24 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         results = await in_worker(run_read, await request_items(request), min_confidence)
         return results[0] if len(results) == 1 else results
 
+    def run_trace(items: list[tuple[str | None, Any]], number: bool) -> dict[str, Any]:
+        from .trace import steps_json
+
+        name, src = items[0]
+        try:
+            trace, result = recognizer.trace(src, number=number)
+        except DigitsError as e:
+            raise answer(e) from None
+        return {"answer": result.to_dict(**({"file": name} if name else {})), "steps": steps_json(trace),
+                "refused_at": trace.refused}
+
+    @app.post("/api/trace", summary="What the reader did to one image, step by step (the page's 'show the steps')",
+              openapi_extra=upload_body(with_pixels=True), responses=ERRORS)
+    async def trace(request: Request, number: bool = False):
+        """Multipart `file` or JSON pixels: each step's picture (a PNG data URL) and facts, in order, and the
+        answer they led to; with `?number=true` the steps of reading a whole number."""
+        return await in_worker(run_trace, await request_items(request), number)
+
     @app.get("/api/health", response_model=HealthOut, responses={503: ERRORS[503]})
     async def health():
         """ok, and which worker process answered (behind `--workers N`, each is its own process); 503 while a

@@ -49,6 +49,19 @@ def stage_name(i: int, s: Stage) -> str:
     return f"{i:02d}-{s.step}" + ("" if s.digit is None else f"-digit{s.digit}")
 
 
+def steps_json(trace: Trace) -> list[dict]:
+    """The steps as the API answers them: name, digit (for a number's per-digit steps), facts, and the picture
+    as a data URL."""
+    import base64
+
+    out = []
+    for s in trace.stages:
+        a = picture(s.output)
+        url = None if a is None else "data:image/png;base64," + base64.b64encode(png(a)).decode()
+        out.append({"step": s.step, "digit": s.digit, "facts": s.facts, "png": url})
+    return out
+
+
 def write_trace(trace: Trace, answer: dict, out: Path) -> Path:
     """One PNG per step into `out`, and index.html listing them in order with their facts and the answer."""
     files, rows = [], []
