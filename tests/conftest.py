@@ -107,3 +107,19 @@ def with_params(group: str, **values):
     from digit_recognizer.inference.reader import PARAMS
 
     return replace(PARAMS, **{group: replace(getattr(PARAMS, group), **values)})
+
+
+def holes(x, min_px: int = 2) -> int:
+    """Paper regions of at least `min_px` that the strokes of a (28, 28) digit (ink bright) enclose: 0 in a 1, 1 in
+    a 6, 2 in an 8. A region counts only where some of it is clearly paper (a fat marker's pinhole, thinned,
+    leaves a mid-grey patch whose noise around the stroke level is not a hole). A measuring tool for tests."""
+    import numpy as np
+
+    from digit_recognizer.inference.reader import PARAMS
+    from digit_recognizer.inference.reader.ops import components, is_ink
+
+    padded = np.pad(np.asarray(x, np.float32), 1)
+    labels, stats = components(~is_ink(padded, PARAMS.ink.inside), 4)
+    clear = np.zeros(len(stats), bool)
+    clear[labels[~is_ink(padded, PARAMS.ink.seen)]] = True
+    return sum(1 for i in range(1, len(stats)) if i != labels[0, 0] and stats[i, 4] >= min_px and clear[i])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from conftest import holes
 import torch
 from PIL import Image, ImageDraw
 
 from digit_recognizer.constants import DIGIT_BOX, IMAGE_SIZE
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.reader import PARAMS
-from digit_recognizer.inference.reader.fit import enclosed_holes as holes
 from digit_recognizer.inference.reader.ops import typical_width
 
 MAX_STROKE = PARAMS.strokes.mnist[2]
@@ -28,10 +29,10 @@ def ring(stroke: int = 3) -> np.ndarray:
 
 def test_a_fat_marker_fills_the_loop_that_a_pen_leaves_open():
     zero = ring()
-    assert holes_of(zero) == 1
-    assert holes_of(marker_digit(zero, 1.2)) == 1  # a pen a little wider: still a 0 with its hole
+    assert holes(zero) == 1
+    assert holes(marker_digit(zero, 1.2)) == 1  # a pen a little wider: still a 0 with its hole
     fat = marker_digit(zero, 4.5)
-    assert holes_of(fat) == 0  # the hole is gone, as under a marker whose stroke is 4.5x as wide
+    assert holes(fat) == 0  # the hole is gone, as under a marker whose stroke is 4.5x as wide
     assert fat.shape == (IMAGE_SIZE, IMAGE_SIZE) and fat.dtype == np.uint8
 
 
@@ -92,7 +93,3 @@ def test_a_share_outside_0_to_1_is_refused_before_any_data_loads():
     with pytest.raises(DigitsError, match="augment_widen"):
         make_config("best", augment_widen=-1.0)
 
-
-def holes_of(x):
-    """Holes the reader counts in a (28, 28) digit."""
-    return holes(x, PARAMS)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import run_digits
+from conftest import holes, run_digits
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.reader import PARAMS, Views
 from digit_recognizer.inference.recognizer import Recognizer
@@ -17,7 +17,6 @@ from digit_recognizer.models.modelfile import attach_marker_reader, load_model, 
 from digit_recognizer.models.net import build_model
 from digit_recognizer.training.marker import marker_bank, marker_digit
 from digit_recognizer.inference.reader import read_digit as preprocess_views
-from digit_recognizer.inference.reader.fit import enclosed_holes as holes
 from test_marker import ring
 
 
@@ -117,8 +116,8 @@ def test_attach_marker_on_the_command_line(pair):
 def test_a_pen_of_its_own_is_as_wide_whatever_the_digits_stroke():
     """With `pen`, the marker's width is absolute: a fat pen closes a thin ring's hole; a pen no wider than the
     digit's stroke leaves the digit as it was drawn."""
-    assert holes_of(marker_digit(ring(2), 1.0, pen=6.0)) == 0  # 15 px: more than the ring's 10 px hole
-    assert holes_of(marker_digit(ring(3), 1.0, pen=1.0)) == 1
+    assert holes(marker_digit(ring(2), 1.0, pen=6.0)) == 0  # 15 px: more than the ring's 10 px hole
+    assert holes(marker_digit(ring(3), 1.0, pen=1.0)) == 1
     digits = np.stack([ring(2), ring(3)])
     assert not np.array_equal(marker_bank(digits, 0, pen=True), marker_bank(digits, 0))
 
@@ -159,7 +158,3 @@ def test_an_ensemble_can_be_the_marker_reader(pair, tmp_path):
     x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
     torch.testing.assert_close(both.probabilities(x, torch.ones(3, dtype=torch.bool)), want.probabilities(x))
 
-
-def holes_of(x):
-    """Holes the reader counts in a (28, 28) digit."""
-    return holes(x, PARAMS)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from conftest import holes
+
 from digit_recognizer.inference.reader import PARAMS
 from digit_recognizer.inference.reader.background import Coarse, background, coarse, paper
-from digit_recognizer.inference.reader.fit import enclosed_holes
 from digit_recognizer.inference.reader.ops import box_mean, opened as grey_opening
 from digit_recognizer.inference.reader.surface import paper_surface
 
@@ -67,9 +68,9 @@ def test_a_grey_patch_in_a_thinned_blob_is_not_counted_as_holes_but_a_hole_is():
     digit = np.zeros((28, 28))
     digit[6:22, 8:20] = 255
     digit[10:18, 11:17] = INK_LEVEL + rng.normal(0, 6, (8, 6))  # a pinhole spread by thinning: mid-grey, noisy
-    assert enclosed_holes(np.clip(digit, 0, 255), PARAMS) == 0
+    assert holes(np.clip(digit, 0, 255)) == 0
     digit[12:16, 13:15] = HOLE_PAPER / 2  # paper showing through
-    assert enclosed_holes(np.clip(digit, 0, 255), PARAMS) == 1
+    assert holes(np.clip(digit, 0, 255)) == 1
 
 
 def test_a_blurred_digit_keeps_the_opening_a_sharp_one_gets_the_surface():

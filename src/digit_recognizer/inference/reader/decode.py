@@ -28,6 +28,7 @@ MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
 MID_GREY = 127.5
 REDUCING_GAP = 2.0  # a large image is first reduced by a whole factor in blocks (fast), to at least 2x its size
+REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK")
 EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose, which would turn
 # the full-size image before it is shrunk).
@@ -133,8 +134,8 @@ def working_copy(img: Image.Image, side: int) -> Image.Image:
     if max(img.size) <= side:
         return img
     f = side / max(img.size)  # a sliver of an image keeps at least one row or column
-    return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX,
-                      reducing_gap=REDUCING_GAP)
+    gap = REDUCING_GAP if img.mode in REDUCIBLE else None  # Pillow reduces in blocks in these modes only
+    return img.resize(tuple(max(1, round(side * f)) for side in img.size), Image.Resampling.BOX, reducing_gap=gap)
 
 
 def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:

@@ -9,7 +9,7 @@ tall is still itself. A marker's digit is left alone: its thinned strokes are a 
 
     strokes(crop, params) -> (crop at working size, strokes evened; {"stroke": box px, "marker": bool})
     fit(evened, params, seen) -> ((V, 28, 28) uint8: the digit, and a stretched view if any; facts)
-    views(images, params, seen) -> (Views, facts)              # refuses a scribble
+    views(images, params, seen) -> (Views, facts)
 
 The training of the marker reader puts its digits through `fit_and_centre` (strokes, then fit's first view):
 a change here changes what that model was trained on, and so the reader's version (params.STEPS_REVISION).
@@ -22,8 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ...constants import DIGIT_BOX, IMAGE_SIZE, PIXEL_MAX
-from ...errors import NotADigit
-from .ops import components, cropped, dilated, disk, eroded, is_ink, resized, typical_width
+from .ops import cropped, dilated, disk, eroded, is_ink, resized, typical_width
 from .params import PARAMS, ReaderParams
 
 
@@ -106,26 +105,10 @@ def fit(x: np.ndarray, params: ReaderParams, seen: dict) -> tuple[np.ndarray, di
     return np.stack(images), {"aspect": round(w / h, 2), "stretched_to": aspect}
 
 
-def enclosed_holes(x: np.ndarray, params: ReaderParams) -> int:
-    """Paper regions of at least views.min_hole_px that the strokes of a (28, 28) digit enclose: 0 in a 1, 1 in
-    a 6, 2 in an 8. A region counts only if some of it is clearly paper (no ink: a fat marker's pinhole, thinned,
-    leaves a mid-grey patch whose noise around the stroke level would count as many holes)."""
-    padded = np.pad(x, 1).astype(np.float32)
-    labels, stats = components(~is_ink(padded, params.ink.inside), 4)
-    clear = np.zeros(len(stats), bool)
-    clear[labels[~is_ink(padded, params.ink.seen)]] = True
-    outside = labels[0, 0]
-    return int(sum(1 for i in range(1, len(stats))
-                   if i != outside and stats[i, 4] >= params.views.min_hole_px and clear[i]))
-
-
 def views(images: np.ndarray, params: ReaderParams, seen: dict) -> tuple[Views, dict]:
-    """The views step: the images as the model's Views (marked as a marker's digit where its strokes were
-    thinned), a scribble refused: strokes crossing so often that they enclose more holes than a digit has."""
-    holes = enclosed_holes(images[0], params)
-    if holes > params.views.max_holes:
-        raise NotADigit(f"not a digit (a scribble: the strokes enclose {holes} holes; an 8 has 2)")
-    return Views(images, bool(seen.get("marker", False))), {"views": len(images), "holes": holes}
+    """The views step: the images as the model's Views, marked as a marker's digit where its strokes were
+    thinned. (A scribble is the model's to refuse: it has learned what is not a digit.)"""
+    return Views(images, bool(seen.get("marker", False))), {"views": len(images)}
 
 
 def fit_and_centre(x: np.ndarray, params: ReaderParams = PARAMS) -> np.ndarray:

@@ -134,13 +134,11 @@ class Fit:
 
 @dataclass(frozen=True)
 class Views:
-    """More views of a very narrow or flat digit, and a scribble refused (§ Reading very narrow and flat digits
-    twice; § Reading a flat pen digit squeezed)."""
+    """More views of a very narrow or flat digit (§ Reading very narrow and flat digits twice; § Reading a flat
+    pen digit squeezed)."""
     narrow: float = 0.4  # width / height below which the digit is also read stretched to this
     flat: float = 0.9  # width / height above which a pen's digit is also read squeezed ...
     squeezed: float = 0.5  # ... to this
-    max_holes: int = 3  # holes enclosed by the strokes: more is a scribble (8 has 2)
-    min_hole_px: int = 2  # px of the 28x28 digit: a smaller hole is a marker's pinhole
 
 
 @dataclass(frozen=True)
