@@ -1,8 +1,7 @@
-"""Recognizer: the Python API and the one path image -> preprocess -> model -> postprocess for every caller."""
+"""Recognizer: the Python API and the one path image -> reader -> model -> postprocess for every caller."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -14,65 +13,19 @@ from ..errors import DigitsError, Refusal
 from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, probabilities
 from ..models.modelfile import LoadedModel, load_model
+from .answers import Prediction, Reading, postprocess
 from .reader import PARAMS, ReaderParams, Trace, Views, read_digit, read_marks
 from .reader.decode import ImageInput
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
-TOP_K = 3
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
 WHOLE_MARGIN = 0.8  # a split group is read whole when its confidence exceeds this times its least sure part's
 MAX_PREPROCESS_WORKERS = 8
-AMBIGUOUS_MASS = 0.9  # a refused answer whose top two digits hold this much belief is ambiguous between them
 
 
 def preprocess_workers() -> int:
     """Threads for decoding and preprocessing: one per core the process may use, at most a few."""
     return max(1, min(MAX_PREPROCESS_WORKERS, usable_cores()))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The answer for one image. A refused answer says why in `reason`: the model's confidence was below the
-    threshold (ambiguous between two digits, or not a digit), or the image had no digit to give the model
-    (blank, noise, several digits: `digit` None and no probabilities)."""
-    digit: int | None
-    confidence: float
-    probabilities: tuple[float, ...]  # (10,), or () when the model was not asked
-    refused: bool = False
-    why: str | None = None  # the reason when the image never reached the model
-
-    @classmethod
-    def refusal(cls, why: str) -> "Prediction":
-        return cls(None, 0.0, (), True, why)
-
-    @property
-    def top(self) -> list[tuple[int, float]]:
-        order = np.argsort(self.probabilities)[::-1][:TOP_K]
-        return [(int(d), float(self.probabilities[d])) for d in order]
-
-    @property
-    def reason(self) -> str | None:
-        """Why a refused answer was refused: the image's own reason, or the model's belief split between two
-        digits (ambiguous) or spread over many, as a model trained on marks that are not digits spreads it."""
-        if not self.refused:
-            return None
-        if self.why is not None:
-            return self.why
-        (a, pa), (b, pb) = self.top[:2]
-        if pa + pb >= AMBIGUOUS_MASS:
-            return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"
-        return f"not a digit (low confidence, {pa:.2f})"
-
-    def to_dict(self, **extra: Any) -> dict[str, Any]:
-        out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
-               "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused}
-        return {**out, "reason": self.reason} if self.refused else out
-
-    def at_threshold(self, min_confidence: float) -> "Prediction":
-        """The same answer judged against another refusal threshold (one refused before the model stays so)."""
-        if self.why is not None:
-            return self
-        return replace(self, refused=self.confidence < min_confidence)
 
 
 def check_fitting(marker: LoadedModel, params: ReaderParams) -> None:
@@ -84,13 +37,6 @@ def check_fitting(marker: LoadedModel, params: ReaderParams) -> None:
     if needed is not None and needed != fit_version(params):
         raise DigitsError(f"{marker.path}: this marker reader was trained on digits fitted by reader {needed}, "
                           f"not by this reader's {fit_version(params)} (retrain it: digits train --recipe marker)")
-
-
-def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
-    """(N, 10) probabilities -> one Prediction per row, refused below min_confidence."""
-    conf, digit = probs.max(dim=1)
-    return [Prediction(int(d), float(c), tuple(float(v) for v in row), c < min_confidence)
-            for d, c, row in zip(digit.tolist(), conf.tolist(), probs.tolist())]
 
 
 class Recognizer:
@@ -267,40 +213,6 @@ def expand_paths(paths: Iterable[str | Path], on_skip: Callable[[Path, str], Non
                     found.append(f)
         out += sorted(found)
     return out
-
-
-@dataclass(frozen=True)
-class Reading:
-    """A whole number read from one image: digits left to right, with boxes (x, y, w, h). Refused when there was
-    nothing to read (`why`: a blank page) or no mark was read as a digit (a line of letters)."""
-    digits: tuple[Prediction, ...]
-    boxes: tuple[tuple[int, int, int, int], ...]
-    why: str | None = None
-
-    @property
-    def number(self) -> str:
-        # A refused digit is shown as "?" rather than guessed.
-        return "".join("?" if p.refused else str(p.digit) for p in self.digits)
-
-    @property
-    def refused(self) -> bool:
-        return self.why is not None or all(p.refused for p in self.digits)
-
-    @property
-    def reason(self) -> str | None:
-        if not self.refused:
-            return None
-        return self.why or "not a number: no mark was read as a digit"
-
-    def at_threshold(self, min_confidence: float) -> "Reading":
-        return replace(self, digits=tuple(p.at_threshold(min_confidence) for p in self.digits))
-
-    def to_dict(self, **extra: Any) -> dict[str, Any]:
-        out = {**extra, "number": self.number,
-               "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
-                           "refused": p.refused} for p, b in zip(self.digits, self.boxes)],
-               "refused": self.refused}
-        return {**out, "reason": self.reason} if self.refused else out
 
 
 def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image", trace: Trace | None = None

@@ -5,9 +5,9 @@ like any other small image.
 
 An image is taken to be blocky only when every change between neighbouring rows, and every one between
 neighbouring columns, falls on the edge of one regular grid of blocks at least min_block px wide, the same in
-both directions (ReaderParams.decode). Such an image is exactly its small original repeated, so taking it back loses nothing, whatever
-it shows; a photo, a scan or a smoothly drawn image changes between almost every pair of lines and is left as
-it is.
+both directions (ReaderParams.decode). Such an image is exactly its small original repeated, so taking it back
+loses nothing, whatever it shows; a photo, a scan or a smoothly drawn image changes between almost every pair of
+lines and is left as it is.
 """
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def split_touching(mask: np.ndarray, height: float, p: Crop) -> list[np.ndarray]
     """Split a group's mask (cut to its box) that is wider than a digit at the columns with the least ink, into
     as many digits as its width suggests given the typical digit height. Parts keep the box."""
     hh, w = mask.shape
-    h = max(height, hh) if hh < 1.5 * height else height
+    h = max(height, hh) if hh < p.tall_group * height else height
     if w <= p.touching * h:
         return [mask]
     k = max(2, int(round(w / (p.digit_aspect * h))))
@@ -108,7 +108,8 @@ def split_touching(mask: np.ndarray, height: float, p: Crop) -> list[np.ndarray]
     cuts, last = [], 0
     for i in range(1, k):
         centre = int(i * w / k)
-        lo, hi = max(last + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k) + 1)
+        reach = w // (p.cut_share * k)  # px either side of the even split where the cut may fall
+        lo, hi = max(last + 1, centre - reach), min(w - 1, centre + reach + 1)
         cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre
         cuts.append(cut)
         last = cut

@@ -4,11 +4,11 @@ out before the digit is cut out.
 Left in, a page's rulings are ink to the reader: they widen the crop to the whole image and cross the digit, so a
 0 on squared paper reads as an 8. A ruling is a thin bright (ink-coloured) straight run along at least
 ReaderParams.lines.span of the image, in a row or a column; a digit's own strokes never run that far but for a
-bar of a tightly cropped 7 or 2, so lines are taken out where a page has several of them in one direction, where thin lines in both directions
-make a box (three or more sides), or where a line is far thinner than the digit's strokes (one side of a form's box
-cut out with the digit). A line has paper beside it; the straight middle of a marker's bar has the rest of the bar.
-Where a stroke crosses a line, the stroke goes on: the line's pixels take the dimmer of the pixels just beyond the
-line on either side.
+bar of a tightly cropped 7 or 2, so lines are taken out where a page has several of them in one direction, where
+thin lines in both directions make a box (three or more sides), or where a line is far thinner than the digit's
+strokes (one side of a form's box cut out with the digit). A line has paper beside it; the straight middle of a
+marker's bar has the rest of the bar. Where a stroke crosses a line, the stroke goes on: the line's pixels take
+the dimmer of the pixels just beyond the line on either side.
 """
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:
     i = 0
     while i < len(groups) and len(groups) > 1:
         g = groups[i]
-        small = g.width < p.fragment * h and g.height < p.fragment * h * 1.5
+        small = g.width < p.fragment * h and g.height < p.fragment * p.fragment_height * h
         bar = g.height < p.flat * h and g.width > g.height  # a 5's top stroke written apart from its body
         if small or bar:
             gap, j = min((max(groups[j].x0 - g.x1, g.x0 - groups[j].x1, 0), j)

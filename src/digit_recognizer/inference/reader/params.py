@@ -106,7 +106,8 @@ class Crop:
     speck_height: float = 0.25  # a group shorter than this share of the tallest ...
     speck_area: float = 0.1  # ... and lighter than this share of the largest is dirt
     merge_overlap: float = 0.5  # marks overlapping by this share of the narrower one's width are one digit
-    fragment: float = 0.45  # of the typical height: a group narrower and shorter is a piece of a neighbour
+    fragment: float = 0.45  # of the typical height: a group narrower than this ...
+    fragment_height: float = 1.5  # ... and shorter than this many times that is a piece of a neighbour
     flat: float = 0.4  # of the typical height: a flatter, wider-than-tall piece is a detached bar
     merge_gap: float = 0.08  # typical heights: a piece joins the nearest group this close
     several_height: float = 0.6  # two groups this tall and ...
@@ -116,6 +117,8 @@ class Crop:
     max_flatness: float = 5.0  # width / height: a dash
     touching: float = 1.25  # width / typical height beyond which a group holds touching digits
     digit_aspect: float = 0.75  # a handwritten digit's typical width / height, to count touching digits
+    tall_group: float = 1.5  # typical heights: a group shorter than this is sized by its own height when split
+    cut_share: int = 3  # a cut may move 1/this of a digit's share of the width from the even split
     own_reach: int = 2  # px: a digit keeps the ink this close to its own mark (soft edges)
 
 

@@ -1,0 +1,99 @@
+"""The answers: a Prediction for one image, a Reading of a whole number, and postprocess, which turns the model's
+probabilities into predictions (refused below a threshold, with a reason a person can read).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+TOP_K = 3
+AMBIGUOUS_MASS = 0.9  # a refused answer whose top two digits hold this much belief is ambiguous between them
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one image. A refused answer says why in `reason`: the model's confidence was below the
+    threshold (ambiguous between two digits, or not a digit), or the image had no digit to give the model
+    (blank, noise, several digits: `digit` None and no probabilities)."""
+    digit: int | None
+    confidence: float
+    probabilities: tuple[float, ...]  # (10,), or () when the model was not asked
+    refused: bool = False
+    why: str | None = None  # the reason when the image never reached the model
+
+    @classmethod
+    def refusal(cls, why: str) -> "Prediction":
+        return cls(None, 0.0, (), True, why)
+
+    @property
+    def top(self) -> list[tuple[int, float]]:
+        order = np.argsort(self.probabilities)[::-1][:TOP_K]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    @property
+    def reason(self) -> str | None:
+        """Why a refused answer was refused: the image's own reason, or the model's belief split between two
+        digits (ambiguous) or spread over many, as a model trained on marks that are not digits spreads it."""
+        if not self.refused:
+            return None
+        if self.why is not None:
+            return self.why
+        (a, pa), (b, pb) = self.top[:2]
+        if pa + pb >= AMBIGUOUS_MASS:
+            return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"
+        return f"not a digit (low confidence, {pa:.2f})"
+
+    def to_dict(self, **extra: Any) -> dict[str, Any]:
+        out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
+               "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused}
+        return {**out, "reason": self.reason} if self.refused else out
+
+    def at_threshold(self, min_confidence: float) -> "Prediction":
+        """The same answer judged against another refusal threshold (one refused before the model stays so)."""
+        if self.why is not None:
+            return self
+        return replace(self, refused=self.confidence < min_confidence)
+
+
+def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
+    """(N, 10) probabilities -> one Prediction per row, refused below min_confidence."""
+    conf, digit = probs.max(dim=1)
+    return [Prediction(int(d), float(c), tuple(float(v) for v in row), c < min_confidence)
+            for d, c, row in zip(digit.tolist(), conf.tolist(), probs.tolist())]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A whole number read from one image: digits left to right, with boxes (x, y, w, h). Refused when there was
+    nothing to read (`why`: a blank page) or no mark was read as a digit (a line of letters)."""
+    digits: tuple[Prediction, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+    why: str | None = None
+
+    @property
+    def number(self) -> str:
+        # A refused digit is shown as "?" rather than guessed.
+        return "".join("?" if p.refused else str(p.digit) for p in self.digits)
+
+    @property
+    def refused(self) -> bool:
+        return self.why is not None or all(p.refused for p in self.digits)
+
+    @property
+    def reason(self) -> str | None:
+        if not self.refused:
+            return None
+        return self.why or "not a number: no mark was read as a digit"
+
+    def at_threshold(self, min_confidence: float) -> "Reading":
+        return replace(self, digits=tuple(p.at_threshold(min_confidence) for p in self.digits))
+
+    def to_dict(self, **extra: Any) -> dict[str, Any]:
+        out = {**extra, "number": self.number,
+               "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
+                           "refused": p.refused} for p, b in zip(self.digits, self.boxes)],
+               "refused": self.refused}
+        return {**out, "reason": self.reason} if self.refused else out
