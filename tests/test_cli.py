@@ -144,3 +144,24 @@ def test_python_api(mnist):
     p = rec.predict(mnist.test.images[0].numpy())
     assert p.digit == int(mnist.test.labels[0]) and 0.5 < p.confidence <= 1
     assert p.top[0][0] == p.digit and len(p.top) == 3
+
+
+@pytest.mark.smoke
+def test_trace_writes_one_picture_per_step(tmp_path):
+    from digit_recognizer.inference.reader import STEPS
+
+    img = Image.new("L", (160, 200), 235)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(img).line([(40, 40), (120, 40), (70, 170)], fill=20, width=12)  # a 7
+    img.save(tmp_path / "seven.png")
+    res = run_digits("trace", str(tmp_path / "seven.png"), "--out", str(tmp_path / "trace"))
+    assert res.returncode == 0, res.stderr
+    assert " -> ".join(STEPS) in res.stdout and '"digit": 7' in res.stdout
+    pictures = sorted(p.name for p in (tmp_path / "trace").glob("*.png"))
+    assert pictures == [f"{i:02d}-{step}.png" for i, step in enumerate(STEPS)]
+    page = (tmp_path / "trace" / "index.html").read_text()
+    assert all(f'src="{p}"' in page for p in pictures) and "stroke_px" in page
+    missing = run_digits("trace", str(tmp_path / "nothing.png"), "--out", str(tmp_path / "t2"))
+    errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
+    assert missing.returncode == 1 and len(errors) == 1 and errors[0].endswith("nothing.png: file not found")

@@ -17,10 +17,11 @@ from PIL import Image
 from scipy import ndimage
 
 from ..constants import DIGIT_BOX, MNIST_STROKE
+from ..inference.reader import PARAMS
 from .synth import INK_COLOURS, paper
 
 UPSAMPLE = 4  # strokes are re-drawn on a 4x finer grid, where MNIST's ~2.5 px strokes are ~10 px wide
-INK_LEVEL = 0.5  # coverage above which a pixel of the fine grid is inside a stroke
+INK_LEVEL = PARAMS.ink.inside  # coverage (0..1) above which a pixel of the fine grid is inside a stroke
 EXIF_ORIENTATION = 0x0112
 OPAQUE_SHARE = 0.7  # transparent PNGs whose ink is opaque; the rest are drawn at PART_OPACITY (uniform)
 PART_OPACITY = (0.3, 0.95)
