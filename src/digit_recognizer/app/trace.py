@@ -19,20 +19,45 @@ from ..data.formats import atomic_write_files
 from ..inference.reader import Stage, Trace, Views
 
 SHOWN_SIDE = 280  # px: a step's picture is enlarged (nearest) to at least this on its longer side, for the eye
+BOX_GREY = 128  # the crop's boxes, and the gap between views, in a grey that is neither ink nor paper
 
 
-def picture(output: object) -> np.ndarray | None:
-    """A step's output as a (h, w) uint8 picture, or None for one with no picture (the crop step's list)."""
+def picture(output: object, page: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray | None:
+    """A step's output as a (h, w) uint8 picture. The crop step's cuts are shown as their boxes on the `page` the
+    step cut them from (its boxes are in px of the image as given; `scale`: working px per such px), or where
+    there is no page, as the first cut."""
     if isinstance(output, Views):
         output = output.images
     if isinstance(output, list) and output and hasattr(output[0], "image"):  # the crop step's cuts
-        output = output[0].image
+        return boxed(page, [c.box for c in output], scale) if page is not None else picture(output[0].image)
     if not isinstance(output, np.ndarray):
         return None
     a = np.asarray(output, np.float32)
     if a.ndim == 3:  # (V, 28, 28) views side by side, a gap between
-        a = np.concatenate([np.pad(v, ((0, 0), (0, 2)), constant_values=128) for v in a], axis=1)[:, :-2]
+        a = np.concatenate([np.pad(v, ((0, 0), (0, 2)), constant_values=BOX_GREY) for v in a], axis=1)[:, :-2]
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def boxed(page: np.ndarray, boxes: list[tuple[int, int, int, int]], scale: float) -> np.ndarray:
+    """The page (ink bright) with each box (x, y, w, h, px of the image as given) outlined in grey."""
+    from PIL import ImageDraw
+
+    img = Image.fromarray(picture(page))
+    draw = ImageDraw.Draw(img)
+    for x, y, w, h in boxes:
+        draw.rectangle([x * scale, y * scale, (x + w) * scale - 1, (y + h) * scale - 1], outline=BOX_GREY)
+    return np.asarray(img)
+
+
+def pictures(trace: Trace) -> list[np.ndarray | None]:
+    """Each stage's picture, the crop's drawn on the page the lines step left."""
+    scale = next((s.facts.get("scale", 1.0) for s in trace.stages if s.step == "decode"), 1.0)
+    out, page = [], None
+    for s in trace.stages:
+        out.append(picture(s.output, page, scale))
+        if s.step == "lines":
+            page = s.output
+    return out
 
 
 def png(a: np.ndarray) -> bytes:
@@ -55,8 +80,7 @@ def steps_json(trace: Trace) -> list[dict]:
     import base64
 
     out = []
-    for s in trace.stages:
-        a = picture(s.output)
+    for s, a in zip(trace.stages, pictures(trace)):
         url = None if a is None else "data:image/png;base64," + base64.b64encode(png(a)).decode()
         out.append({"step": s.step, "digit": s.digit, "facts": s.facts, "png": url})
     return out
@@ -65,8 +89,7 @@ def steps_json(trace: Trace) -> list[dict]:
 def write_trace(trace: Trace, answer: dict, out: Path) -> Path:
     """One PNG per step into `out`, and index.html listing them in order with their facts and the answer."""
     files, rows = [], []
-    for i, s in enumerate(trace.stages):
-        a = picture(s.output)
+    for i, (s, a) in enumerate(zip(trace.stages, pictures(trace))):
         name = stage_name(i, s)
         cell = ""
         if a is not None:
