@@ -17,7 +17,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import box_mean, edge, gaussian, opened, sample, stretched, typical_width
+from .ops import box_mean, edge, gaussian, opened, sample, stretched, typical_width, wide_blur
 from .params import Background, ReaderParams
 
 
@@ -31,7 +31,7 @@ def coarse(x: np.ndarray, side: int) -> np.ndarray:
 
 def detail(small: np.ndarray, p: Background) -> np.ndarray:
     """The image less its lighting (a blur over 1/p.lighting of it): paper near 0 everywhere, ink far from it."""
-    return small - gaussian(small, min(small.shape) / p.lighting, "nearest")
+    return small - wide_blur(small, min(small.shape) / p.lighting)
 
 
 def beyond_halfway(d: np.ndarray) -> np.ndarray:

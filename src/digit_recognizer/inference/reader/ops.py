@@ -5,6 +5,8 @@ frame), "reflect" mirrors (a smoothing), "constant" puts paper there.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
@@ -52,6 +54,31 @@ def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
         return f32(x)
     k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
     return _cv2().GaussianBlur(f32(x), (k, k), sigma, borderType=border(mode))
+
+
+@lru_cache(maxsize=64)
+def blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) float32: a Gaussian blur along one axis of n px as a matrix, the same kernel as `gaussian`'s and the
+    taps that fall past either end landing on the end pixel (the edge repeated)."""
+    k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
+    r = k // 2
+    w = _cv2().getGaussianKernel(k, sigma).ravel()  # (k,) float64, summing to 1
+    c = np.concatenate([[0.0], np.cumsum(w)])  # c[m]: the weight of the first m taps
+    d = np.arange(n)[None, :] - np.arange(n)[:, None]  # (n, n) offset of column j from row i
+    m = np.where(np.abs(d) <= r, w[np.clip(d + r, 0, k - 1)], 0.0)
+    i = np.arange(n)
+    m[:, 0] = c[np.clip(r - i + 1, 0, k)]  # taps at offsets <= -i
+    m[:, n - 1] = c[k] - c[np.clip(n - 1 - i + r, 0, k)]  # taps at offsets >= n - 1 - i
+    if n == 1:
+        m[0, 0] = 1.0
+    return m.astype(np.float32)
+
+
+def wide_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """gaussian(x, sigma, "nearest") for a sigma a sizeable share of the image (the lighting): as two small matrix
+    products, where OpenCV's kernel, wider than the image, costs its width per pixel."""
+    h, w = x.shape
+    return blur_matrix(h, float(sigma)) @ f32(x) @ blur_matrix(w, float(sigma)).T
 
 
 def opened(x: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
