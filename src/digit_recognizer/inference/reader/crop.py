@@ -16,7 +16,7 @@ import numpy as np
 from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, typical_height, without_dust
-from .ops import components, cropped, gaussian, grown, is_ink, sample
+from .ops import bounds, components, gaussian, grown, is_ink, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 4  # random specks rarely join up 4-connected
@@ -127,9 +127,9 @@ def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Cr
         whole: Cut | None = None) -> Cut:
     """One digit's ink from mask m, which lies in `ink` with its top-left corner at `at` = (x, y): its own ink,
     soft edges included, not its neighbours'."""
-    rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    own = grown(m, p.own_reach)[r0:r1, c0:c1]
+    rows, cols = bounds(m)
+    r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+    own = grown(m, p.own_reach)[rows, cols]
     x0, y0 = at[0] + c0, at[1] + r0
     image = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
     box = tuple(int(round(v / scale)) for v in (x0, y0, c1 - c0, r1 - r0))
@@ -148,11 +148,10 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
     labels, groups = digit_groups(x, params)
     if not number:
         refuse_several(groups, params)
-        kept = without_dust(mask, p)
-        rows, cols = np.nonzero(kept.any(1))[0], np.nonzero(kept.any(0))[0]
-        image = cropped(x, kept)
+        rows, cols = bounds(without_dust(mask, p))
+        image = x[rows, cols]
         refuse_speck_or_dash(image, scale, p)
-        box = tuple(int(round(v / scale)) for v in (cols[0], rows[0], image.shape[1], image.shape[0]))
+        box = tuple(int(round(v / scale)) for v in (cols.start, rows.start, image.shape[1], image.shape[0]))
         return [Cut(image, box)], {"box": list(box), "marks": len(groups)}
     if not groups:
         raise NoInk("no ink found")

@@ -48,11 +48,16 @@ def is_ink(x: np.ndarray, level: float) -> np.ndarray:
     return x > level * PIXEL_MAX
 
 
+def kernel_size(sigma: float) -> int:
+    """Taps of a Gaussian of `sigma` px reaching GAUSS_TRUNCATE sigmas either side."""
+    return 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
+
+
 def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
     """x smoothed by a Gaussian of `sigma` px (kernel to GAUSS_TRUNCATE sigmas)."""
     if sigma <= 0:
         return f32(x)
-    k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
+    k = kernel_size(sigma)
     return _cv2().GaussianBlur(f32(x), (k, k), sigma, borderType=border(mode))
 
 
@@ -60,7 +65,7 @@ def gaussian(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
 def blur_matrix(n: int, sigma: float) -> np.ndarray:
     """(n, n) float32: a Gaussian blur along one axis of n px as a matrix, the same kernel as `gaussian`'s and the
     taps that fall past either end landing on the end pixel (the edge repeated)."""
-    k = 2 * int(GAUSS_TRUNCATE * sigma + 0.5) + 1
+    k = kernel_size(sigma)
     r = k // 2
     w = _cv2().getGaussianKernel(k, sigma).ravel()  # (k,) float64, summing to 1
     c = np.concatenate([[0.0], np.cumsum(w)])  # c[m]: the weight of the first m taps
@@ -182,15 +187,6 @@ def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndar
     return labels, stats
 
 
-def shrunk(x: np.ndarray, side: int) -> np.ndarray:
-    """x box-averaged to at most `side` px on its longer side (itself if it is no larger)."""
-    if max(x.shape) <= side:
-        return f32(x)
-    f = side / max(x.shape)
-    size = (max(1, round(x.shape[1] * f)), max(1, round(x.shape[0] * f)))
-    return _cv2().resize(f32(x), size, interpolation=_cv2().INTER_AREA)
-
-
 def stretched(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A smooth field (lighting) resampled bilinearly to `shape` = (h, w)."""
     return _cv2().resize(f32(x), (shape[1], shape[0]), interpolation=_cv2().INTER_LINEAR)
@@ -204,13 +200,4 @@ def resized(x: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> n
 
 def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """x cut to the bounding box of a non-empty mask."""
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-    return x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
-    """(row, column) of x's centre of mass; the middle of an empty image."""
-    m = _cv2().moments(f32(x))
-    if m["m00"] <= 0:
-        return (x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2
-    return m["m01"] / m["m00"], m["m10"] / m["m00"]
+    return x[bounds(mask)]

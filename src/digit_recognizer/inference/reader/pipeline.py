@@ -101,7 +101,8 @@ def digit_steps(c: Cut, params: ReaderParams, seen: dict, trace: Trace | None, i
 
 def read_digit(src: ImageInput, params: ReaderParams = PARAMS, name: str = "image",
                trace: Trace | None = None) -> Views:
-    """One digit's Views, through every step; raises a Refusal (blank, noise, several digits, a scribble)."""
+    """One digit's Views, through every step; raises a Refusal (blank, noise, a speck or a dash, several
+    digits)."""
     name = str(src) if isinstance(src, (str, Path)) else name
     try:
         x, seen = page(src, params, name, trace, as_is=True)
