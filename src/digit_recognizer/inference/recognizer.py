@@ -131,11 +131,12 @@ class Recognizer:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""
         return self.predict_with_input(image, name)[0]
 
-    def predict_with_input(self, image: ImageInput, name: str = "image") -> tuple[Prediction, np.ndarray]:
+    def predict_with_input(self, image: ImageInput, name: str = "image",
+                           trace: Trace | None = None) -> tuple[Prediction, np.ndarray]:
         """The prediction and the (28, 28) uint8 image the model saw (the server and page show it; blank for an
-        image refused before the model)."""
+        image refused before the model); the reader's steps recorded in `trace` if one is given."""
         try:
-            views = read_digit(image, self.params, name)
+            views = read_digit(image, self.params, name, trace)
         except Refusal as e:
             return Prediction.refusal(e.reason(name)), np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         return self.predict_views([views])[0], views.images[0]
@@ -182,11 +183,7 @@ class Recognizer:
         trace = Trace()
         if number:
             return trace, read_number(self, image, name, trace)
-        try:
-            views = read_digit(image, self.params, name, trace)
-        except Refusal as e:
-            return trace, Prediction.refusal(e.reason(name))
-        return trace, self.predict_views([views])[0]
+        return trace, self.predict_with_input(image, name, trace)[0]
 
 
 def expand_paths(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
