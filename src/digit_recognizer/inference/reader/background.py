@@ -115,26 +115,22 @@ def peak(y: np.ndarray, p: Background) -> tuple[float, np.ndarray]:
     return float(smooth.max()), smooth
 
 
-def rise(y: np.ndarray, p: Background) -> tuple[float, float]:
-    """How far y's brightest mark rises above the paper, and the paper's pixel noise."""
-    return peak(y, p)[0], pixel_noise(y)
-
-
 def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
     """The background step (see the module's docstring)."""
     p = params.background
     c = Coarse.measure(x, p, seen)
     under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
-    y = x - under(c.small, c.lighting)
-    (top, noise), (gap_top, gap_noise) = rise(y, p), rise(-under(-c.small, c.lighting) - x, p)
+    y, gaps = x - under(c.small, c.lighting), -under(-c.small, c.lighting) - x
+    (top, smooth), noise = peak(y, p), pixel_noise(y)
+    gap_top, gap_noise = peak(gaps, p)[0], pixel_noise(gaps)
     clear = lambda t, n, contrast: t >= max(contrast, p.noise_margin * n)
     faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.faint_sharpness
     if not (clear(top, noise, p.min_contrast) or clear(gap_top, gap_noise, p.min_contrast) or faint):
         raise NoInk("no ink found (blank or nearly uniform image)")
     opening = c.stroke_opening(p)
-    if opening != c.lighting:
+    if opening != c.lighting:  # the paper estimated again past the strokes: measured again
         y = x - under(c.small, opening)
-    top, smooth = peak(y, p)
+        top, smooth = peak(y, p)
     y = np.clip(y, 0, None)
     full = float(np.percentile(sample(y[smooth > max(top, 1.0) / 2]), p.ink_percentile))
     facts = {"stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
