@@ -10,7 +10,7 @@ from digit_recognizer.data.dataset import Split
 from digit_recognizer.inference.recognizer import Prediction
 from digit_recognizer.training.augment import random_slant
 from digit_recognizer.training.calibration import DIGITS_REFUSED, REFUSE_BELOW, refusal_stats, refusal_threshold
-from digit_recognizer.training.exposure import widened
+from digit_recognizer.training.exposure import draw_of, widened
 from digit_recognizer.training.glyphs import DIGIT_STYLES, LETTERS, NOT_DIGITS
 from digit_recognizer.training.hands import crossed_seven, flagged_one, styled_digits
 from digit_recognizer.training.outliers import KINDS, outlier_bank
@@ -98,6 +98,19 @@ def test_the_widened_split_adds_other_hands_and_outliers():
     assert (wide.labels[:100] == tr.labels).all() and (wide.labels[-30:] == NOT_DIGIT).all()
     assert (wide.labels[100:120] < 10).all()
     assert widened(make_config("fast"), tr) is tr
+
+
+def test_a_fresh_draw_of_other_hands_and_outliers_every_few_epochs():
+    digits = torch.from_numpy(np.stack([bar(10, 18, 4, 24)] * 100))
+    tr = Split(digits, torch.arange(100) % 10)
+    once, every = make_config("fast", other_hands=0.2, outliers=0.3), make_config("fast", other_hands=0.2,
+                                                                                  outliers=0.3, redraw_every=2)
+    assert [draw_of(once, e) for e in range(5)] == [0] * 5
+    assert [draw_of(every, e) for e in range(5)] == [0, 0, 1, 1, 2]
+    first, again, second = widened(every, tr, 0), widened(every, tr, 0), widened(every, tr, 1)
+    assert torch.equal(first.images, again.images) and torch.equal(first.images, widened(once, tr).images)
+    assert torch.equal(first.images[:100], second.images[:100])  # MNIST's own digits stay
+    assert not torch.equal(first.images[100:], second.images[100:])  # the extra ones are drawn again
 
 
 def test_the_refusal_threshold_refuses_few_digits_and_what_is_spread():

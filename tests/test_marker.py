@@ -2,6 +2,7 @@
 bank is one function of its seed, and the loop swaps in the share it is told to."""
 from __future__ import annotations
 
+import re
 import numpy as np
 import pytest
 
@@ -85,6 +86,19 @@ def test_a_training_run_draws_its_marker_digits_once(mnist, tmp_path):
     drawn = [line for line in lines if "marker digits" in line]
     trained_on = len(loop.splits(cfg, mnist.train)[0])
     assert len(drawn) == 1 and drawn[0].startswith(f"drew {trained_on} marker digits")
+
+
+def test_a_run_that_redraws_its_extra_images_draws_their_markers_again(mnist, tmp_path):
+    lines = []
+    cfg = make_config("fast", epochs=3, limit=300, augment_marker=0.5, other_hands=0.2, outliers=0.2,
+                      redraw_every=2)
+    loop.train(cfg, mnist.train, tmp_path / "run", progress=False, log=lines.append)
+    own = len(loop.splits(cfg, mnist.train)[0])
+    extra = 2 * round(0.2 * own)
+    drawn = [re.sub(r" in \d+ s.*", "", line) for line in lines if line.startswith("drew")]
+    assert drawn == [f"drew {own} marker digits",
+                     f"drew {extra} other hands' digits and outliers (draw 1)", f"drew {extra} marker digits",
+                     f"drew {extra} other hands' digits and outliers (draw 2)", f"drew {extra} marker digits"]
 
 
 def test_a_share_outside_0_to_1_is_refused_before_any_data_loads():

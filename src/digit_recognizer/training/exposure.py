@@ -1,10 +1,12 @@
 """The training split widened with other people's hands and with marks that are not digits.
 
-    widened(cfg, train Split) -> Split   # the MNIST digits, then other hands' digits, then outliers (NOT_DIGIT)
+    widened(cfg, train Split, draw=0) -> Split   # the MNIST digits, then other hands' digits, then outliers
+    draw_of(cfg, epoch) -> int   # which draw of those extra images epoch `epoch` trains on
     validation_outliers(val Split, n) -> (n, 28, 28) uint8   # drawn from the validation digits, for the refusal
 
-Every draw comes from the run's seed (and, for validation, a seed of its own), so a resumed run and every rank of
-a distributed one see the same images.
+Every draw comes from the run's seed and its number (and, for validation, a seed of its own), so a resumed run
+and every rank of a distributed one see the same images. With `redraw_every`, the extra images are drawn afresh
+every so many epochs, so that the net cannot learn a fixed bank of them by heart.
 """
 from __future__ import annotations
 
@@ -21,12 +23,17 @@ TRAIN_DRAWS, VALIDATION_DRAWS = 7_451, 7_457  # seeds of the training and valida
 VALIDATION_OUTLIERS = 3_000  # marks that are not digits, to fit the refusal threshold on
 
 
-def widened(cfg: TrainConfig, tr: Split) -> Split:
+def draw_of(cfg: TrainConfig, epoch: int) -> int:
+    """The draw of other hands' digits and outliers that (0-based) `epoch` trains on."""
+    return epoch // cfg.redraw_every if cfg.redraw_every else 0
+
+
+def widened(cfg: TrainConfig, tr: Split, draw: int = 0) -> Split:
     """`tr` followed by `cfg.other_hands` times its size in other hands' digits (MNIST's 1s and 7s edited, the
-    rest drawn) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT."""
+    rest drawn) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT: draw number `draw`."""
     if not (cfg.other_hands or cfg.outliers):
         return tr
-    rng = np.random.default_rng([cfg.seed, TRAIN_DRAWS])
+    rng = np.random.default_rng([cfg.seed, TRAIN_DRAWS, *([draw] if draw else [])])  # draw 0: as it always was
     images, labels = tr.images.numpy(), tr.labels.numpy()
     parts, tags = [images], [labels]
     if cfg.other_hands:

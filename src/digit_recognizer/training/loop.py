@@ -26,7 +26,7 @@ from ..models.net import Net, build_model, forward_flops
 from .augment import random_affine, random_slant, random_stroke
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE, World, barrier, local_share, sum_over_ranks
-from .exposure import widened
+from .exposure import draw_of, widened
 from .finish import finish
 from .marker import marker_bank
 from .optim import make_optimizer
@@ -99,10 +99,9 @@ def train_locked(cfg: TrainConfig, data: Split, run: RunDir, resume: bool, progr
         start_run(run, cfg, resume, overwrite)
     barrier(world)
     log = log if world.is_main else (lambda _: None)
-    tr, va = splits(cfg, data)
-    tr = widened(cfg, tr)  # + other hands' digits and outliers, drawn from the run's seed
-    tr_dev, va_dev = on_device(tr, dev), on_device(va, dev)
-    marker = marker_renditions(cfg, tr, world, log, dev)
+    base, va = splits(cfg, data)
+    va_dev = on_device(va, dev)
+    base_marker = marker_renditions(cfg, base, world, log, dev)
     bf16 = use_bf16(cfg.precision, dev.type)
     state = set_up(cfg, dev)
     if resume and run.checkpoint.exists():
@@ -118,7 +117,12 @@ def train_locked(cfg: TrainConfig, data: Split, run: RunDir, resume: bool, progr
     step_net = ddp_wrapped(state.model, dev) if world.distributed else state.model
     flops = forward_flops(state.model)
     step = make_step(cfg, state, step_net, bf16)  # built once: a captured graph serves every epoch
+    drawn = draw_of(cfg, min(len(state.history), cfg.epochs - 1))
+    tr, tr_dev, marker = training_split(cfg, base, drawn, base_marker, world, log, dev)
     for epoch in range(len(state.history), cfg.epochs):
+        if draw_of(cfg, epoch) != drawn:  # a fresh draw of other hands' digits and outliers
+            drawn = draw_of(cfg, epoch)
+            tr, tr_dev, marker = training_split(cfg, base, drawn, base_marker, world, log, dev)
         started = time.perf_counter()
         record = run_epoch(cfg, state, tr_dev, epoch, bf16, progress and world.is_main, world, step_net, step,
                            marker, log)
@@ -157,17 +161,34 @@ def save_epoch(run: RunDir, state: State, world: World) -> None:
         raise DigitsError(f"{os_error_line(e)}; training stopped after epoch {done} ({kept})") from None
 
 
-def marker_renditions(cfg: TrainConfig, tr: Split, world: World, log: Log,
-                      device: torch.device) -> torch.Tensor | None:
+def marker_renditions(cfg: TrainConfig, tr: Split, world: World, log: Log, device: torch.device,
+                      start: int = 0) -> torch.Tensor | None:
     """(N, 28, 28) uint8 on `device`: each training digit drawn once with a fat marker and thinned by the
-    reader (`augment_marker`), or None. Every rank draws the same ones, on its share of the CPUs."""
+    reader (`augment_marker`), or None; `start`: the first image's index in the bank's draws. Every rank draws
+    the same ones, on its share of the CPUs."""
     if not cfg.augment_marker:
         return None
     started = time.perf_counter()
     workers = max(1, usable_cores() // world.size)
-    bank = torch.from_numpy(marker_bank(tr.images.numpy(), cfg.seed, workers, cfg.marker_pen))
+    bank = torch.from_numpy(marker_bank(tr.images.numpy(), cfg.seed, workers, cfg.marker_pen, start))
     log(f"drew {len(bank):,} marker digits in {time.perf_counter() - started:.0f} s ({workers} processes)")
     return bank.to(device)
+
+
+def training_split(cfg: TrainConfig, base: Split, draw: int, base_marker: torch.Tensor | None, world: World,
+                   log: Log, device: torch.device) -> tuple[Split, Split, torch.Tensor | None]:
+    """(on the CPU, on `device`, marker renditions or None) of draw `draw` of the training split: MNIST's digits
+    `base`, then that draw's other hands' digits and outliers (training.exposure). The extra images' marker
+    renditions take bank indices of their own in each draw; draw 0's are the indices they always had."""
+    tr = widened(cfg, base, draw)
+    if len(tr) == len(base):
+        return tr, on_device(tr, device), base_marker
+    if cfg.redraw_every:
+        log(f"drew {len(tr) - len(base):,} other hands' digits and outliers (draw {draw + 1})")
+    extra = Split(tr.images[len(base):], tr.labels[len(base):])
+    more = marker_renditions(cfg, extra, world, log, device, start=len(base) + draw * len(extra))
+    marker = None if base_marker is None else torch.cat([base_marker, more])
+    return tr, on_device(tr, device), marker
 
 
 def ddp_wrapped(model: Net, device: torch.device) -> torch.nn.Module:

@@ -82,15 +82,15 @@ def marker_chunk(images: np.ndarray, seed: int, start: int, pen: bool = False) -
     return out
 
 
-def marker_bank(images: np.ndarray, seed: int, workers: int = 1, pen: bool = False) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 28, 28) uint8: every digit once with a marker drawn from (seed, its index);
-    `workers` processes share the work, with the same result."""
+def marker_bank(images: np.ndarray, seed: int, workers: int = 1, pen: bool = False, start: int = 0) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, 28, 28) uint8: every digit once with a marker drawn from (seed, start + its
+    index); `workers` processes share the work, with the same result."""
     if workers <= 1 or len(images) < 2 * workers:
-        return marker_chunk(images, seed, 0, pen)
+        return marker_chunk(images, seed, start, pen)
     from concurrent.futures import ProcessPoolExecutor
 
     bounds = np.linspace(0, len(images), workers + 1).astype(int)
     with ProcessPoolExecutor(workers) as pool:
         parts = pool.map(marker_chunk, [images[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-                         [seed] * workers, bounds[:-1].tolist(), [pen] * workers)
+                         [seed] * workers, (start + bounds[:-1]).tolist(), [pen] * workers)
         return np.concatenate(list(parts))

@@ -55,6 +55,7 @@ class TrainConfig:
     other_hands: float = 0.0
     outliers: float = 0.0  # this many times the training split in marks that are not digits (training.outliers)
     outlier_weight: float = 0.5  # the outliers' loss (to uniform) relative to a digit's (Hendrycks et al.: 0.5)
+    redraw_every: int = 0  # epochs between fresh draws of those extra digits and outliers (0: one draw per run)
     marker_pen: bool = False  # the marker's stroke a pen of its own (training.marker.MARKER_PEN), not the digit's
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
     tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
@@ -73,7 +74,7 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
                         augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, augment_marker=0.2, ema=0.999,
-                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3),
+                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3, redraw_every=6),
 }
 # `best` also learns other people's hands (flagged 1s, crossed 7s, slanted scripts: training.hands) and what is not
 # a digit (training.outliers); on the fast recipe, over the validation seed of benchmarks/other_hands.py, that
@@ -128,8 +129,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise DigitsError("augment_widen and augment_squeeze must be 0 (off) or positive")
     if not 0.0 <= cfg.augment_slant <= MAX_SLANT:
         raise DigitsError(f"augment_slant is in degrees: between 0 and {MAX_SLANT:g}, got {cfg.augment_slant}")
-    if cfg.other_hands < 0 or cfg.outliers < 0 or cfg.outlier_weight < 0:
-        raise DigitsError("other_hands, outliers and outlier_weight must be 0 (off) or positive")
+    if cfg.other_hands < 0 or cfg.outliers < 0 or cfg.outlier_weight < 0 or cfg.redraw_every < 0:
+        raise DigitsError("other_hands, outliers, outlier_weight and redraw_every must be 0 (off) or positive")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise DigitsError(f"val_fraction must be between 0 and 1, got {cfg.val_fraction}")
     return cfg

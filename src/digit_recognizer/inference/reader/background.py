@@ -17,7 +17,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import box_mean, edge, gaussian, opened, sample, stretched, typical_width, wide_blur
+from .ops import SAMPLE, box_mean, edge, gaussian, opened, sample, sample_at, stretched, typical_width, wide_blur
 from .params import Background, ReaderParams
 
 
@@ -102,10 +102,24 @@ def paper(small: np.ndarray, opening: int, p: Background, sharpness: float, ligh
     return bg
 
 
+def neighbour_differences(y: np.ndarray) -> np.ndarray:
+    """`sample` of the differences between vertical neighbours, then horizontal ones, of y, computed at the sampled
+    places only."""
+    h, w = y.shape
+    down, total = (h - 1) * w, (h - 1) * w + h * (w - 1)
+    if total <= 2 * SAMPLE:
+        return np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
+    at = sample_at(total)
+    flat, vertical = y.ravel(), at < down
+    across = max(w - 1, 1)  # differences per row (a one-column image has only vertical ones)
+    here = np.where(vertical, at, (at - down) // across * w + (at - down) % across)  # flat index of the pixel
+    return flat[here + np.where(vertical, w, 1)] - flat[here]
+
+
 def pixel_noise(y: np.ndarray) -> float:
     """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
     however much of the image the ink covers)."""
-    d = sample(np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()]))
+    d = neighbour_differences(y)
     return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
 
 

@@ -145,7 +145,9 @@ def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
     rgb = np.asarray(img)  # (H, W, 3) uint8
     step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
     flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)
-    _, vectors = np.linalg.eigh(np.cov(flat, rowvar=False))  # (3, 3): the main axis is the last column
+    centred = flat.T - flat.mean(0, dtype=np.float64)[:, None]  # (3, n) float64: rows are contiguous, fast to dot
+    cov = np.array([[np.dot(a, b) for b in centred] for a in centred]) / max(1, flat.shape[0] - 1)
+    _, vectors = np.linalg.eigh(cov)  # (3, 3): the main axis is the last column
     main = vectors[:, -1] * (1 if vectors[:, -1].sum() >= 0 else -1)
     axis = main / max(float(np.abs(main).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
     spread = lambda v: float(np.subtract(*np.percentile(v, [p.spread_percentile, 100 - p.spread_percentile])))

@@ -40,7 +40,13 @@ def sample(values: np.ndarray) -> np.ndarray:
     values = values.ravel()
     if values.size <= 2 * SAMPLE:
         return values
-    return values[np.random.default_rng(SAMPLE).integers(0, values.size, SAMPLE)]
+    return values[sample_at(values.size)]
+
+
+@lru_cache(maxsize=16)
+def sample_at(size: int) -> np.ndarray:
+    """The SAMPLE positions `sample` takes of `size` values (drawn once per size: a page's images share them)."""
+    return np.random.default_rng(SAMPLE).integers(0, size, SAMPLE)
 
 
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:
