@@ -107,7 +107,7 @@ def neighbour_differences(y: np.ndarray) -> np.ndarray:
     places only."""
     h, w = y.shape
     down, total = (h - 1) * w, (h - 1) * w + h * (w - 1)
-    if total <= 2 * SAMPLE:
+    if total <= SAMPLE:
         return np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
     at = sample_at(total)
     flat, vertical = y.ravel(), at < down

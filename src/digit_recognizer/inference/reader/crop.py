@@ -16,7 +16,7 @@ import numpy as np
 from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, typical_height, without_dust
-from .ops import bounds, components, gaussian, grown, is_ink, sample
+from .ops import bounds, components, correlation, gaussian, grown, is_ink, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 4  # random specks rarely join up 4-connected
@@ -52,7 +52,7 @@ def ink_mask(x: np.ndarray, params: ReaderParams) -> np.ndarray:
 def neighbour_correlation(x: np.ndarray) -> float:
     """Mean correlation of each pixel with its right and lower neighbours (over a sample of the pixels)."""
     pairs = [(x[:, :-1], x[:, 1:]), (x[:-1], x[1:])]  # the same draws from each of a pair: aligned
-    cs = [np.corrcoef(sample(a), sample(b))[0, 1] for a, b in pairs if a.size > 1]
+    cs = [correlation(sample(a), sample(b)) for a, b in pairs if a.size > 1]
     return float(np.nanmean(cs)) if cs else 0.0
 
 

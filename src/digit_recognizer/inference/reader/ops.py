@@ -13,7 +13,7 @@ from PIL import Image
 from ...constants import PIXEL_MAX
 
 GAUSS_TRUNCATE = 4.0  # a Gaussian's kernel reaches this many sigmas (SciPy's default, so widths carry over)
-SAMPLE = 1 << 15  # pixels a statistic of a whole image is taken over
+SAMPLE = 1 << 13  # pixels a statistic of a whole image is taken over
 
 
 def _cv2():
@@ -34,19 +34,31 @@ def f32(x: np.ndarray) -> np.ndarray:
 
 
 def sample(values: np.ndarray) -> np.ndarray:
-    """SAMPLE of the values, drawn at random with a fixed seed (the same image gives the same answer; a regular
-    stride would alias with a regular pattern, ruled lines, a grid): enough for a median or a percentile of a
-    whole image's pixels at a fixed cost whatever its size."""
+    """SAMPLE of the values at random places fixed once (the same image gives the same answer; a regular stride
+    would alias with a regular pattern, ruled lines, a grid): enough for a median or a percentile of a whole
+    image's pixels at a fixed cost whatever its size (docs/experiments.md, § The reader as named steps)."""
     values = values.ravel()
-    if values.size <= 2 * SAMPLE:
+    if values.size <= SAMPLE:
         return values
     return values[sample_at(values.size)]
 
 
-@lru_cache(maxsize=16)
 def sample_at(size: int) -> np.ndarray:
-    """The SAMPLE positions `sample` takes of `size` values (drawn once per size: a page's images share them)."""
-    return np.random.default_rng(SAMPLE).integers(0, size, SAMPLE)
+    """The SAMPLE positions `sample` takes of `size` values: the same share of the way along for every size."""
+    return (sample_places() * size).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def sample_places() -> np.ndarray:
+    """SAMPLE uniform draws in [0, 1), from a fixed seed."""
+    return np.random.default_rng(SAMPLE).random(SAMPLE)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation of two equally long arrays (nan where either is constant)."""
+    a, b = a.astype(np.float64) - a.mean(dtype=np.float64), b.astype(np.float64) - b.mean(dtype=np.float64)
+    norm = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b)) / norm if norm > 0 else float("nan")
 
 
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:

@@ -31,7 +31,7 @@ class Decode:
     """Bytes -> grey levels at the working size (§ Any digit; § Tiny images; § Blocky enlargements)."""
     working_side: int = 1024  # px: a larger image is box-averaged to this on its longer side first
     min_side: int = 56  # px: a smaller image is enlarged (bicubic) to this, so edges are not taken for noise
-    colour_side: int = 128  # px: colours are judged on a copy about this size
+    colour_side: int = 64  # px: colours are judged on a copy about this size
     hue_gain: float = 2.0  # a colour axis replaces brightness where it separates ink from paper this much better
     spread_percentile: float = 99.0  # the spread of levels is measured between this and 100 - this
     opaque: int = 250  # alpha at or above which a pixel is opaque
@@ -167,7 +167,7 @@ PARAMS = ReaderParams()
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
 # FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
 # reader is trained on digits put through `fit_and_centre`).
-STEPS_REVISION = 1
+STEPS_REVISION = 2
 FIT_REVISION = 1
 
 
