@@ -28,7 +28,8 @@ def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int | N
     batch = batch or (EVAL_BATCH if device.type == "cpu" else GPU_EVAL_BATCH)
     x = images.reshape(-1, 1, *images.shape[-2:])
     was_training = net.training
-    net.eval()
+    if was_training:  # a loaded net is in eval mode already: no walk over its modules per call
+        net.eval()
     try:
         out = []
         for i in range(0, len(x), batch):
@@ -36,7 +37,8 @@ def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int | N
                 out.append(net(x[i:i + batch].to(device, non_blocking=True)).float())
         return torch.cat(out).to(images.device) if out else torch.empty(0, NUM_CLASSES, device=images.device)
     finally:
-        net.train(was_training)
+        if was_training:
+            net.train()
 
 
 def tta_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:

@@ -57,21 +57,24 @@ def span(w: int, p: Lines) -> int:
     return max(2, int(p.span * w))
 
 
-def row_lines(x: np.ndarray, stroke: float, params: ReaderParams) -> tuple[list[slice], list[slice]]:
-    """The horizontal lines of x (h, w), ink bright: those thin enough to be printed (at most p.max_share of
-    the width, p.min_px, or p.lone times `stroke`, the ink's typical stroke width in px), and the subset far
-    thinner than the strokes (under p.lone times `stroke`)."""
+def row_lines(x: np.ndarray, params: ReaderParams) -> list[tuple[slice, int]]:
+    """The horizontal lines of x (h, w), ink bright, with paper beside them: (rows, px thick) each."""
     p, ink = params.lines, params.ink
-    h, w = x.shape
-    along = longest_runs(x, span(w, p))  # (h,) how bright each row's longest runs are
-    printed = max(p.min_px, p.max_share * w)  # thin for a printed line as long as the image
-    finer = p.lone * stroke  # far finer than the digit's strokes
+    along = longest_runs(x, span(x.shape[1], p))  # (h,) how bright each row's longest runs are
     # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
     # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
     stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * float(np.median(along))))
     found = [(rows, core(along, rows)) for rows in stretches if is_ink(along[rows], ink.line).any()]
-    found = [(rows, middle.stop - middle.start) for rows, middle in found
-             if paper_beside(x, with_edges(along, rows, middle, p.soft_edge), p, ink.inside)]
+    return [(rows, middle.stop - middle.start) for rows, middle in found
+            if paper_beside(x, with_edges(along, rows, middle, p.soft_edge), p, ink.inside)]
+
+
+def thin_lines(found: list[tuple[slice, int]], w: int, stroke: float, p: Lines) -> tuple[list[slice], list[slice]]:
+    """Of the lines `found` along rows w px long, those thin enough to be printed (at most p.max_share of w,
+    p.min_px, or p.lone times `stroke`, the ink's typical stroke width in px), and the subset far thinner than
+    the strokes (under p.lone times `stroke`)."""
+    printed = max(p.min_px, p.max_share * w)  # thin for a printed line as long as the image
+    finer = p.lone * stroke  # far finer than the digit's strokes
     thin = [rows for rows, across in found if across <= max(printed, finer)]
     return thin, [rows for rows, across in found if across < finer]
 
@@ -99,9 +102,13 @@ def lines(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tupl
     directions before any is taken out: a column's line broken where a row's line crossed it would no longer run
     the whole image."""
     p = params.lines
-    inside = is_ink(x, params.ink.inside)
+    found_rows, found_cols = row_lines(x, params), row_lines(x.T, params)
+    if not (found_rows or found_cols):
+        return x, {"row_lines": 0, "column_lines": 0}
+    inside = is_ink(x, params.ink.inside)  # the strokes' width is measured only where there are lines to judge
     stroke = typical_width(inside, "constant") if inside.any() else 0.0
-    (rows, lone_rows), (cols, lone_cols) = row_lines(x, stroke, params), row_lines(x.T, stroke, params)
+    (rows, lone_rows), (cols, lone_cols) = thin_lines(found_rows, x.shape[1], stroke, p), thin_lines(
+        found_cols, x.shape[0], stroke, p)
     if len(rows) + len(cols) < p.box_sides:  # else a box or a grid: every thin line goes, in both directions
         rows = rows if len(rows) >= p.min_rulings else lone_rows
         cols = cols if len(cols) >= p.min_rulings else lone_cols

@@ -20,11 +20,9 @@ def edge_line(lines: np.ndarray, mid: float, depth: int, p: Polarity) -> np.ndar
     side of `mid` (a margin of plain paper, or a form's box line printed along the edge) are passed over, up to
     `depth` of them, to the first line that holds both paper and ink; if there is none, all of them."""
     depth = min(depth, len(lines) - 1)
-    for line in lines[:depth]:
-        above = float((line > mid).mean())
-        if max(above, 1.0 - above) < p.uniform_line:
-            return line
-    return lines[:max(depth, 1)].ravel()
+    above = (lines[:depth] > mid).mean(axis=1)  # (depth,) share of each line beyond halfway
+    mixed = np.flatnonzero(np.maximum(above, 1.0 - above) < p.uniform_line)
+    return lines[mixed[0]] if len(mixed) else lines[:max(depth, 1)].ravel()
 
 
 def polarity(gray: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
