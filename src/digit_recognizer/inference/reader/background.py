@@ -24,6 +24,8 @@ from .params import Background, ReaderParams
 def coarse(x: np.ndarray, side: int) -> np.ndarray:
     """A box-averaged copy at most about `side` px on a side."""
     step = max(1, max(x.shape) // side)
+    if step == 1:
+        return np.array(x, dtype=np.float32)  # already at most `side`: the image itself, as a copy of its own
     sy, sx = min(step, x.shape[0]), min(step, x.shape[1])  # a sliver of an image keeps its one row or column
     small = x[: x.shape[0] // sy * sy, : x.shape[1] // sx * sx]
     return small.reshape(small.shape[0] // sy, sy, small.shape[1] // sx, sx).mean((1, 3), dtype=np.float32)
@@ -134,13 +136,14 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
     p = params.background
     c = Coarse.measure(x, p, seen)
     under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
-    y, gaps = x - under(c.small, c.lighting), -under(-c.small, c.lighting) - x
+    y = x - under(c.small, c.lighting)
     (top, smooth), noise = peak(y, p), pixel_noise(y)
-    gap_top, gap_noise = peak(gaps, p)[0], pixel_noise(gaps)
     clear = lambda t, n, contrast: t >= max(contrast, p.noise_margin * n)
     faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.faint_sharpness
-    if not (clear(top, noise, p.min_contrast) or clear(gap_top, gap_noise, p.min_contrast) or faint):
-        raise NoInk("no ink found (blank or nearly uniform image)")
+    if not (clear(top, noise, p.min_contrast) or faint):  # then perhaps gaps of paper between fat strokes
+        gaps = -under(-c.small, c.lighting) - x
+        if not clear(peak(gaps, p)[0], pixel_noise(gaps), p.min_contrast):
+            raise NoInk("no ink found (blank or nearly uniform image)")
     opening = c.stroke_opening(p)
     if opening != c.lighting:  # the paper estimated again past the strokes: measured again
         y = x - under(c.small, opening)
