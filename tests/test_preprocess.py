@@ -387,3 +387,28 @@ def test_a_faint_digits_crop_leaves_the_pages_grey_veil_out(monkeypatch):
         assert max(crop_to_ink(x).shape) > 200  # the veil's peaks widen the crop to the page ...
     except DigitsError:
         pass  # ... or are ink scattered like noise
+
+
+def test_a_phone_sized_jpeg_is_decoded_smaller_and_its_digits_boxed_in_its_own_pixels():
+    """A 4032x3024 photo is decoded at half its size straight from the JPEG (not decoded whole, then shrunk), and `read` still gives each digit's box in the photo's own pixels, as it does for the same page as
+    a PNG."""
+    from digit_recognizer.inference.reader.decode import loaded, unopened
+
+    page = Image.new("RGB", (4032, 3024), (235, 232, 228))
+    draw = ImageDraw.Draw(page)
+    draw.line([(1000, 1200), (1000, 1800)], fill=(20, 20, 30), width=60)  # a 1
+    draw.ellipse([1600, 1200, 2000, 1800], outline=(20, 20, 30), width=60)  # a 0
+    encoded = {}
+    for fmt in ("JPEG", "PNG"):
+        buf = io.BytesIO()
+        page.save(buf, fmt, quality=90)
+        encoded[fmt] = buf.getvalue()
+    side = PARAMS.decode.working_side
+    decoded = loaded(unopened(encoded["JPEG"]), side=side)
+    assert side <= max(decoded.size) <= 4032 // 2  # 1/2 .. 1/8 scale, still at least the working side
+    rec = Recognizer.load()
+    jpeg, png = rec.read(encoded["JPEG"]), rec.read(encoded["PNG"])
+    assert len(jpeg.boxes) == len(png.boxes) == 2
+    for a, b in zip(jpeg.boxes, png.boxes):
+        assert np.abs(np.subtract(a, b)).max() <= 0.01 * 4032  # the same boxes, to 1% of the photo
+    assert 900 <= jpeg.boxes[0][0] <= 1000 and 1550 <= jpeg.boxes[1][0] <= 1620

@@ -41,6 +41,12 @@ ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 
 def open_image(src: ImageInput, name: str = "image") -> Image.Image:
     """Decode a path, bytes, PIL image or array; first frame of animations; checks size before decoding."""
+    return loaded(unopened(src, name), name)
+
+
+def unopened(src: ImageInput, name: str = "image") -> Image.Image:
+    """A path, bytes, PIL image or array as an image whose size is checked and whose pixels are not yet decoded
+    (an array's are at hand)."""
     if isinstance(src, Image.Image):
         img = src
     elif isinstance(src, np.ndarray):
@@ -65,6 +71,14 @@ def open_image(src: ImageInput, name: str = "image") -> Image.Image:
         raise TooLarge(f"{name}: image too large ({w}x{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,})")
     if w == 0 or h == 0:
         raise EmptyInput(f"{name}: image has no pixels")
+    return img
+
+
+def loaded(img: Image.Image, name: str = "image", side: int | None = None) -> Image.Image:
+    """The image's pixels decoded (its first frame). A JPEG larger than `side` px is decoded at the smallest of
+    1/2 .. 1/8 scale that is still at least `side`: a phone's photo costs an eighth of its full decoding."""
+    if side is not None and img.format == "JPEG" and max(img.size) > side:
+        img.draft(img.mode, tuple(max(1, s * side // max(img.size)) for s in img.size))  # a no-op once loaded
     try:
         img.seek(0)  # first frame of a GIF/TIFF stack
         img.load()
@@ -125,8 +139,6 @@ def to_gray(img: Image.Image, p: Decode = Decode()) -> np.ndarray:
 def working_copy(img: Image.Image, side: int) -> Image.Image:
     """img box-averaged to at most `side` px on its longer side, in its own mode (palette and bilevel images are
     first expanded, since shrinking those would drop pixels instead of averaging)."""
-    if max(img.size) > side and img.format == "JPEG":  # decoded at 1/2 .. 1/8 scale, still >= side
-        img.draft(img.mode, tuple(max(1, s * side // max(img.size)) for s in img.size))
     if img.mode == "1":
         img = img.convert("L")
     elif img.mode == "P":
@@ -193,13 +205,15 @@ def decode(src: ImageInput, params: ReaderParams, name: str = "image") -> tuple[
     """The decode step: the image's grey levels at the working size, and what it found: the size as given,
     whether it was already an MNIST-style digit (then nothing else is done to it), whether it was a blocky
     enlargement, and the scale (working px per px of the image as given)."""
-    img = open_image(src, name)
+    img = unopened(src, name)
+    given = img.size  # (w, h) as handed over: a JPEG may decode smaller
+    img = loaded(img, name, params.decode.working_side)
     gray = to_gray(img, params.decode)
-    facts = {"size": list(img.size)}
+    facts = {"size": list(given)}
     if is_mnist_like(gray):
         return gray, {**facts, "mnist_like": True, "scale": 1.0}
     small = unblocked(gray, params.decode)
     work = f32(enlarged(small, params.decode.min_side))
     # The longer sides match whatever EXIF turned and however much a large image was shrunk.
     return work, {**facts, "mnist_like": False, "unblocked": small.shape != gray.shape,
-                  "scale": max(work.shape) / max(img.size)}
+                  "scale": max(work.shape) / max(given)}
