@@ -17,7 +17,8 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import SAMPLE, box_mean, edge, gaussian, opened, sample, sample_at, stretched, typical_width, wide_blur
+from .ops import (SAMPLE, box_mean, edge, gaussian, opened, percentile, sample, sample_at, stretched, typical_width,
+                  wide_blur)
 from .params import Background, ReaderParams
 
 
@@ -149,7 +150,7 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
         y = x - under(c.small, opening)
         top, smooth = peak(y, p)
     y = np.clip(y, 0, None)
-    full = float(np.percentile(sample(y[smooth > max(top, 1.0) / 2]), p.ink_percentile))
+    full = percentile(sample(y[smooth > max(top, 1.0) / 2]), p.ink_percentile)
     facts = {"stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
              "edge_sharpness": round(min(c.sharpness, 99.0), 3), "ink_level": round(full, 1)}
     return np.clip(y * (PIXEL_MAX / max(full, 1.0)), 0, PIXEL_MAX), facts

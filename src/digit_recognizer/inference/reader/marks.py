@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .ops import components, grown, is_ink, sample
+from .ops import components, grown, is_ink, percentile, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
@@ -131,7 +131,7 @@ def stroke_mask(ink: np.ndarray, params: ReaderParams) -> np.ndarray:
     strong = is_ink(ink, levels.strong)
     reach = int(p.clearance * max(ink.shape))
     paper = ink[~grown(strong, reach, square=True)] if reach else ink[~strong]
-    residue = float(np.percentile(sample(paper), p.residue_percentile)) if paper.size else 0.0
+    residue = percentile(sample(paper), p.residue_percentile) if paper.size else 0.0
     faint = min(levels.strong * PIXEL_MAX, max(levels.faint * PIXEL_MAX, p.residue_margin * residue))
     labels, stats = components(ink > faint, CONNECTIVITY)
     keep = np.zeros(len(stats), bool)

@@ -54,6 +54,20 @@ def sample_places() -> np.ndarray:
     return np.random.default_rng(SAMPLE).random(SAMPLE)
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (its default, linear interpolation), to the last bit, by one partition: NumPy's
+    own costs 30 us of checks around a 4 us selection on a digit's few thousand values."""
+    v = np.asarray(values).ravel()
+    if v.size == 0:
+        return float(np.percentile(v, q))  # NumPy's own answer for nothing
+    at = q / 100 * (v.size - 1)
+    lo = int(np.floor(at))
+    hi = min(lo + 1, v.size - 1)
+    part = np.partition(v, [lo, hi] if hi != lo else lo)
+    a, b, t = part[lo], part[hi], at - lo
+    return float(b - (b - a) * (1 - t)) if t >= 0.5 else float(a + (b - a) * t)  # NumPy's two-sided lerp
+
+
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's correlation of two equally long arrays (nan where either is constant)."""
     a, b = a.astype(np.float64) - a.mean(dtype=np.float64), b.astype(np.float64) - b.mean(dtype=np.float64)
@@ -186,7 +200,7 @@ def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
     if beyond == "constant":  # paper all round: the strokes' box alone gives the same distances
         mask = mask[box]
     d = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
-    return 2.0 * float(np.percentile(d[mask], 90))
+    return 2.0 * percentile(d[mask], 90)
 
 
 def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .ops import grown
+from .ops import grown, percentile
 
 if TYPE_CHECKING:
     from .params import Background
@@ -47,7 +47,7 @@ def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.nd
     if min(h, w) < 3:
         return None
     y = small - flat
-    level = float(np.percentile(y, PERCENTILE_INK))
+    level = percentile(y, PERCENTILE_INK)
     if level <= 0:
         return None
     grow = max(1, int(round(p.surface_edge * min(h, w))))

@@ -1,0 +1,49 @@
+"""The reader's shortcuts give exactly what the library calls they stand in for."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digit_recognizer.inference.reader.background import neighbour_differences
+from digit_recognizer.inference.reader.ops import SAMPLE, components, correlation, percentile, sample
+
+
+def test_percentile_is_numpys_to_the_last_bit():
+    rng = np.random.default_rng(0)
+    for trial in range(2000):
+        values = (rng.random(int(rng.integers(1, 3000))) * rng.choice([1, 255, 1e4])).astype(
+            (np.float32, np.float64)[trial % 2])
+        if trial % 3 == 0:
+            values = np.round(values)  # ties
+        q = float(rng.choice([1, 10, 50, 90, 99, rng.uniform(0, 100)]))
+        assert percentile(values, q) == float(np.percentile(values, q))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (60, 90), (300, 400), (1, 3 * SAMPLE), (3 * SAMPLE, 1)])
+def test_neighbour_differences_sampled_in_place_are_those_of_the_whole_image(shape):
+    y = np.random.default_rng(1).random(shape).astype(np.float32)
+    whole = np.concatenate([np.diff(y, axis=0).ravel(), np.diff(y, axis=1).ravel()])
+    np.testing.assert_array_equal(neighbour_differences(y), sample(whole))
+
+
+def test_correlation_is_numpys():
+    rng = np.random.default_rng(2)
+    a = rng.random(500)
+    b = a + rng.random(500)
+    assert correlation(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
+    assert np.isnan(correlation(np.ones(5), b[:5]))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_components_are_opencvs_default_labelling(connectivity):
+    import cv2
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        mask = rng.random(tuple(rng.integers(1, 120, 2))) > rng.uniform(0.3, 0.99)
+        if not mask.any():
+            continue
+        labels, stats = components(mask, connectivity)
+        _, want, want_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=connectivity)
+        np.testing.assert_array_equal(labels, want)
+        np.testing.assert_array_equal(stats[1:], want_stats[1:])
