@@ -17,8 +17,8 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import (SAMPLE, box_mean, edge, gaussian, opened, percentile, sample, sample_at, stretched, typical_width,
-                  wide_blur)
+from .ops import (SAMPLE, bounds, box_mean, edge, gaussian, opened, percentile, sample, sample_at, shrunk, stretched,
+                  typical_width, wide_blur)
 from .params import Background, ReaderParams
 
 
@@ -62,6 +62,7 @@ class Coarse:
     lighting: int  # px: the opening that follows the lighting
     sharpness: float  # of the smoothed detail's strokes' edges (edge_sharpness)
     width: float  # px: the strokes' typical width
+    ink_height: int  # px: how tall the ink stands (its bounding box; 0 for none)
 
     @classmethod
     def measure(cls, x: np.ndarray, p: Background, seen: dict | None = None) -> "Coarse":
@@ -79,7 +80,19 @@ class Coarse:
         if sharpness < p.min_sharpness:
             y = gaussian(small - paper(small, lighting, p, sharpness, lighting), p.stroke_smoothing)
             width = min(width, typical_width(beyond_halfway(y), "edge"))
-        return cls(small, lighting, sharpness, width)
+        box = bounds(ink)
+        return cls(small, lighting, sharpness, width, 0 if box is None else box[0].stop - box[0].start)
+
+    def shrink(self, shape: tuple[int, int], p: Background) -> float:
+        """The factor (<= 1) that brings an image of `shape` to where its ink stands at most p.ink_height px tall
+        (the ink of a number's digits side by side, or of one digit, stands as tall as a digit) and its strokes
+        stay at least p.min_stroke px wide; 1 where that would shrink it by less than p.shrink_below, and where
+        what was measured as the ink has no pen's edges (a shadow's size says nothing of the digit's)."""
+        if not self.ink_height or self.sharpness < p.min_sharpness:
+            return 1.0
+        per = shape[0] / self.small.shape[0]  # px of the image per coarse px
+        factor = max(p.ink_height / (self.ink_height * per), p.min_stroke / (self.width * per))
+        return factor if factor <= p.shrink_below else 1.0
 
     def stroke_opening(self, p: Background) -> int:
         """An opening wide enough to pass over the strokes (a bold digit cut out tight), and for thin strokes no
@@ -136,6 +149,9 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
     """The background step (see the module's docstring)."""
     p = params.background
     c = Coarse.measure(x, p, seen)
+    before = x.shape
+    x = shrunk(x, c.shrink(x.shape, p))  # the steps from here on work at the ink's size, not the image's
+    scale = (seen or {}).get("scale", 1.0) * max(x.shape) / max(before)  # working px per px as given
     under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
     y = x - under(c.small, c.lighting)
     (top, smooth), noise = peak(y, p), pixel_noise(y)
@@ -151,6 +167,7 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
         top, smooth = peak(y, p)
     y = np.clip(y, 0, None)
     full = percentile(sample(y[smooth > max(top, 1.0) / 2]), p.ink_percentile)
-    facts = {"stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
+    facts = {"scale": scale, "working_size": [x.shape[1], x.shape[0]],
+             "stroke_px": round(c.width * max(x.shape) / max(c.small.shape), 2), "opening_px": opening,
              "edge_sharpness": round(min(c.sharpness, 99.0), 3), "ink_level": round(full, 1)}
     return np.clip(y * (PIXEL_MAX / max(full, 1.0)), 0, PIXEL_MAX), facts

@@ -223,6 +223,14 @@ def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndar
     return labels, stats
 
 
+def shrunk(x: np.ndarray, factor: float) -> np.ndarray:
+    """x box-averaged to `factor` of its size (at least 1 px a side), or x itself for a factor of 1 or more."""
+    if factor >= 1.0:
+        return x
+    size = (max(1, round(x.shape[1] * factor)), max(1, round(x.shape[0] * factor)))
+    return _cv2().resize(f32(x), size, interpolation=_cv2().INTER_AREA)
+
+
 def stretched(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A smooth field (lighting) resampled bilinearly to `shape` = (h, w)."""
     return _cv2().resize(f32(x), (shape[1], shape[0]), interpolation=_cv2().INTER_LINEAR)
