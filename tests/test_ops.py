@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from digit_recognizer.inference.reader.background import neighbour_differences
-from digit_recognizer.inference.reader.ops import SAMPLE, components, correlation, percentile, sample
+from digit_recognizer.inference.reader.ops import (SAMPLE, components, correlation, percentile, percentiles,
+                                                  sample)
 
 
 def test_percentile_is_numpys_to_the_last_bit():
@@ -17,6 +18,8 @@ def test_percentile_is_numpys_to_the_last_bit():
             values = np.round(values)  # ties
         q = float(rng.choice([1, 10, 50, 90, 99, rng.uniform(0, 100)]))
         assert percentile(values, q) == float(np.percentile(values, q))
+        qs = (q, float(rng.uniform(0, 100)), 100 - q)  # several from one partition
+        assert percentiles(values, qs) == tuple(float(np.percentile(values, x)) for x in qs)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (60, 90), (300, 400), (1, 3 * SAMPLE), (3 * SAMPLE, 1)])
@@ -47,3 +50,24 @@ def test_components_are_opencvs_default_labelling(connectivity):
         _, want, want_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=connectivity)
         np.testing.assert_array_equal(labels, want)
         np.testing.assert_array_equal(stats[1:], want_stats[1:])
+
+
+def test_the_paper_surfaces_sums_are_the_design_matrixs():
+    from digit_recognizer.inference.reader.surface import TERMS, median, moments, powers, surface
+
+    rng = np.random.default_rng(3)
+    for h, w in [(3, 3), (17, 40), (120, 90)]:
+        keep = rng.random((h, w)) < 0.6
+        values = rng.random((h, w)) * 255
+        x, y = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))
+        design = np.stack([x ** a * y ** b for a, b in TERMS], -1)[keep]  # (n, 6): a row per kept pixel
+        m4, m2 = moments(keep.astype(np.float64), powers(w), powers(h), 4), moments(keep * values, powers(w),
+                                                                                   powers(h), 2)
+        normal = np.array([[m4[bi + bj, ai + aj] for aj, bj in TERMS] for ai, bi in TERMS])
+        np.testing.assert_allclose(normal, design.T @ design, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose([m2[b, a] for a, b in TERMS], design.T @ values[keep], rtol=1e-10)
+        coef = rng.normal(size=6)
+        np.testing.assert_allclose(surface(coef, powers(w), powers(h)),
+                                   np.stack([x ** a * y ** b for a, b in TERMS], -1) @ coef, atol=1e-12)
+        for v in (values.ravel(), values.ravel()[1:]):  # odd and even counts
+            assert median(v) == float(np.median(v))

@@ -20,7 +20,7 @@ from ...constants import IMAGE_SIZE
 from ...data.formats import read_regular_file
 from ...errors import EmptyInput, NotAnImage, TooLarge
 from .blocks import unblocked
-from .ops import f32, percentile, resized
+from .ops import f32, percentiles, resized
 from .params import Decode, ReaderParams
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
@@ -157,12 +157,13 @@ def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
     rgb = np.asarray(img)  # (H, W, 3) uint8
     step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
     flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)
-    centred = flat.T - flat.mean(0, dtype=np.float64)[:, None]  # (3, n) float64: rows are contiguous, fast to dot
+    centred = np.array(flat.T, np.float64, order="C")  # (3, n): contiguous rows are fast to sum and dot
+    centred -= (centred.sum(1) / flat.shape[0])[:, None]  # the mean, exact: sums of whole numbers
     cov = np.array([[np.dot(a, b) for b in centred] for a in centred]) / max(1, flat.shape[0] - 1)
     _, vectors = np.linalg.eigh(cov)  # (3, 3): the main axis is the last column
     main = vectors[:, -1] * (1 if vectors[:, -1].sum() >= 0 else -1)
     axis = main / max(float(np.abs(main).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
-    spread = lambda v: percentile(v, p.spread_percentile) - percentile(v, 100 - p.spread_percentile)
+    spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
     if spread(flat @ axis) <= p.hue_gain * spread(flat @ np.array(LUMA, np.float32)):
         return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
     proj = rgb.astype(np.float32) @ axis.astype(np.float32)

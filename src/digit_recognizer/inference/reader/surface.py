@@ -29,13 +29,35 @@ MIN_FIT = 6  # pixels: a quadratic in x and y has 6 coefficients
 PERCENTILE_INK = 99  # the ink level of what stands above the opening
 
 
+TERMS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))  # the quadratic's terms x^a y^b as (a, b)
+
+
 @lru_cache(maxsize=16)
-def design(h: int, w: int) -> np.ndarray:
-    """(h*w, 6): 1, x, y, x^2, xy, y^2 at every pixel, x and y in -1..1."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    u = (xx / max(w - 1, 1)) * 2 - 1
-    v = (yy / max(h - 1, 1)) * 2 - 1
-    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1).reshape(-1, 6)
+def powers(n: int) -> np.ndarray:
+    """(n, 5) float64: t^0..t^4 at n points spread evenly over -1..1 (x along a row, y down a column)."""
+    t = np.arange(n, dtype=np.float64) / max(n - 1, 1) * 2 - 1
+    return np.stack([np.ones_like(t), t, t * t, t * t * t, t * t * t * t], -1)
+
+
+def moments(weights: np.ndarray, px: np.ndarray, py: np.ndarray, degree: int) -> np.ndarray:
+    """(degree+1, degree+1): m[b, a] = sum of weights * x^a * y^b over the image, by two small matrix products
+    (the sums of the normal equations, without a row per pixel)."""
+    return py[:, :degree + 1].T @ (weights @ px[:, :degree + 1])
+
+
+def surface(coef: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """(h, w) float64: the quadratic sum(coef[k] * x^a * y^b) at every pixel."""
+    c = np.zeros((3, 3))
+    for k, (a, b) in enumerate(TERMS):
+        c[b, a] = coef[k]
+    return py[:, :3] @ c @ px[:, :3].T
+
+
+def median(v: np.ndarray) -> float:
+    """np.median(v) of a non-empty 1-d array, to the last bit, by one partition."""
+    k = v.size // 2
+    part = np.partition(v, [k - 1, k] if v.size % 2 == 0 else k)
+    return float(part[k]) if v.size % 2 else float((part[k - 1] + part[k]) / 2)
 
 
 def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.ndarray | None:
@@ -54,15 +76,17 @@ def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.nd
     paper = ~grown(y > p.surface_stroke * level, grow)
     if paper.sum() < max(MIN_FIT, p.surface_min_paper * paper.size):
         return None
-    a, values = design(h, w), small.ravel().astype(np.float64)
-    keep = paper.ravel()
-    for _ in range(2):
-        fit = a[keep]  # least squares by the normal equations: 6 unknowns, thousands of pixels
-        coef = np.linalg.lstsq(fit.T @ fit, fit.T @ values[keep], rcond=None)[0]
-        residual = values - a @ coef
-        spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 1e-6
-        keep = paper.ravel() & (np.abs(residual) <= p.surface_outliers * spread)
+    px, py, values = powers(w), powers(h), small.astype(np.float64)  # values (h, w)
+    keep = paper
+    for _ in range(2):  # least squares by the normal equations: 6 unknowns, thousands of pixels
+        weights = keep.astype(np.float64)
+        m4, m2 = moments(weights, px, py, 4), moments(weights * values, px, py, 2)
+        normal = np.array([[m4[bi + bj, ai + aj] for aj, bj in TERMS] for ai, bi in TERMS])
+        coef = np.linalg.lstsq(normal, np.array([m2[b, a] for a, b in TERMS]), rcond=None)[0]
+        residual = values - surface(coef, px, py)
+        spread = 1.4826 * median(np.abs(residual[keep])) + 1e-6
+        keep = paper & (np.abs(residual) <= p.surface_outliers * spread)
         if keep.sum() < MIN_FIT:
             return None
-    seen = values[paper.ravel()]
-    return np.clip(a @ coef, seen.min(), seen.max()).reshape(h, w).astype(np.float32)
+    seen = values[paper]
+    return np.clip(surface(coef, px, py), seen.min(), seen.max()).astype(np.float32)
