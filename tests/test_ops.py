@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from digit_recognizer.inference.reader.background import neighbour_differences
-from digit_recognizer.inference.reader.ops import (SAMPLE, components, correlation, percentile, percentiles,
-                                                  sample)
+from digit_recognizer.inference.reader.ops import (SAMPLE, components, correlation, median, percentile,
+                                                  percentiles, sample)
 
 
 def test_percentile_is_numpys_to_the_last_bit():
@@ -18,6 +18,7 @@ def test_percentile_is_numpys_to_the_last_bit():
             values = np.round(values)  # ties
         q = float(rng.choice([1, 10, 50, 90, 99, rng.uniform(0, 100)]))
         assert percentile(values, q) == float(np.percentile(values, q))
+        assert median(values) == float(np.median(values))
         qs = (q, float(rng.uniform(0, 100)), 100 - q)  # several from one partition
         assert percentiles(values, qs) == tuple(float(np.percentile(values, x)) for x in qs)
 
@@ -53,7 +54,7 @@ def test_components_are_opencvs_default_labelling(connectivity):
 
 
 def test_the_paper_surfaces_sums_are_the_design_matrixs():
-    from digit_recognizer.inference.reader.surface import TERMS, median, moments, powers, surface
+    from digit_recognizer.inference.reader.surface import TERMS, moments, powers, surface
 
     rng = np.random.default_rng(3)
     for h, w in [(3, 3), (17, 40), (120, 90)]:

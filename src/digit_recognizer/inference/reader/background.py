@@ -17,8 +17,8 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import (SAMPLE, bounds, box_mean, edge, gaussian, opened, percentile, sample, sample_at, shrunk, stretched,
-                  typical_width, wide_blur)
+from .ops import (SAMPLE, bounds, box_mean, edge, gaussian, median, opened, percentile, sample, sample_at, shrunk,
+                  stretched, typical_width, wide_blur)
 from .params import Background, ReaderParams
 
 
@@ -52,7 +52,7 @@ def edge_sharpness(d: np.ndarray, ink: np.ndarray) -> float:
     rim = edge(ink)
     if not rim.any():
         return float("inf")
-    return float(np.median(np.hypot(*np.gradient(d))[rim])) / spread
+    return median(np.hypot(*np.gradient(d))[rim]) / spread
 
 
 @dataclass
@@ -136,7 +136,7 @@ def pixel_noise(y: np.ndarray) -> float:
     """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
     however much of the image the ink covers)."""
     d = neighbour_differences(y)
-    return 1.4826 * float(np.median(np.abs(d))) / np.sqrt(2.0) if d.size else 0.0
+    return 1.4826 * median(np.abs(d)) / np.sqrt(2.0) if d.size else 0.0
 
 
 def peak(y: np.ndarray, p: Background) -> tuple[float, np.ndarray]:

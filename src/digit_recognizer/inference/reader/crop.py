@@ -16,7 +16,7 @@ import numpy as np
 from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, typical_height, without_dust
-from .ops import bounds, components, correlation, gaussian, grown, is_ink, sample
+from .ops import bounds, components, correlation, gaussian, grown, is_ink, median, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 4  # random specks rarely join up 4-connected
@@ -36,7 +36,7 @@ def without_veil(x: np.ndarray, p: Crop) -> np.ndarray:
     """x less the grey veil a textured page leaves over faint ink: the median of what lies below p.veil_far of
     full ink, beyond p.veil_tolerance levels, taken off and the ink stretched back to full."""
     far = x <= p.veil_far * PIXEL_MAX
-    veil = float(np.median(sample(x[far]))) - p.veil_tolerance if far.any() else 0.0
+    veil = median(sample(x[far])) - p.veil_tolerance if far.any() else 0.0
     return np.clip((x - veil) * (PIXEL_MAX / (PIXEL_MAX - veil)), 0, PIXEL_MAX) if veil > 0 else x
 
 

@@ -20,7 +20,7 @@ from ...constants import IMAGE_SIZE
 from ...data.formats import read_regular_file
 from ...errors import EmptyInput, NotAnImage, TooLarge
 from .blocks import unblocked
-from .ops import f32, percentiles, resized
+from .ops import f32, median, percentiles, resized
 from .params import Decode, ReaderParams
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not
@@ -189,7 +189,7 @@ def flatten_alpha(rgba: Image.Image, p: Decode) -> Image.Image:
 
 def is_mnist_like(gray: np.ndarray) -> bool:
     """Already 28x28 with a dark background: read as it is."""
-    return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and float(np.median(gray)) < MID_GREY
+    return gray.shape == (IMAGE_SIZE, IMAGE_SIZE) and median(gray) < MID_GREY
 
 
 def enlarged(gray: np.ndarray, side: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...constants import PIXEL_MAX
-from .ops import is_ink, longest_runs, opened, typical_width
+from .ops import is_ink, longest_runs, median, opened, typical_width
 from .params import Lines, ReaderParams
 
 
@@ -63,7 +63,7 @@ def row_lines(x: np.ndarray, params: ReaderParams) -> list[tuple[slice, int]]:
     along = longest_runs(x, span(x.shape[1], p))  # (h,) how bright each row's longest runs are
     # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
     # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
-    stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * float(np.median(along))))
+    stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * median(along)))
     found = [(rows, core(along, rows)) for rows in stretches if is_ink(along[rows], ink.line).any()]
     return [(rows, middle.stop - middle.start) for rows, middle in found
             if paper_beside(x, with_edges(along, rows, middle, p.soft_edge), p, ink.inside)]

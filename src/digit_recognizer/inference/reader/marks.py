@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .ops import components, grown, is_ink, percentile, sample
+from .ops import components, grown, is_ink, median, percentile, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
@@ -97,7 +97,7 @@ def merge_overlapping(comps: list[Group], p: Crop) -> list[Group]:
 def typical_height(groups: list[Group]) -> float:
     """Median height of the groups at least half as tall as the tallest: fragments must not drag it down."""
     heights = [g.height for g in groups]
-    return float(np.median([h for h in heights if 2 * h >= max(heights)]))
+    return median(np.array([h for h in heights if 2 * h >= max(heights)]))
 
 
 def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:

@@ -76,6 +76,16 @@ def percentiles(values: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def median(values: np.ndarray) -> float:
+    """np.median(values), to the last bit, by one partition (without NumPy's checks around it)."""
+    v = np.asarray(values).ravel()
+    if v.size == 0:
+        return float(np.median(v))  # NumPy's own answer for nothing
+    k = v.size // 2
+    part = np.partition(v, [k - 1, k] if v.size % 2 == 0 else k)
+    return float(part[k]) if v.size % 2 else float((part[k - 1] + part[k]) / 2)
+
+
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's correlation of two equally long arrays (nan where either is constant)."""
     a, b = a.astype(np.float64) - a.mean(dtype=np.float64), b.astype(np.float64) - b.mean(dtype=np.float64)

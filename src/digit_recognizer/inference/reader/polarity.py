@@ -12,6 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from .background import coarse, detail
+from .ops import median
 from .params import Polarity, ReaderParams
 
 
@@ -33,7 +34,7 @@ def polarity(gray: np.ndarray, params: ReaderParams, seen: dict | None = None) -
     depth = max(1, int(params.polarity.frame_depth * max(d.shape)))
     border = np.concatenate([edge_line(lines, mid, depth, params.polarity)
                              for lines in (d, d[::-1], d.T, d.T[::-1])])
-    inverted = bool(np.median(border) > mid)
+    inverted = bool(median(border) > mid)
     # The coarse copy and its detail, ink bright, go on to the background step (measured once; not shown).
     flip = (lambda a: PIXEL_MAX - a) if inverted else (lambda a: a)
     return flip(gray), {"inverted": inverted, "_coarse": flip(small), "_detail": -d if inverted else d}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .ops import grown, percentile
+from .ops import grown, median, percentile
 
 if TYPE_CHECKING:
     from .params import Background
@@ -51,13 +51,6 @@ def surface(coef: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     for k, (a, b) in enumerate(TERMS):
         c[b, a] = coef[k]
     return py[:, :3] @ c @ px[:, :3].T
-
-
-def median(v: np.ndarray) -> float:
-    """np.median(v) of a non-empty 1-d array, to the last bit, by one partition."""
-    k = v.size // 2
-    part = np.partition(v, [k - 1, k] if v.size % 2 == 0 else k)
-    return float(part[k]) if v.size % 2 else float((part[k - 1] + part[k]) / 2)
 
 
 def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.ndarray | None:
