@@ -72,3 +72,20 @@ def test_the_paper_surfaces_sums_are_the_design_matrixs():
                                    np.stack([x ** a * y ** b for a, b in TERMS], -1) @ coef, atol=1e-12)
         for v in (values.ravel(), values.ravel()[1:]):  # odd and even counts
             assert median(v) == float(np.median(v))
+
+
+def test_components_kept_are_those_of_the_kept_mask():
+    from digit_recognizer.inference.reader.ops import kept
+
+    rng = np.random.default_rng(4)
+    for trial in range(50):
+        mask = rng.random((int(rng.integers(1, 90)), int(rng.integers(1, 90)))) < rng.uniform(0.05, 0.6)
+        labels, stats = components(mask, 8)
+        keep = rng.random(len(stats)) < 0.5
+        got_labels, got_stats = kept(labels, stats, keep)
+        keep[0] = False
+        want_labels, want_stats = components(keep[labels], 8)
+        # the same marks with the same stats; Grana's algorithm may number a pair of them the other way round
+        pairs = np.unique(np.stack([got_labels.ravel(), want_labels.ravel()]), axis=1)  # (2, marks + 1)
+        assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1] == len(want_stats)
+        np.testing.assert_array_equal(got_stats[pairs[0][1:]], want_stats[pairs[1][1:]])

@@ -351,19 +351,20 @@ def test_dust_is_not_counted_among_a_pages_marks():
     """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
     of marks of one size still are."""
     from digit_recognizer.errors import NotADigit
-    from digit_recognizer.inference.reader.marks import marks as components
+    from digit_recognizer.inference.reader.marks import CONNECTIVITY, marks
+    from digit_recognizer.inference.reader.ops import components
 
     mask = np.zeros((400, 400), bool)
     mask[150:250, 190:200] = True  # a 1
     mask[::12, ::12] = True  # 1,156 grains
-    _, marks = components(mask, PARAMS.crop)
-    assert [(m.x0, m.y0, m.width, m.height) for m in marks] == [(190, 150, 10, 100)]
+    _, found = marks(*components(mask, CONNECTIVITY), PARAMS.crop)
+    assert [(m.x0, m.y0, m.width, m.height) for m in found] == [(190, 150, 10, 100)]
     flood = np.zeros((400, 400), bool)
     for k in range(PARAMS.crop.max_marks + 1):
         y, x = divmod(k, 25)
         flood[y * 12:y * 12 + 4, x * 12:x * 12 + 4] = True
     with pytest.raises(NotADigit, match="separate marks"):
-        components(flood, PARAMS.crop)
+        marks(*components(flood, CONNECTIVITY), PARAMS.crop)
 
 
 def test_a_small_digit_is_not_a_speck():

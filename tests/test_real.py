@@ -97,6 +97,7 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
     """Strokes that fade to a fifth of the ink in places stay whole: faint stretches join the strokes they run
     on from instead of breaking them into specks (a digit dropped) or pieces (one digit read as two)."""
     from digit_recognizer.inference.reader import marks
+    from digit_recognizer.inference.reader.ops import components
 
     rng = np.random.default_rng(0)
     numbers = []
@@ -109,8 +110,8 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
         return sum(rec.read(image).number == label for image, label in numbers)
 
     assert right() >= 13  # 15 of 20
-    one = lambda ink, params: ink > params.ink.strong * 255  # one threshold
-    monkeypatch.setattr(marks, "stroke_mask", one)
+    one = lambda ink, params: components(ink > params.ink.strong * 255, 8)  # one threshold
+    monkeypatch.setattr(marks, "stroke_components", one)
     assert right() <= 6  # 2 of 20
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .ops import components, grown, is_ink, median, percentile, sample
+from .ops import components, grown, is_ink, kept, median, percentile, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
@@ -62,9 +62,9 @@ def without_dust(mask: np.ndarray, p: Crop) -> np.ndarray:
     return keep[labels]
 
 
-def marks(mask: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:
-    """Label image and one Group per component that is not dust; too many is refused."""
-    labels, stats = components(mask, CONNECTIVITY)
+def marks(labels: np.ndarray, stats: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:
+    """Label image and one Group per component (labels and stats as ops.components gives them) that is not
+    dust; too many is refused."""
     found = not_dust(stats, p)
     if len(found) > p.max_marks:
         raise NotADigit(f"{len(found):,} separate marks (more than {p.max_marks}): not a digit or a number")
@@ -122,9 +122,9 @@ def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:
     return groups
 
 
-def stroke_mask(ink: np.ndarray, params: ReaderParams) -> np.ndarray:
-    """(h, w) bool: the pixels of `ink` above a faint level that are connected to one above ink.strong (a
-    hysteresis threshold), the faint level clear of what the background's removal left on the paper (a JPEG's
+def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, np.ndarray]:
+    """The connected components (labels, stats as ops.components gives them) of the pixels of `ink` above a
+    faint level that are connected to one above ink.strong (a hysteresis threshold), the faint level clear of what the background's removal left on the paper (a JPEG's
     blocks): p.residue_margin times its p.residue_percentile, paper being p.clearance of the longer side or
     more from any strong pixel."""
     p, levels = params.crop, params.ink
@@ -136,12 +136,11 @@ def stroke_mask(ink: np.ndarray, params: ReaderParams) -> np.ndarray:
     labels, stats = components(ink > faint, CONNECTIVITY)
     keep = np.zeros(len(stats), bool)
     keep[labels[strong]] = True
-    keep[0] = False
-    return keep[labels]
+    return kept(labels, stats, keep)
 
 
 def digit_groups(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, list[Group]]:
     """Label image of the ink (bright, 0..255) and its marks grouped into digits, left to right."""
     p = params.crop
-    labels, comps = marks(stroke_mask(ink, params), p)
+    labels, comps = marks(*stroke_components(ink, params), p)
     return labels, merge_fragments(drop_specks(merge_overlapping(comps, p), p), p) if comps else []

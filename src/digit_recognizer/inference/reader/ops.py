@@ -242,6 +242,16 @@ def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndar
     return labels, stats
 
 
+def kept(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The components (as `components` gives them) where keep (n + 1,) bool is set, numbered 1.. in the order
+    they had: the marks and stats `components` gives of the mask of those alone, without labelling it again (row
+    0 stays the background's)."""
+    keep = keep.copy()
+    keep[0] = False
+    number = (np.cumsum(keep) * keep).astype(np.int32)  # (n + 1,): each kept label's new number, 0 for the rest
+    return number[labels], np.concatenate([stats[:1], stats[keep]])
+
+
 def shrunk(x: np.ndarray, factor: float) -> np.ndarray:
     """x box-averaged to `factor` of its size (at least 1 px a side), or x itself for a factor of 1 or more."""
     if factor >= 1.0:
