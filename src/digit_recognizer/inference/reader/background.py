@@ -28,8 +28,8 @@ def coarse(x: np.ndarray, side: int) -> np.ndarray:
     if step == 1:
         return np.array(x, dtype=np.float32)  # already at most `side`: the image itself, as a copy of its own
     sy, sx = min(step, x.shape[0]), min(step, x.shape[1])  # a sliver of an image keeps its one row or column
-    small = x[: x.shape[0] // sy * sy, : x.shape[1] // sx * sx]
-    return small.reshape(small.shape[0] // sy, sy, small.shape[1] // sx, sx).mean((1, 3), dtype=np.float32)
+    h, w = x.shape[0] // sy, x.shape[1] // sx
+    return shrunk(x[:h * sy, :w * sx], (h, w))  # whole blocks of sy x sx px averaged (OpenCV's area resize)
 
 
 def detail(small: np.ndarray, p: Background) -> np.ndarray:

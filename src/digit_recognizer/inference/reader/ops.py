@@ -252,12 +252,14 @@ def kept(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> tuple[np.nd
     return number[labels], np.concatenate([stats[:1], stats[keep]])
 
 
-def shrunk(x: np.ndarray, factor: float) -> np.ndarray:
-    """x box-averaged to `factor` of its size (at least 1 px a side), or x itself for a factor of 1 or more."""
-    if factor >= 1.0:
-        return x
-    size = (max(1, round(x.shape[1] * factor)), max(1, round(x.shape[0] * factor)))
-    return _cv2().resize(f32(x), size, interpolation=_cv2().INTER_AREA)
+def shrunk(x: np.ndarray, to: float | tuple[int, int]) -> np.ndarray:
+    """x box-averaged to `to`: a factor of its size (at least 1 px a side; x itself for 1 or more) or a shape
+    (h, w) no larger than its own."""
+    if not isinstance(to, tuple):
+        if to >= 1.0:
+            return x
+        to = (max(1, round(x.shape[0] * to)), max(1, round(x.shape[1] * to)))
+    return _cv2().resize(f32(x), (to[1], to[0]), interpolation=_cv2().INTER_AREA)
 
 
 def stretched(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
