@@ -89,3 +89,15 @@ def test_components_kept_are_those_of_the_kept_mask():
         pairs = np.unique(np.stack([got_labels.ravel(), want_labels.ravel()]), axis=1)  # (2, marks + 1)
         assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1] == len(want_stats)
         np.testing.assert_array_equal(got_stats[pairs[0][1:]], want_stats[pairs[1][1:]])
+
+
+def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
+    from digit_recognizer.inference.reader.ops import looked_up
+
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        mask = rng.random((int(rng.integers(1, 120)), int(rng.integers(1, 120)))) < rng.uniform(0.0, 0.3)
+        labels, stats = components(mask, 8)
+        table = rng.random(len(stats)) < 0.3
+        table[0] = False
+        np.testing.assert_array_equal(looked_up(labels, stats, table), table[labels])

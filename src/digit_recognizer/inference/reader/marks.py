@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .ops import components, grown, is_ink, kept, median, percentile, sample
+from .ops import components, grown, is_ink, kept, looked_up, median, percentile, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
@@ -59,7 +59,7 @@ def without_dust(mask: np.ndarray, p: Crop) -> np.ndarray:
     labels, stats = components(mask, CONNECTIVITY)
     keep = np.zeros(len(stats), bool)
     keep[not_dust(stats, p)] = True
-    return keep[labels]
+    return looked_up(labels, stats, keep)
 
 
 def marks(labels: np.ndarray, stats: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:

@@ -249,7 +249,19 @@ def kept(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> tuple[np.nd
     keep = keep.copy()
     keep[0] = False
     number = (np.cumsum(keep) * keep).astype(np.int32)  # (n + 1,): each kept label's new number, 0 for the rest
-    return number[labels], np.concatenate([stats[:1], stats[keep]])
+    return looked_up(labels, stats, number), np.concatenate([stats[:1], stats[keep]])
+
+
+def looked_up(labels: np.ndarray, stats: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[labels] for a table that maps the background (label 0) to 0, looked up only inside the bounding box
+    of the components it maps to something else (on a page, a small part of it)."""
+    out = np.zeros(labels.shape, table.dtype)
+    ids = np.flatnonzero(table[1:]) + 1
+    if len(ids):
+        x0, y0 = stats[ids, 0].min(), stats[ids, 1].min()
+        x1, y1 = (stats[ids, 0] + stats[ids, 2]).max(), (stats[ids, 1] + stats[ids, 3]).max()
+        out[y0:y1, x0:x1] = table[labels[y0:y1, x0:x1]]
+    return out
 
 
 def shrunk(x: np.ndarray, to: float | tuple[int, int]) -> np.ndarray:
