@@ -123,6 +123,7 @@ def test_data_commands(mnist_dir, tmp_path):
     (["evaluate", "--model", "/nonexistent/run"], "no model there", 1),
     (["train", "--recipe", "nope"], "unknown recipe", 2),
     (["train", "--epochs", "0"], "epochs", 2),
+    (["train", "--redraw-every", "-1"], "redraw_every must be 0 (off) or positive", 2),
     (["train", "--resume", "--overwrite", "--out", "/tmp/x"], "choose one", 2),
     (["predict"], "no images given", 2),
     (["predict", "--kaggle", "/nonexistent.csv"], "not found", 1),

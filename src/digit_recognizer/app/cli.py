@@ -193,6 +193,9 @@ def train(
     data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify,
     progress: bool = typer.Option(True, help="Show progress bars (on a terminal)."),
     device: str = Device,
+    redraw_every: Optional[int] = typer.Option(None, help="Epochs between fresh draws of the other hands' digits "
+                                                          "and the outliers a recipe learns from (0: one draw "
+                                                          "per run, the default)."),
     cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
                                               help="Replay each training step as one CUDA graph (CUDA, one "
                                                    "process, SGD recipes)."),
@@ -207,7 +210,7 @@ def train(
     if resume and overwrite:
         raise UsageError("--resume continues a run and --overwrite starts it again: choose one")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
-                 limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph)
+                 limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph, redraw_every=redraw_every)
     dev = resolve_device(device)
     if resume:
         if out is None:

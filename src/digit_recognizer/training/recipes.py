@@ -74,7 +74,7 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
                         augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, augment_marker=0.2, ema=0.999,
-                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3, redraw_every=6),
+                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3),
 }
 # `best` also learns other people's hands (flagged 1s, crossed 7s, slanted scripts: training.hands) and what is not
 # a digit (training.outliers); on the fast recipe, over the validation seed of benchmarks/other_hands.py, that
