@@ -101,3 +101,20 @@ def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
         table = rng.random(len(stats)) < 0.3
         table[0] = False
         np.testing.assert_array_equal(looked_up(labels, stats, table), table[labels])
+
+
+@pytest.mark.parametrize("beyond", ["edge", "constant"])
+def test_stroke_widths_measured_in_the_marks_box_are_the_whole_images(beyond):
+    from digit_recognizer.inference.reader.ops import depth, typical_width
+
+    rng = np.random.default_rng(6)
+    for trial in range(300):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        mask = np.zeros((h, w), bool)
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))  # a patch of ink, often cut by the frame
+        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < rng.uniform(0.3, 1.0)
+        if not mask.any():
+            continue
+        whole = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]  # the distances over the whole image
+        assert typical_width(mask, beyond) == 2.0 * float(np.percentile(whole[mask], 90))
