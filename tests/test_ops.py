@@ -74,13 +74,18 @@ def test_the_paper_surfaces_sums_are_the_design_matrixs():
             assert median(v) == float(np.median(v))
 
 
+def random_marks(rng: np.random.Generator, side: int, share: tuple[float, float]):
+    """A random mask up to `side` px a side, inked at a share drawn from `share`, and its 8-connected marks."""
+    mask = rng.random((int(rng.integers(1, side)), int(rng.integers(1, side)))) < rng.uniform(*share)
+    return components(mask, 8)
+
+
 def test_components_kept_are_those_of_the_kept_mask():
     from digit_recognizer.inference.reader.ops import kept
 
     rng = np.random.default_rng(4)
     for trial in range(50):
-        mask = rng.random((int(rng.integers(1, 90)), int(rng.integers(1, 90)))) < rng.uniform(0.05, 0.6)
-        labels, stats = components(mask, 8)
+        labels, stats = random_marks(rng, 90, (0.05, 0.6))
         keep = rng.random(len(stats)) < 0.5
         got_labels, got_stats = kept(labels, stats, keep)
         keep[0] = False
@@ -96,8 +101,7 @@ def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
 
     rng = np.random.default_rng(5)
     for trial in range(50):
-        mask = rng.random((int(rng.integers(1, 120)), int(rng.integers(1, 120)))) < rng.uniform(0.0, 0.3)
-        labels, stats = components(mask, 8)
+        labels, stats = random_marks(rng, 120, (0.0, 0.3))
         table = rng.random(len(stats)) < 0.3
         table[0] = False
         np.testing.assert_array_equal(looked_up(labels, stats, table), table[labels])

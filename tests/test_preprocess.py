@@ -392,8 +392,8 @@ def test_a_faint_digits_crop_leaves_the_pages_grey_veil_out(monkeypatch):
 
 
 def test_a_phone_sized_jpeg_is_decoded_smaller_and_its_digits_boxed_in_its_own_pixels():
-    """A 4032x3024 photo is decoded at half its size straight from the JPEG (not decoded whole, then shrunk), and `read` still gives each digit's box in the photo's own pixels, as it does for the same page as
-    a PNG."""
+    """A 4032x3024 photo is decoded at half its size straight from the JPEG (not decoded whole, then shrunk),
+    and `read` still gives each digit's box in the photo's own pixels, as it does for the same page as a PNG."""
     from digit_recognizer.inference.reader.decode import loaded, unopened
 
     page = Image.new("RGB", (4032, 3024), (235, 232, 228))

@@ -107,8 +107,8 @@ def lines(x: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tupl
         return x, {"row_lines": 0, "column_lines": 0}
     inside = is_ink(x, params.ink.inside)  # the strokes' width is measured only where there are lines to judge
     stroke = typical_width(inside, "constant") if inside.any() else 0.0
-    (rows, lone_rows), (cols, lone_cols) = thin_lines(found_rows, x.shape[1], stroke, p), thin_lines(
-        found_cols, x.shape[0], stroke, p)
+    rows, lone_rows = thin_lines(found_rows, x.shape[1], stroke, p)
+    cols, lone_cols = thin_lines(found_cols, x.shape[0], stroke, p)
     if len(rows) + len(cols) < p.box_sides:  # else a box or a grid: every thin line goes, in both directions
         rows = rows if len(rows) >= p.min_rulings else lone_rows
         cols = cols if len(cols) >= p.min_rulings else lone_cols

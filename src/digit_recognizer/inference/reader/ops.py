@@ -216,10 +216,10 @@ def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
     box = bounds(mask)
     if box is None:
         return 1.0
-    rows, cols = box
     if beyond == "constant":  # paper all round: the strokes' box alone gives the same distances
         mask = mask[box]
     else:  # the box and the ring of paper round it where the frame does not cut it: the same distances
+        rows, cols = box
         mask = mask[max(rows.start - 1, 0):rows.stop + 1, max(cols.start - 1, 0):cols.stop + 1]
     d = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
     return 2.0 * percentile(d[mask], 90)
