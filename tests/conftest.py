@@ -116,7 +116,7 @@ def holes(x, min_px: int = 2) -> int:
     import numpy as np
 
     from digit_recognizer.inference.reader import PARAMS
-    from digit_recognizer.inference.reader.ops import components, is_ink
+    from digit_recognizer.inference.reader.masks import components, is_ink
 
     padded = np.pad(np.asarray(x, np.float32), 1)
     labels, stats = components(~is_ink(padded, PARAMS.ink.inside), 4)

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from digit_recognizer.constants import DIGIT_BOX, IMAGE_SIZE
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.reader import PARAMS
-from digit_recognizer.inference.reader.ops import typical_width
+from digit_recognizer.inference.reader.masks import typical_width
 
 MAX_STROKE = PARAMS.strokes.mnist[2]
 from digit_recognizer.training import loop

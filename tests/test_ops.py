@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from digit_recognizer.inference.reader.background import neighbour_differences
-from digit_recognizer.inference.reader.ops import (SAMPLE, components, correlation, median, percentile,
-                                                  percentiles, sample)
+from digit_recognizer.inference.reader.masks import components
+from digit_recognizer.inference.reader.stats import SAMPLE, correlation, median, percentile, percentiles, sample
 
 
 def test_percentile_is_numpys_to_the_last_bit():
@@ -81,7 +81,7 @@ def random_marks(rng: np.random.Generator, side: int, share: tuple[float, float]
 
 
 def test_components_kept_are_those_of_the_kept_mask():
-    from digit_recognizer.inference.reader.ops import kept
+    from digit_recognizer.inference.reader.masks import kept
 
     rng = np.random.default_rng(4)
     for trial in range(50):
@@ -97,7 +97,7 @@ def test_components_kept_are_those_of_the_kept_mask():
 
 
 def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
-    from digit_recognizer.inference.reader.ops import looked_up
+    from digit_recognizer.inference.reader.masks import looked_up
 
     rng = np.random.default_rng(5)
     for trial in range(50):
@@ -109,7 +109,7 @@ def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
 
 @pytest.mark.parametrize("beyond", ["edge", "constant"])
 def test_stroke_widths_measured_in_the_marks_box_are_the_whole_images(beyond):
-    from digit_recognizer.inference.reader.ops import depth, typical_width
+    from digit_recognizer.inference.reader.masks import depth, typical_width
 
     rng = np.random.default_rng(6)
     for trial in range(300):

@@ -352,7 +352,7 @@ def test_dust_is_not_counted_among_a_pages_marks():
     of marks of one size still are."""
     from digit_recognizer.errors import NotADigit
     from digit_recognizer.inference.reader.marks import CONNECTIVITY, marks
-    from digit_recognizer.inference.reader.ops import components
+    from digit_recognizer.inference.reader.masks import components
 
     mask = np.zeros((400, 400), bool)
     mask[150:250, 190:200] = True  # a 1

@@ -97,7 +97,7 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
     """Strokes that fade to a fifth of the ink in places stay whole: faint stretches join the strokes they run
     on from instead of breaking them into specks (a digit dropped) or pieces (one digit read as two)."""
     from digit_recognizer.inference.reader import marks
-    from digit_recognizer.inference.reader.ops import components
+    from digit_recognizer.inference.reader.masks import components
 
     rng = np.random.default_rng(0)
     numbers = []

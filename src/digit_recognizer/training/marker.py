@@ -20,7 +20,8 @@ from PIL import Image
 from ..constants import IMAGE_SIZE, MNIST_STROKE, PIXEL_MAX
 from ..inference.reader import PARAMS
 from ..inference.reader.fit import fit_and_centre
-from ..inference.reader.ops import cropped, is_ink, resized, typical_width
+from ..inference.reader.masks import cropped, is_ink, typical_width
+from ..inference.reader.ops import resized
 
 FINE = 3  # the nib is drawn on a grid this many times finer than MNIST's
 FATTER = (1.8, 4.5)  # the marker's stroke, in widths of the digit's own stroke (uniform)

@@ -17,7 +17,7 @@ import numpy as np
 from ..constants import DIGIT_BOX, MNIST_STROKE, PIXEL_MAX
 from ..inference.reader import PARAMS
 from ..inference.reader.fit import placed
-from ..inference.reader.ops import cropped, is_ink
+from ..inference.reader.masks import cropped, is_ink
 
 Stroke = tuple[tuple[float, float], ...]
 Glyph = tuple[Stroke, ...]

@@ -8,7 +8,8 @@ number) that the model reads, in named steps with one set of parameters.
     read_marks(src, params=PARAMS, name, trace=None) -> [Segment]
     ReaderParams, PARAMS, reader_version()                           # params.py
 
-Each step is a module (decode, polarity, background, lines, crop, fit) built on ops.py (OpenCV).
+Each step is a module (decode, polarity, background, lines, crop, fit) built on ops.py (OpenCV filters and
+resizing), masks.py (ink, components, stroke widths) and stats.py (samples, medians, percentiles).
 """
 from .fit import Views, fit_and_centre
 from .params import PARAMS, ReaderParams, reader_version

@@ -17,8 +17,9 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NoInk
-from .ops import (SAMPLE, bounds, box_mean, edge, gaussian, median, opened, percentile, sample, sample_at, shrunk,
-                  stretched, typical_width, wide_blur)
+from .masks import bounds, edge, typical_width
+from .ops import box_mean, gaussian, opened, shrunk, stretched, wide_blur
+from .stats import SAMPLE, median, percentile, sample, sample_at
 from .params import Background, ReaderParams
 
 

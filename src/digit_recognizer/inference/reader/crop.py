@@ -16,7 +16,9 @@ import numpy as np
 from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, typical_height, without_dust
-from .ops import bounds, components, correlation, gaussian, grown, is_ink, median, sample
+from .masks import bounds, components, grown, is_ink
+from .ops import gaussian
+from .stats import correlation, median, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 4  # random specks rarely join up 4-connected

@@ -20,7 +20,8 @@ from ...constants import IMAGE_SIZE
 from ...data.formats import read_regular_file
 from ...errors import EmptyInput, NotAnImage, TooLarge
 from .blocks import unblocked
-from .ops import f32, median, percentiles, resized
+from .ops import f32, resized
+from .stats import median, percentiles
 from .params import Decode, ReaderParams
 
 MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed, a 100k x 100k PNG is not

@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from ...constants import DIGIT_BOX, IMAGE_SIZE, PIXEL_MAX
-from .ops import cropped, dilated, disk, eroded, is_ink, resized, typical_width
+from .masks import cropped, is_ink, typical_width
+from .ops import dilated, disk, eroded, resized
 from .params import PARAMS, ReaderParams
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...constants import PIXEL_MAX
-from .ops import is_ink, longest_runs, median, opened, typical_width
+from .masks import is_ink, typical_width
+from .ops import longest_runs, opened
+from .stats import median
 from .params import Lines, ReaderParams
 
 

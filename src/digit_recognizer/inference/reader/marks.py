@@ -12,7 +12,8 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .ops import components, grown, is_ink, kept, looked_up, median, percentile, sample
+from .masks import components, grown, is_ink, kept, looked_up
+from .stats import median, percentile, sample
 from .params import Crop, ReaderParams
 
 CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
@@ -48,7 +49,7 @@ class Group:
 
 
 def not_dust(stats: np.ndarray, p: Crop) -> np.ndarray:
-    """The labels of the components (stats as ops.components gives them) with at least p.dust_share of the
+    """The labels of the components (stats as masks.components gives them) with at least p.dust_share of the
     largest one's ink: a grainy photo of faint ink, stretched, leaves hundreds of 1-20 px grains."""
     areas = stats[1:, 4]
     return np.flatnonzero(areas >= p.dust_share * areas.max()) + 1 if len(areas) else np.zeros(0, int)
@@ -63,7 +64,7 @@ def without_dust(mask: np.ndarray, p: Crop) -> np.ndarray:
 
 
 def marks(labels: np.ndarray, stats: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:
-    """Label image and one Group per component (labels and stats as ops.components gives them) that is not
+    """Label image and one Group per component (labels and stats as masks.components gives them) that is not
     dust; too many is refused."""
     found = not_dust(stats, p)
     if len(found) > p.max_marks:
@@ -123,7 +124,7 @@ def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:
 
 
 def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, np.ndarray]:
-    """The connected components (labels, stats as ops.components gives them) of the pixels of `ink` above a
+    """The connected components (labels, stats as masks.components gives them) of the pixels of `ink` above a
     faint level that are connected to one above ink.strong (a hysteresis threshold), the faint level clear of
     what the background's removal left on the paper (a JPEG's blocks): p.residue_margin times its
     p.residue_percentile, paper being p.clearance of the longer side or more from any strong pixel."""

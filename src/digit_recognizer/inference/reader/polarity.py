@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from .background import coarse, detail
-from .ops import median
+from .stats import median
 from .params import Polarity, ReaderParams
 
 

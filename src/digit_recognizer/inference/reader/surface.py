@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .ops import grown, median, percentile
+from .masks import grown
+from .stats import median, percentile
 
 if TYPE_CHECKING:
     from .params import Background

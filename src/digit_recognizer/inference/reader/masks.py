@@ -1,0 +1,107 @@
+"""Boolean masks on OpenCV: the one test of what is ink, and masks' edges, depths, boxes, stroke widths and
+connected components."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...constants import PIXEL_MAX
+from .ops import opencv
+from .stats import percentile
+
+
+def is_ink(x: np.ndarray, level: float) -> np.ndarray:
+    """(h, w) bool: the pixels of x (ink bright, 0..255) above `level`, a share of full ink (ReaderParams.ink)."""
+    return x > level * PIXEL_MAX
+
+
+def grown(mask: np.ndarray, px: int, square: bool = False) -> np.ndarray:
+    """A boolean mask grown by `px` steps of a 3x3 cross (or square)."""
+    cv2 = opencv()
+    shape = cv2.MORPH_RECT if square else cv2.MORPH_CROSS
+    kernel = cv2.getStructuringElement(shape, (3, 3))
+    return cv2.dilate(mask.astype(np.uint8), kernel, iterations=px).astype(bool)
+
+
+def edge(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean mask with a 4-neighbour outside it (the frame counts as outside)."""
+    cv2 = opencv()
+    inner = cv2.erode(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & ~inner.astype(bool)
+
+
+def depth(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance in px from each pixel of a boolean mask to the nearest pixel outside it (0 outside)."""
+    cv2 = opencv()
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """(rows, columns) of a boolean mask's bounding box, or None for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
+    """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
+    nearest non-stroke pixel, as MNIST's widths were measured (constants.MNIST_STROKES). `beyond` is how the mask
+    goes on past its edges ("edge": a stroke cut by the frame goes on; "constant": paper). 1 px for no strokes."""
+    box = bounds(mask)
+    if box is None:
+        return 1.0
+    if beyond == "constant":  # paper all round: the strokes' box alone gives the same distances
+        mask = mask[box]
+    else:  # the box and the ring of paper round it where the frame does not cut it: the same distances
+        rows, cols = box
+        mask = mask[max(rows.start - 1, 0):rows.stop + 1, max(cols.start - 1, 0):cols.stop + 1]
+    d = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]
+    return 2.0 * percentile(d[mask], 90)
+
+
+def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """A boolean mask's connected components: (h, w) int32 labels (0: background) and (n + 1, 5) stats (x, y,
+    width, height, area), row 0 the background's (its area counted within the marks' bounding box only).
+    Labelled within that box, which on a page is a small part of it."""
+    cv2 = opencv()
+    box = bounds(mask)
+    if box is None:
+        return np.zeros(mask.shape, np.int32), np.array([[0, 0, mask.shape[1], mask.shape[0], mask.size]])
+    # Grana's block-based algorithm labels 8-connected marks 2-3x faster here than the default, with the same
+    # labels and stats (both number the marks in raster order).
+    method = cv2.CCL_GRANA if connectivity == 8 else cv2.CCL_DEFAULT
+    _, inside, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask[box].astype(np.uint8), connectivity,
+                                                                       cv2.CV_32S, method)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[box] = inside
+    stats[1:, 0] += box[1].start
+    stats[1:, 1] += box[0].start
+    return labels, stats
+
+
+def kept(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The components (as `components` gives them) where keep (n + 1,) bool is set, numbered 1.. in the order
+    they had: the marks and stats `components` gives of the mask of those alone, without labelling it again (row
+    0 stays the background's)."""
+    keep = keep.copy()
+    keep[0] = False
+    number = (np.cumsum(keep) * keep).astype(np.int32)  # (n + 1,): each kept label's new number, 0 for the rest
+    return looked_up(labels, stats, number), np.concatenate([stats[:1], stats[keep]])
+
+
+def looked_up(labels: np.ndarray, stats: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[labels] for a table that maps the background (label 0) to 0, looked up only inside the bounding box
+    of the components it maps to something else (on a page, a small part of it)."""
+    out = np.zeros(labels.shape, table.dtype)
+    ids = np.flatnonzero(table[1:]) + 1
+    if len(ids):
+        x0, y0 = stats[ids, 0].min(), stats[ids, 1].min()
+        x1, y1 = (stats[ids, 0] + stats[ids, 2]).max(), (stats[ids, 1] + stats[ids, 3]).max()
+        out[y0:y1, x0:x1] = table[labels[y0:y1, x0:x1]]
+    return out
+
+
+def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x cut to the bounding box of a non-empty mask."""
+    return x[bounds(mask)]
