@@ -48,13 +48,16 @@ def test_training_records_ranges_that_build_an_int8_network(run, mnist):
 
 
 @needs_vnni
-def test_auto_uses_int8_for_batches(run, mnist):
+def test_auto_uses_int8_for_one_image_as_for_a_batch(run, mnist):
     x = mnist.test.images[:BF16_MIN_BATCH]
     auto, q, fp32 = (Recognizer.load(run, precision=p) for p in ("auto", "int8", "fp32"))
     assert torch.equal(auto.probabilities(x), q.probabilities(x))  # a batch: int8
-    assert torch.equal(auto.probabilities(x[:1]), fp32.probabilities(x[:1]))  # one image: fp32
-    assert not torch.equal(q.probabilities(x), fp32.probabilities(x))  # int8 really ran
-    assert engine("auto", BF16_MIN_BATCH, True) == "int8" and engine("auto", 1, True) == "fp32"
+    assert torch.equal(auto.probabilities(x[:1]), q.probabilities(x[:1]))  # one image: int8 too
+    assert not torch.equal(q.probabilities(x[:1]), fp32.probabilities(x[:1]))  # int8 really ran
+    one = torch.stack([auto.probabilities(x[i:i + 1])[0] for i in range(8)])
+    assert torch.allclose(one, auto.probabilities(x[:8]), atol=1e-5)  # alone as in a batch
+    assert engine("auto", BF16_MIN_BATCH, True) == "int8" and engine("auto", 1, True) == "int8"
+    assert engine("auto", 1, False) == "fp32"
     assert engine("auto", BF16_MIN_BATCH, False) in ("bf16", "fp32")
 
 

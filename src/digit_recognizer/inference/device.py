@@ -144,8 +144,9 @@ def int8_is_fast() -> bool:
     return int8_is_available() and cpu_has("vnni")
 
 
-# Below this many images, bf16 casts and int8 quantizing cost more than they save
-# (one image: 0.49 ms in bf16, 0.51 ms in int8, 0.31 ms in fp32).
+# Below this many images, bf16 casts cost more than they save. int8 on VNNI pays from one image on: the shipped
+# net, one thread, AMD EPYC Zen 4, PyTorch 2.13: 1 image 0.29 ms in int8 against 0.40 ms in fp32, 2 images 0.45
+# against 0.58 (benchmarks/reader_speed.py times the whole predict); and one image is read as in a batch.
 BF16_MIN_BATCH = 64
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
@@ -201,8 +202,9 @@ def use_bf16(precision: str, device_type: str = "cpu") -> bool:
 def engine(precision: str, rows: int, has_int8: bool, device_type: str = "cpu") -> str:
     """The arithmetic for a forward pass of `rows` images on a device: "fp32", "bf16" or "int8".
 
-    "auto" on the CPU: fp32 below BF16_MIN_BATCH images; above, int8 when the model carries int8 ranges and
-    the CPU has PyTorch's x86 quantized engine with VNNI, else bf16 where the CPU runs it natively, else fp32.
+    "auto" on the CPU: int8 when the model carries int8 ranges and the CPU has PyTorch's x86 quantized engine
+    with VNNI (any number of images, so that an image gets the same answer alone as in a batch); else fp32
+    below BF16_MIN_BATCH images, and above, bf16 where the CPU runs it natively, else fp32.
     "auto" on a GPU: bf16 where the GPU runs it natively, else fp32. int8 is CPU-only.
     """
     check_precision(precision)
@@ -219,10 +221,10 @@ def engine(precision: str, rows: int, has_int8: bool, device_type: str = "cpu") 
         return precision
     if device_type != "cpu":
         return "bf16" if bf16_is_native(device_type) else "fp32"
-    if rows < BF16_MIN_BATCH:
-        return "fp32"
     if has_int8 and int8_is_fast():
         return "int8"
+    if rows < BF16_MIN_BATCH:
+        return "fp32"
     return "bf16" if cpu_bf16_is_native() else "fp32"
 
 
