@@ -122,3 +122,17 @@ def test_stroke_widths_measured_in_the_marks_box_are_the_whole_images(beyond):
             continue
         whole = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]  # the distances over the whole image
         assert typical_width(mask, beyond) == 2.0 * float(np.percentile(whole[mask], 90))
+
+
+def test_a_gradient_at_some_pixels_is_numpys_there():
+    """background.gradient_at: NumPy's gradient magnitude, to the last bit, at the chosen pixels (one-sided
+    differences on the border included)."""
+    from digit_recognizer.inference.reader.background import gradient_at
+
+    rng = np.random.default_rng(6)
+    for trial in range(500):
+        h, w = rng.integers(2, 40, 2)
+        d = (rng.random((h, w)) * rng.choice([1.0, 255.0])).astype(np.float32)
+        at = rng.random((h, w)) < 0.3
+        got = gradient_at(d, *np.nonzero(at))
+        assert got.dtype == np.float32 and np.array_equal(got, np.hypot(*np.gradient(d))[at]), (h, w)
