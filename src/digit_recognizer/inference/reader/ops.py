@@ -51,15 +51,18 @@ def blur_matrix(n: int, sigma: float) -> np.ndarray:
     r = k // 2
     w = opencv().getGaussianKernel(k, sigma).ravel()  # (k,) float64, summing to 1
     c = np.concatenate([[0.0], np.cumsum(w)])  # c[m]: the weight of the first m taps
-    padded = np.concatenate([np.zeros(n), w, np.zeros(n)])  # w[t] at padded[n + t]
+    padded = np.zeros(2 * n + k)
+    padded[n:n + k] = w  # w[t] at padded[n + t]
+    # m[i, j] = w[j - i + r] = padded[n + r - i + j]: row i is the n-long window from n + r - i, a view read
+    # backwards row by row, copied once (as float32)
+    step = padded.strides[0]
+    m = np.lib.stride_tricks.as_strided(padded[n + r:], (n, n), (-step, step), writeable=False).astype(np.float32)
     i = np.arange(n)
-    # m[i, j] = w[j - i + r] = padded[n + r - i + j]: row i is the n-long window from n + r - i
-    m = np.lib.stride_tricks.sliding_window_view(padded, n)[n + r - i]  # (n, n), a copy
     m[:, 0] = c[np.clip(r - i + 1, 0, k)]  # taps at offsets <= -i
     m[:, n - 1] = c[k] - c[np.clip(n - 1 - i + r, 0, k)]  # taps at offsets >= n - 1 - i
     if n == 1:
         m[0, 0] = 1.0
-    return m.astype(np.float32)
+    return m
 
 
 def wide_blur(x: np.ndarray, sigma: float) -> np.ndarray:
