@@ -136,3 +136,16 @@ def test_a_gradient_at_some_pixels_is_numpys_there():
         at = rng.random((h, w)) < 0.3
         got = gradient_at(d, *np.nonzero(at))
         assert got.dtype == np.float32 and np.array_equal(got, np.hypot(*np.gradient(d))[at]), (h, w)
+
+
+def test_the_wide_blur_is_opencvs_gaussian_with_the_edge_repeated():
+    """ops.wide_blur (two matrix products) against OpenCV's own Gaussian filter of the same width, the border
+    repeated: the same image to float32 rounding, for sigmas up to twice the image's side."""
+    from digit_recognizer.inference.reader.ops import gaussian, wide_blur
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        x = (rng.random((h, w)) * 255).astype(np.float32)
+        sigma = float(rng.uniform(0.5, 2.0 * max(h, w)))
+        np.testing.assert_allclose(wide_blur(x, sigma), gaussian(x, sigma, "nearest"), atol=2e-3, rtol=0)
