@@ -149,3 +149,22 @@ def test_the_wide_blur_is_opencvs_gaussian_with_the_edge_repeated():
         x = (rng.random((h, w)) * 255).astype(np.float32)
         sigma = float(rng.uniform(0.5, 2.0 * max(h, w)))
         np.testing.assert_allclose(wide_blur(x, sigma), gaussian(x, sigma, "nearest"), atol=2e-3, rtol=0)
+
+
+def test_rows_said_to_hold_no_run_hold_none():
+    """lines.may_run, the shortcut past longest_runs: never no where a run brighter than the level is found
+    (runs read on past the row's ends mirrored, levels rounded), and no for some images."""
+    from digit_recognizer.inference.reader.lines import may_run
+    from digit_recognizer.inference.reader.ops import longest_runs
+
+    rng = np.random.default_rng(8)
+    said_no = 0
+    for trial in range(3000):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        x = np.where(rng.random((h, w)) < rng.uniform(0.3, 1.0), rng.uniform(20, 40), rng.uniform(0, 30, (h, w)))
+        x = x.astype(np.float32)
+        length = int(rng.integers(2, w + 3))
+        if not may_run(x, length, 0.1):
+            said_no += 1
+            assert not (longest_runs(x, length) > 0.1 * 255).any(), (h, w, length)
+    assert said_no > 300

@@ -59,9 +59,20 @@ def span(w: int, p: Lines) -> int:
     return max(2, int(p.span * w))
 
 
+def may_run(x: np.ndarray, length: int, level: float) -> bool:
+    """Whether a row of x (h, w) may hold a run that `longest_runs(x, length)` finds brighter than `level` (a share
+    of full ink): only where a row has that many px that bright, or half as many near its ends, where the run is
+    read on past the end mirrored (its levels are x rounded, so x half a level dimmer counts too). A page with
+    no such row has no line, and its runs need not be measured."""
+    need = min(x.shape[1], (length + 1) // 2)
+    return bool((np.count_nonzero(x > level * PIXEL_MAX - 0.5, axis=1) >= need).any())
+
+
 def row_lines(x: np.ndarray, params: ReaderParams) -> list[tuple[slice, int]]:
     """The horizontal lines of x (h, w), ink bright, with paper beside them: (rows, px thick) each."""
     p, ink = params.lines, params.ink
+    if not may_run(x, span(x.shape[1], p), ink.line):
+        return []
     along = longest_runs(x, span(x.shape[1], p))  # (h,) how bright each row's longest runs are
     # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
     # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
