@@ -74,55 +74,6 @@ def test_the_paper_surfaces_sums_are_the_design_matrixs():
             assert median(v) == float(np.median(v))
 
 
-def random_marks(rng: np.random.Generator, side: int, share: tuple[float, float]):
-    """A random mask up to `side` px a side, inked at a share drawn from `share`, and its 8-connected marks."""
-    mask = rng.random((int(rng.integers(1, side)), int(rng.integers(1, side)))) < rng.uniform(*share)
-    return components(mask, 8)
-
-
-def test_components_kept_are_those_of_the_kept_mask():
-    from digit_recognizer.inference.reader.masks import kept
-
-    rng = np.random.default_rng(4)
-    for trial in range(50):
-        labels, stats = random_marks(rng, 90, (0.05, 0.6))
-        keep = rng.random(len(stats)) < 0.5
-        got_labels, got_stats = kept(labels, stats, keep)
-        keep[0] = False
-        want_labels, want_stats = components(keep[labels], 8)
-        # the same marks with the same stats; Grana's algorithm may number a pair of them the other way round
-        pairs = np.unique(np.stack([got_labels.ravel(), want_labels.ravel()]), axis=1)  # (2, marks + 1)
-        assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1] == len(want_stats)
-        np.testing.assert_array_equal(got_stats[pairs[0][1:]], want_stats[pairs[1][1:]])
-
-
-def test_a_lookup_inside_the_marks_boxes_is_the_whole_images():
-    from digit_recognizer.inference.reader.masks import looked_up
-
-    rng = np.random.default_rng(5)
-    for trial in range(50):
-        labels, stats = random_marks(rng, 120, (0.0, 0.3))
-        table = rng.random(len(stats)) < 0.3
-        table[0] = False
-        np.testing.assert_array_equal(looked_up(labels, stats, table), table[labels])
-
-
-@pytest.mark.parametrize("beyond", ["edge", "constant"])
-def test_stroke_widths_measured_in_the_marks_box_are_the_whole_images(beyond):
-    from digit_recognizer.inference.reader.masks import depth, typical_width
-
-    rng = np.random.default_rng(6)
-    for trial in range(300):
-        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 60))
-        mask = np.zeros((h, w), bool)
-        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))  # a patch of ink, often cut by the frame
-        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
-        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < rng.uniform(0.3, 1.0)
-        if not mask.any():
-            continue
-        whole = depth(np.pad(mask, 1, mode=beyond))[1:-1, 1:-1]  # the distances over the whole image
-        assert typical_width(mask, beyond) == 2.0 * float(np.percentile(whole[mask], 90))
-
 
 def test_a_gradient_at_some_pixels_is_numpys_there():
     """background.gradient_at: NumPy's gradient magnitude, to the last bit, at the chosen pixels (one-sided
@@ -168,3 +119,23 @@ def test_rows_said_to_hold_no_run_hold_none():
             said_no += 1
             assert not (longest_runs(x, length) > 0.1 * 255).any(), (h, w, length)
     assert said_no > 300
+
+
+def test_the_dust_free_box_is_the_box_of_the_mask_less_its_dust():
+    """marks.dust_free_box, from the marks' boxes, against the bounding box of the mask with every mark under
+    p.dust_share of the largest one's ink taken out."""
+    import cv2
+
+    from digit_recognizer.inference.reader import PARAMS
+    from digit_recognizer.inference.reader.masks import bounds
+    from digit_recognizer.inference.reader.marks import CONNECTIVITY, dust_free_box
+
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        mask = rng.random((int(rng.integers(1, 90)), int(rng.integers(1, 90)))) < rng.uniform(0.01, 0.4)
+        if not mask.any():
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=CONNECTIVITY)
+        areas = stats[:, cv2.CC_STAT_AREA].copy()
+        areas[0] = 0
+        assert dust_free_box(mask, PARAMS.crop) == bounds(areas[labels] >= PARAMS.crop.dust_share * areas.max())

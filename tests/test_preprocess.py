@@ -14,6 +14,7 @@ from digit_recognizer.inference.reader import PARAMS, fit_and_centre, ink_only, 
 from digit_recognizer.inference.reader import background as bg_step
 from digit_recognizer.inference.reader import crop as crop_step
 from digit_recognizer.inference.reader.fit import fit, strokes, views
+from digit_recognizer.inference.reader.masks import bounds
 from digit_recognizer.inference.reader.polarity import polarity
 
 NARROW_VIEW, SQUEEZED = PARAMS.views.narrow, PARAMS.views.squeezed
@@ -284,7 +285,7 @@ def test_a_grainy_digits_crop_is_the_digit_not_the_page(monkeypatch):
     x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
     assert max(crop_to_ink(x).shape) < 80
     monkeypatch.setattr(crop_step, "ink_mask", lambda x, params: x > params.ink.seen * 255)
-    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)  # the crop's other defence, below
+    monkeypatch.setattr(crop_step, "dust_free_box", lambda mask, p: bounds(mask))  # the other defence, below
     assert max(crop_to_ink(x).shape) > 200
 
 
@@ -296,7 +297,7 @@ def test_specks_far_from_the_digit_do_not_widen_its_crop(monkeypatch):
     for y0, x0 in ((10, 12), (280, 20), (15, 285), (270, 290)):
         x[y0:y0 + 2, x0:x0 + 2] = 255  # 4 px each
     assert max(crop_to_ink(x).shape) < 80
-    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)
+    monkeypatch.setattr(crop_step, "dust_free_box", lambda mask, p: bounds(mask))
     assert max(crop_to_ink(x).shape) > 250
 
 
@@ -313,7 +314,7 @@ def test_a_faint_digit_beside_a_shadow_is_cut_out_without_it(monkeypatch):
 
     assert max(crop()) < 40
     monkeypatch.setattr(bg_step.Coarse, "stroke_opening", lambda c, p: c.lighting)  # the lighting's opening alone
-    monkeypatch.setattr(crop_step, "without_dust", lambda mask, p: mask)  # and every bit of what it leaves kept
+    monkeypatch.setattr(crop_step, "dust_free_box", lambda mask, p: bounds(mask))  # and every bit left kept
     assert max(crop()) > 100
 
 
@@ -357,14 +358,18 @@ def test_dust_is_not_counted_among_a_pages_marks():
     mask = np.zeros((400, 400), bool)
     mask[150:250, 190:200] = True  # a 1
     mask[::12, ::12] = True  # 1,156 grains
-    _, found = marks(*components(mask, CONNECTIVITY), PARAMS.crop)
+    def every(m: np.ndarray):  # every mark of m, as stroke_components gives them
+        labels, stats = components(m, CONNECTIVITY)
+        return labels, stats, np.arange(1, len(stats))
+
+    _, found = marks(*every(mask), PARAMS.crop)
     assert [(m.x0, m.y0, m.width, m.height) for m in found] == [(190, 150, 10, 100)]
     flood = np.zeros((400, 400), bool)
     for k in range(PARAMS.crop.max_marks + 1):
         y, x = divmod(k, 25)
         flood[y * 12:y * 12 + 4, x * 12:x * 12 + 4] = True
     with pytest.raises(NotADigit, match="separate marks"):
-        marks(*components(flood, CONNECTIVITY), PARAMS.crop)
+        marks(*every(flood), PARAMS.crop)
 
 
 def test_a_small_digit_is_not_a_speck():

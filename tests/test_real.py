@@ -110,7 +110,10 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
         return sum(rec.read(image).number == label for image, label in numbers)
 
     assert right() >= 13  # 15 of 20
-    one = lambda ink, params: components(ink > params.ink.strong * 255, 8)  # one threshold
+    def one(ink, params):  # one threshold
+        labels, stats = components(ink > params.ink.strong * 255, 8)
+        return labels, stats, np.arange(1, len(stats))
+
     monkeypatch.setattr(marks, "stroke_components", one)
     assert right() <= 6  # 2 of 20
 
@@ -120,6 +123,7 @@ def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
     the crop's threshold in single pixels all over it. The crop keeps to the strokes; with the threshold alone
     (and no dust left out) it took in the page, and the grains passed for hairlines thickened into a blob."""
     from digit_recognizer.inference.reader import crop
+    from digit_recognizer.inference.reader.masks import bounds
 
     rng = np.random.default_rng(0)
     items = []
@@ -134,7 +138,7 @@ def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
 
     assert right() >= 36  # 39 of 40 (the threshold alone, dust left out: 39)
     monkeypatch.setattr(crop, "ink_mask", lambda x, params: x > params.ink.seen * 255)  # the threshold alone
-    monkeypatch.setattr(crop, "without_dust", lambda mask, p: mask)
+    monkeypatch.setattr(crop, "dust_free_box", lambda mask, p: bounds(mask))
     assert right() <= 34  # 33 of 40
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .masks import components, grown, is_ink, kept, looked_up
+from .masks import components, grown, is_ink
 from .stats import median, percentile, sample
 from .params import Crop, ReaderParams
 
@@ -48,25 +48,26 @@ class Group:
         return np.isin(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
 
 
-def not_dust(stats: np.ndarray, p: Crop) -> np.ndarray:
-    """The labels of the components (stats as masks.components gives them) with at least p.dust_share of the
+def not_dust(stats: np.ndarray, ids: np.ndarray, p: Crop) -> np.ndarray:
+    """Of the components `ids` (stats as masks.components gives them), those with at least p.dust_share of the
     largest one's ink: a grainy photo of faint ink, stretched, leaves hundreds of 1-20 px grains."""
-    areas = stats[1:, 4]
-    return np.flatnonzero(areas >= p.dust_share * areas.max()) + 1 if len(areas) else np.zeros(0, int)
+    areas = stats[ids, 4]
+    return ids[areas >= p.dust_share * areas.max()] if len(ids) else ids
 
 
-def without_dust(mask: np.ndarray, p: Crop) -> np.ndarray:
-    """A boolean mask less its dust."""
-    labels, stats = components(mask, CONNECTIVITY)
-    keep = np.zeros(len(stats), bool)
-    keep[not_dust(stats, p)] = True
-    return looked_up(labels, stats, keep)
+def dust_free_box(mask: np.ndarray, p: Crop) -> tuple[slice, slice]:
+    """(rows, columns) of the bounding box of a non-empty boolean mask less its dust, from its marks' boxes."""
+    _, stats = components(mask, CONNECTIVITY)
+    found = stats[not_dust(stats, np.arange(1, len(stats)), p)]  # (n, 5) x, y, width, height, area
+    x0, y0 = found[:, 0].min(), found[:, 1].min()
+    x1, y1 = (found[:, 0] + found[:, 2]).max(), (found[:, 1] + found[:, 3]).max()
+    return slice(int(y0), int(y1)), slice(int(x0), int(x1))
 
 
-def marks(labels: np.ndarray, stats: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:
-    """Label image and one Group per component (labels and stats as masks.components gives them) that is not
-    dust; too many is refused."""
-    found = not_dust(stats, p)
+def marks(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray, p: Crop) -> tuple[np.ndarray, list[Group]]:
+    """Label image and one Group per component of `ids` (labels and stats as masks.components gives them) that
+    is not dust; too many is refused."""
+    found = not_dust(stats, ids, p)
     if len(found) > p.max_marks:
         raise NotADigit(f"{len(found):,} separate marks (more than {p.max_marks}): not a digit or a number")
     return labels, [Group([int(i)], int(x), int(x + w), int(y), int(y + h), int(a))
@@ -123,9 +124,9 @@ def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:
     return groups
 
 
-def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, np.ndarray]:
+def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The connected components (labels, stats as masks.components gives them) of the pixels of `ink` above a
-    faint level that are connected to one above ink.strong (a hysteresis threshold), the faint level clear of
+    faint level, and the ids of those connected to a pixel above ink.strong (a hysteresis threshold), the faint level clear of
     what the background's removal left on the paper (a JPEG's blocks): p.residue_margin times its
     p.residue_percentile, paper being p.clearance of the longer side or more from any strong pixel."""
     p, levels = params.crop, params.ink
@@ -137,7 +138,8 @@ def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray
     labels, stats = components(ink > faint, CONNECTIVITY)
     keep = np.zeros(len(stats), bool)
     keep[labels[strong]] = True
-    return kept(labels, stats, keep)
+    keep[0] = False
+    return labels, stats, np.flatnonzero(keep)  # the others stay labelled: no Group holds them
 
 
 def digit_groups(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, list[Group]]:

@@ -80,28 +80,6 @@ def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndar
     return labels, stats
 
 
-def kept(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The components (as `components` gives them) where keep (n + 1,) bool is set, numbered 1.. in the order
-    they had: the marks and stats `components` gives of the mask of those alone, without labelling it again (row
-    0 stays the background's)."""
-    keep = keep.copy()
-    keep[0] = False
-    number = (np.cumsum(keep) * keep).astype(np.int32)  # (n + 1,): each kept label's new number, 0 for the rest
-    return looked_up(labels, stats, number), np.concatenate([stats[:1], stats[keep]])
-
-
-def looked_up(labels: np.ndarray, stats: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """table[labels] for a table that maps the background (label 0) to 0, looked up only inside the bounding box
-    of the components it maps to something else (on a page, a small part of it)."""
-    out = np.zeros(labels.shape, table.dtype)
-    ids = np.flatnonzero(table[1:]) + 1
-    if len(ids):
-        x0, y0 = stats[ids, 0].min(), stats[ids, 1].min()
-        x1, y1 = (stats[ids, 0] + stats[ids, 2]).max(), (stats[ids, 1] + stats[ids, 3]).max()
-        out[y0:y1, x0:x1] = table[labels[y0:y1, x0:x1]]
-    return out
-
-
 def cropped(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """x cut to the bounding box of a non-empty mask."""
     return x[bounds(mask)]
