@@ -75,6 +75,29 @@ def test_the_paper_surfaces_sums_are_the_design_matrixs():
 
 
 
+@pytest.mark.parametrize("beyond", ["edge", "constant"])
+def test_stroke_widths_measured_in_the_marks_box_are_the_whole_images(beyond):
+    """typical_width over the marks' box (and a ring of paper) against the distances over the whole image, the
+    frame padded as `beyond` says. To float32 rounding: OpenCV's precise distances can differ in the last bit
+    with the buffer's alignment."""
+    import cv2
+
+    from digit_recognizer.inference.reader.masks import typical_width
+
+    rng = np.random.default_rng(6)
+    for trial in range(300):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        mask = np.zeros((h, w), bool)
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))  # a patch of ink, often cut by the frame
+        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < rng.uniform(0.3, 1.0)
+        if not mask.any():
+            continue
+        padded = np.pad(mask, 1, mode=beyond).astype(np.uint8)
+        whole = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]  # the whole image's
+        assert typical_width(mask, beyond) == pytest.approx(2.0 * float(np.percentile(whole[mask], 90)), rel=1e-6)
+
+
 def test_a_gradient_at_some_pixels_is_numpys_there():
     """background.gradient_at: NumPy's gradient magnitude, to the last bit, at the chosen pixels (one-sided
     differences on the border included)."""

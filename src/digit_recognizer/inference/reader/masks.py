@@ -30,10 +30,16 @@ def edge(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner.astype(bool)
 
 
-def depth(mask: np.ndarray) -> np.ndarray:
-    """Euclidean distance in px from each pixel of a boolean mask to the nearest pixel outside it (0 outside)."""
+def depth(mask: np.ndarray, beyond: str | None = None) -> np.ndarray:
+    """Euclidean distance in px from each pixel of a boolean mask to the nearest pixel outside it (0 outside).
+    With `beyond`, the frame is not outside: the mask goes on past it one px ("edge": a stroke cut by the frame
+    goes on; "constant": paper)."""
     cv2 = opencv()
-    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    m = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)  # the same bytes, 0 and 1
+    if beyond is None:
+        return cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    m = cv2.copyMakeBorder(m, 1, 1, 1, 1, cv2.BORDER_REPLICATE if beyond == "edge" else cv2.BORDER_CONSTANT, value=0)
+    return cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
 
 
 def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
