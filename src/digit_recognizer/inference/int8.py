@@ -51,6 +51,8 @@ class _Body(nn.Module):
 class Int8Net(nn.Module):
     """Same interface as Net: (B, 1, 28, 28) pixels 0..255 -> float32 logits (B, 10)."""
 
+    device = torch.device("cpu")  # int8 runs on the CPU only (engine.device_of)
+
     def __init__(self, net: Net, body: nn.Module):
         super().__init__()
         self.normalize = net.normalize  # float, before the first quantize: cheaper than quantized mul/sub
