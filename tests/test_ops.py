@@ -151,14 +151,15 @@ def test_the_dust_free_box_is_the_box_of_the_mask_less_its_dust():
 
     from digit_recognizer.inference.reader import PARAMS
     from digit_recognizer.inference.reader.masks import bounds
-    from digit_recognizer.inference.reader.marks import CONNECTIVITY, dust_free_box
+    from digit_recognizer.inference.reader.marks import dust_free_box
 
     rng = np.random.default_rng(4)
     for trial in range(200):
         mask = rng.random((int(rng.integers(1, 90)), int(rng.integers(1, 90)))) < rng.uniform(0.01, 0.4)
         if not mask.any():
             continue
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=CONNECTIVITY)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
+                                                             connectivity=PARAMS.crop.mark_connectivity)
         areas = stats[:, cv2.CC_STAT_AREA].copy()
         areas[0] = 0
         assert dust_free_box(mask, PARAMS.crop) == bounds(areas[labels] >= PARAMS.crop.dust_share * areas.max())

@@ -352,14 +352,14 @@ def test_dust_is_not_counted_among_a_pages_marks():
     """Hundreds of single grains beside a stroke are dust, not marks to group (nor a flood to refuse); hundreds
     of marks of one size still are."""
     from digit_recognizer.errors import NotADigit
-    from digit_recognizer.inference.reader.marks import CONNECTIVITY, marks
+    from digit_recognizer.inference.reader.marks import marks
     from digit_recognizer.inference.reader.masks import components
 
     mask = np.zeros((400, 400), bool)
     mask[150:250, 190:200] = True  # a 1
     mask[::12, ::12] = True  # 1,156 grains
     def every(m: np.ndarray):  # every mark of m, as stroke_components gives them
-        labels, stats = components(m, CONNECTIVITY)
+        labels, stats = components(m, PARAMS.crop.mark_connectivity)
         return labels, stats, np.arange(1, len(stats))
 
     _, found = marks(*every(mask), PARAMS.crop)

@@ -21,8 +21,6 @@ from .ops import gaussian
 from .stats import correlation, median, sample
 from .params import Crop, ReaderParams
 
-CONNECTIVITY = 4  # random specks rarely join up 4-connected
-
 
 @dataclass(frozen=True)
 class Cut:
@@ -66,7 +64,7 @@ def check_strokes(x: np.ndarray, mask: np.ndarray, p: Crop) -> None:
     number's marks are grouped instead, and a flood of them refused there: marks.marks.)"""
     if neighbour_correlation(x) < p.min_correlation:
         raise NotADigit("not a digit (the ink has no stroke structure: noise)")
-    _, stats = components(mask, CONNECTIVITY)
+    _, stats = components(mask, p.piece_connectivity)
     if len(stats) - 1 <= p.main_strokes:
         return
     sizes = np.sort(stats[1:, 4])[::-1]

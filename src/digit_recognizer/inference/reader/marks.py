@@ -16,8 +16,6 @@ from .masks import components, grown, is_ink
 from .stats import median, percentile, sample
 from .params import Crop, ReaderParams
 
-CONNECTIVITY = 8  # a pen's stroke touches itself diagonally
-
 
 @dataclass
 class Group:
@@ -57,7 +55,7 @@ def not_dust(stats: np.ndarray, ids: np.ndarray, p: Crop) -> np.ndarray:
 
 def dust_free_box(mask: np.ndarray, p: Crop) -> tuple[slice, slice]:
     """(rows, columns) of the bounding box of a non-empty boolean mask less its dust, from its marks' boxes."""
-    _, stats = components(mask, CONNECTIVITY)
+    _, stats = components(mask, p.mark_connectivity)
     found = stats[not_dust(stats, np.arange(1, len(stats)), p)]  # (n, 5) x, y, width, height, area
     x0, y0 = found[:, 0].min(), found[:, 1].min()
     x1, y1 = (found[:, 0] + found[:, 2]).max(), (found[:, 1] + found[:, 3]).max()
@@ -135,7 +133,7 @@ def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray
     paper = ink[~grown(strong, reach, square=True)] if reach else ink[~strong]
     residue = percentile(sample(paper), p.residue_percentile) if paper.size else 0.0
     faint = min(levels.strong * PIXEL_MAX, max(levels.faint * PIXEL_MAX, p.residue_margin * residue))
-    labels, stats = components(ink > faint, CONNECTIVITY)
+    labels, stats = components(ink > faint, p.mark_connectivity)
     keep = np.zeros(len(stats), bool)
     keep[labels[strong]] = True
     keep[0] = False

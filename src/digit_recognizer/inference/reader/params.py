@@ -71,7 +71,8 @@ class Background:
     shadow_share: float = 0.5
     stroke_smoothing: float = 0.5  # coarse px of smoothing before strokes are measured (chalk's gaps)
     ink_percentile: float = 90.0  # full ink is this percentile of what stands above half the peak
-    surface_stroke: float = 0.25  # paper under fat strokes: what stands below this share of the ink is paper ...
+    surface_ink: float = 99.0  # paper under fat strokes: the ink level is this percentile of what stands above ...
+    surface_stroke: float = 0.25  # ... the opening, and what stands below this share of that level is paper ...
     surface_edge: float = 0.03  # ... away from the strokes by this share of the shorter side
     surface_min_paper: float = 0.05  # share of the pixels that must be paper for a surface to be fitted
     surface_outliers: float = 3.0  # robust standard deviations beyond which a pixel is left out of the refit
@@ -100,7 +101,9 @@ class Crop:
     veil_tolerance: float = 8.0  # ... taken off beyond this many grey levels
     min_correlation: float = 0.3  # pen strokes are smooth (>= 0.55 on MNIST and photos); noise is near 0
     main_strokes: int = 5  # a digit's ink lies in a few connected pieces ...
+    piece_connectivity: int = 4  # ... (4-connected: random specks rarely join up so) ...
     main_share: float = 0.6  # ... holding at least this share of all ink
+    mark_connectivity: int = 8  # a mark is 8-connected: a pen's stroke touches itself diagonally
     dust_share: float = 0.01  # a mark with less ink than this share of the largest is dust
     max_marks: int = 500  # separate marks in one image: more is not a digit or a number
     residue_percentile: float = 99.0  # what the background's removal left on the paper: this percentile ...

@@ -8,10 +8,10 @@ vignette, a broad shadow) fitted to it by least squares is carried under them.
 
     paper_surface(small (h, w) ink bright, flat (h, w) the opening's estimate, params) -> (h, w) | None
 
-The strokes are left out of the fit (what stands above p.surface_stroke of the ink level, the 99th percentile,
-grown by p.surface_edge of the shorter side so that their soft edges are left out too); it is fitted twice, the
-second time without the pixels further than p.surface_outliers robust standard deviations from the first fit
-(dust, a stroke's faint tail, JPEG ringing).
+The strokes are left out of the fit (what stands above p.surface_stroke of the ink level, its p.surface_ink
+percentile, grown by p.surface_edge of the shorter side so that their soft edges are left out too); it is fitted
+twice, the second time without the pixels further than p.surface_outliers robust standard deviations from the
+first fit (dust, a stroke's faint tail, JPEG ringing).
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from .params import Background
 
 MIN_FIT = 6  # pixels: a quadratic in x and y has 6 coefficients
-PERCENTILE_INK = 99  # the ink level of what stands above the opening
 
 
 TERMS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))  # the quadratic's terms x^a y^b as (a, b)
@@ -63,7 +62,7 @@ def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.nd
     if min(h, w) < 3:
         return None
     y = small - flat
-    level = percentile(y, PERCENTILE_INK)
+    level = percentile(y, p.surface_ink)
     if level <= 0:
         return None
     grow = max(1, int(round(p.surface_edge * min(h, w))))
