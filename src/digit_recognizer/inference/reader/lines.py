@@ -71,9 +71,10 @@ def may_run(x: np.ndarray, length: int, level: float) -> bool:
 def row_lines(x: np.ndarray, params: ReaderParams) -> list[tuple[slice, int]]:
     """The horizontal lines of x (h, w), ink bright, with paper beside them: (rows, px thick) each."""
     p, ink = params.lines, params.ink
-    if not may_run(x, span(x.shape[1], p), ink.line):
+    length = span(x.shape[1], p)
+    if not may_run(x, length, ink.line):
         return []
-    along = longest_runs(x, span(x.shape[1], p))  # (h,) how bright each row's longest runs are
+    along = longest_runs(x, length)  # (h,) how bright each row's longest runs are
     # Stretches of rows with paper on both sides; the paper is the level most rows stay at, which a faint page
     # whose contrast was stretched leaves well above ink.paper (a comb of boxes 30 px tall).
     stretches = runs(along > max(ink.paper * PIXEL_MAX, p.paper_margin * median(along)))

@@ -124,9 +124,9 @@ def merge_fragments(groups: list[Group], p: Crop) -> list[Group]:
 
 def stroke_components(ink: np.ndarray, params: ReaderParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The connected components (labels, stats as masks.components gives them) of the pixels of `ink` above a
-    faint level, and the ids of those connected to a pixel above ink.strong (a hysteresis threshold), the faint level clear of
-    what the background's removal left on the paper (a JPEG's blocks): p.residue_margin times its
-    p.residue_percentile, paper being p.clearance of the longer side or more from any strong pixel."""
+    faint level, and the ids of those connected to a pixel above ink.strong (a hysteresis threshold). The faint
+    level is clear of what the background's removal left on the paper (a JPEG's blocks): p.residue_margin times
+    its p.residue_percentile, paper being p.clearance of the longer side or more from any strong pixel."""
     p, levels = params.crop, params.ink
     strong = is_ink(ink, levels.strong)
     reach = int(p.clearance * max(ink.shape))
