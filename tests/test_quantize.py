@@ -79,3 +79,43 @@ def test_models_without_or_with_bad_ranges(run, mnist, tmp_path):
         (old / "model.json").write_text(json.dumps({**meta, "int8_ranges": broken}))
         with pytest.raises(DigitsError, match=message):
             Recognizer.load(old, precision="int8").probabilities(x)
+
+
+def test_the_int8_body_runs_as_one_frozen_graph_that_answers_as_the_module(mnist, monkeypatch):
+    from digit_recognizer.inference import int8
+    from digit_recognizer.models.modelfile import load_model
+
+    loaded = load_model(None)
+    net, ranges = loaded.nets[0], loaded.member_meta[0]["int8_ranges"]
+    fast = int8.quantize(net, ranges)
+    assert isinstance(fast.body, torch.jit.ScriptModule)  # this PyTorch has TorchScript: the graph is used
+    monkeypatch.setattr(int8, "frozen", lambda body: body)
+    module = int8.quantize(net, ranges)
+    assert not isinstance(module.body, torch.jit.ScriptModule)
+    with torch.no_grad():
+        for n in (1, 2, 7, 300):  # any batch size, not only the probes'
+            x = mnist.test.images[n:2 * n].reshape(-1, 1, 28, 28)
+            assert torch.equal(fast(x), module(x))
+
+
+def test_a_failing_or_disagreeing_trace_leaves_the_module(monkeypatch):
+    from digit_recognizer.inference import int8
+
+    class Doubler(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    body = Doubler()
+
+    def broken(*a, **k):
+        raise RuntimeError("no TorchScript here")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit, "trace", broken)
+        assert int8.frozen(body) is body
+    with monkeypatch.context() as m:
+        with int8.quiet():
+            wrong = torch.jit.trace(lambda x: x * 3, torch.zeros(1, 1, 28, 28))
+        m.setattr(torch.jit, "freeze", lambda traced: wrong)
+        assert int8.frozen(body) is body  # answers differently on the probes: not used
+    assert isinstance(int8.frozen(body), torch.jit.ScriptModule)  # a plain trace is used

@@ -26,7 +26,9 @@ CALIBRATION_BATCH = 256
 # torch.ao.quantization announces its move to torchao (DeprecationWarning) and its observers ask for
 # quant_min/quant_max (UserWarning) on every build; only these are silenced, around our own calls.
 QUIET_WARNINGS = ((DeprecationWarning, r"torch\.ao\.quantization"), (UserWarning, r"Please use quant_min"),
-                  (UserWarning, r"torch\.quantize_per_tensor"))
+                  (UserWarning, r"torch\.quantize_per_tensor"), (DeprecationWarning, r"`torch\.jit\."),
+                  (Warning, r"Converting a tensor to a Python"))  # the last: a scale read once, as a constant
+PROBE_BATCHES = (1, 3)  # images a frozen graph must answer exactly as the module does before it replaces it
 # A torch.fx setting that only some releases have (2.13 does, 2.11 does not): read by name, never assumed.
 FX_NO_STACK_TRACES = "do_not_emit_stack_traces"
 _FX_SETTINGS = threading.Lock()  # torch.fx's config is process-wide; the server quantizes from worker threads
@@ -144,4 +146,22 @@ def quantize(net: Net, ranges: dict[str, Any], where: str = "model") -> Int8Net:
         obs.min_val, obs.max_val = torch.tensor(float(pair[0])), torch.tensor(float(pair[1]))
     with quiet():
         body = convert_fx(prepared)
-    return Int8Net(net, body).eval()
+    return Int8Net(net, frozen(body)).eval()
+
+
+def frozen(body: nn.Module) -> nn.Module:
+    """The converted body traced into one TorchScript graph and frozen: its packed weights become constants, so a
+    call costs the kernels, not a Python module call and an attribute look-up per layer (shipped model, one
+    image on a Zen 4 core: 0.37 -> 0.11 ms; the trace takes about 50 ms, once). TorchScript is deprecated in
+    recent PyTorch releases and has no replacement that builds this fast; where it is missing or fails, or
+    where the graph answers differently from the module on probe images, the module itself is used."""
+    g = torch.Generator().manual_seed(0)
+    probes = [torch.randn(n, 1, IMAGE_SIZE, IMAGE_SIZE, generator=g) for n in PROBE_BATCHES]  # normalized pixels
+    try:
+        with quiet(), torch.no_grad():
+            graph = torch.jit.freeze(torch.jit.trace(body, probes[0], check_trace=False).eval())
+            if all(torch.equal(graph(x), body(x)) for x in probes):
+                return graph
+    except Exception:  # noqa: BLE001 - any failure of an optional speed-up leaves the module in place
+        pass
+    return body
