@@ -163,3 +163,31 @@ def test_the_dust_free_box_is_the_box_of_the_mask_less_its_dust():
         areas = stats[:, cv2.CC_STAT_AREA].copy()
         areas[0] = 0
         assert dust_free_box(mask, PARAMS.crop) == bounds(areas[labels] >= PARAMS.crop.dust_share * areas.max())
+
+
+def test_colour_to_gray_decides_as_when_both_spreads_are_measured():
+    """Brightness is kept without measuring the colour axis's spread only where a bound says it would win anyway:
+    over inks and papers of every colour, near-grey and far from it, the answer is the one both spreads give."""
+    from PIL import Image
+
+    from digit_recognizer.inference.reader.decode import LUMA, colour_to_gray, main_axis
+    from digit_recognizer.inference.reader.params import PARAMS
+
+    p, rng, axes = PARAMS.decode, np.random.default_rng(3), 0
+    for trial in range(300):
+        ink, paper = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        if trial % 3 == 0:  # equal brightness, different hue: only the colour axis separates them
+            paper = np.clip(ink + rng.integers(-90, 90, 3) * np.array([1, -0.3, -1]), 0, 255)
+        strokes = rng.random((90, 70)) < rng.uniform(0.05, 0.4)
+        rgb = np.where(strokes[..., None], ink, paper) + rng.normal(0, rng.uniform(0, 12), (90, 70, 3))
+        img = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
+        a = np.asarray(img)
+        flat = a[::max(1, 90 // p.colour_side), ::max(1, 70 // p.colour_side)].reshape(-1, 3).astype(np.float32)
+        spread = lambda v: np.percentile(v, p.spread_percentile) - np.percentile(v, 100 - p.spread_percentile)
+        axis = main_axis(flat)
+        use_axis = spread(flat @ axis) > p.hue_gain * spread(flat @ np.array(LUMA, np.float32))
+        got = colour_to_gray(img, p)
+        luma = np.asarray(img.convert("L"), np.float32)
+        assert np.array_equal(got, luma) != use_axis or np.array_equal(luma, a @ axis.astype(np.float32))
+        axes += use_axis
+    assert 20 < axes < 280  # both answers were put to the test

@@ -28,6 +28,7 @@ MAX_PIXELS = 50_000_000  # decompression-bomb cap: a 7000x7000 photo is allowed,
 MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 brightness, as Pillow's "L" conversion
 MID_GREY = 127.5
+ROUNDING = 1e-2  # grey levels: far above float32's rounding of a colour's brightness (about 1e-4)
 REDUCING_GAP = 2.0  # a large image is first reduced by a whole factor in blocks (fast), to at least 2x its size
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK")
 EXIF_ORIENTATION_TAG = 0x0112
@@ -157,18 +158,30 @@ def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
     of variation (their first principal component) separates them much better, that axis is used instead."""
     rgb = np.asarray(img)  # (H, W, 3) uint8
     step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
-    flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)
+    flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)  # (n, 3)
+    axis = main_axis(flat)
+    luma = np.array(LUMA, np.float32)
+    spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
+    brightness = spread(flat @ luma)
+    # No colour's level on the axis differs from its brightness by more than `apart`, so the axis's spread is at
+    # most brightness + 2 * apart (a margin for float32's rounding): where that is within the gain, brightness
+    # wins without the axis's spread being measured (most photos: their colours lie near the grey axis).
+    apart = float(np.abs(flat @ (axis - np.array(LUMA))).max()) + ROUNDING
+    if brightness + 2 * apart <= p.hue_gain * brightness or spread(flat @ axis) <= p.hue_gain * brightness:
+        return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
+    proj = rgb.astype(np.float32) @ axis.astype(np.float32)
+    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+
+
+def main_axis(flat: np.ndarray) -> np.ndarray:
+    """(3,) float64: the first principal component of colours (n, 3), L1-normalised and pointing up the grey
+    axis, so that it maps grey v to v."""
     centred = np.array(flat.T, np.float64, order="C")  # (3, n): contiguous rows are fast to sum and dot
     centred -= (centred.sum(1) / flat.shape[0])[:, None]  # the mean, exact: sums of whole numbers
     cov = np.array([[np.dot(a, b) for b in centred] for a in centred]) / max(1, flat.shape[0] - 1)
     _, vectors = np.linalg.eigh(cov)  # (3, 3): the main axis is the last column
     main = vectors[:, -1] * (1 if vectors[:, -1].sum() >= 0 else -1)
-    axis = main / max(float(np.abs(main).sum()), 1e-6)  # L1-normalised: the grey axis maps grey v to v
-    spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
-    if spread(flat @ axis) <= p.hue_gain * spread(flat @ np.array(LUMA, np.float32)):
-        return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
-    proj = rgb.astype(np.float32) @ axis.astype(np.float32)
-    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+    return main / max(float(np.abs(main).sum()), 1e-6)
 
 
 def flatten_alpha(rgba: Image.Image, p: Decode) -> Image.Image:
