@@ -6,7 +6,8 @@ import pytest
 
 from digit_recognizer.inference.reader.background import neighbour_differences
 from digit_recognizer.inference.reader.masks import components
-from digit_recognizer.inference.reader.stats import SAMPLE, correlation, median, percentile, percentiles, sample
+from digit_recognizer.inference.reader.stats import (DIRECT, SAMPLE, correlation, median, order_stats, percentile,
+                                                      percentiles, sample)
 
 
 def test_percentile_is_numpys_to_the_last_bit():
@@ -21,6 +22,31 @@ def test_percentile_is_numpys_to_the_last_bit():
         assert median(values) == float(np.median(values))
         qs = (q, float(rng.uniform(0, 100)), 100 - q)  # several from one partition
         assert percentiles(values, qs) == tuple(float(np.percentile(values, x)) for x in qs)
+
+
+def test_order_statistics_of_large_arrays_are_a_partitions():
+    """Bracketed selection gives np.partition's values for any ranks, sizes, ties and orders, the rare missed
+    bracket included (tiny brackets are forced for some trials)."""
+    import digit_recognizer.inference.reader.stats as stats
+
+    rng = np.random.default_rng(4)
+    for trial in range(600):
+        n = int(rng.integers(DIRECT + 1, 40_000))
+        v = rng.standard_normal(n).astype((np.float32, np.float64)[trial % 2]) * rng.choice([1, 255])
+        if trial % 3 == 0:
+            v = np.round(v / 8)  # heavy ties
+        if trial % 5 == 0:
+            v = np.sort(v)  # an ordered array: the pilots must still be spread over it
+        if trial % 7 == 0:
+            v[rng.random(n) < 0.6] = 0  # most of it one value (a clipped image)
+        ks = sorted(set(int(k) for k in rng.integers(0, n, int(rng.integers(1, 5)))) | ({0, n - 1} if trial % 11 == 0 else set()))
+        ks = ks + [min(ks[0] + 1, n - 1)]  # neighbours, as a percentile's two
+        with pytest.MonkeyPatch.context() as m:
+            if trial % 4 == 0:
+                m.setattr(stats, "BRACKET", 0.01)  # brackets that often miss: the whole array is partitioned
+            got = order_stats(v, ks)
+        part = np.partition(v, ks)
+        assert all(got[k] == part[k] for k in ks)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (60, 90), (300, 400), (1, 3 * SAMPLE), (3 * SAMPLE, 1)])
