@@ -29,10 +29,12 @@ PHOTO_LIKE = ("tight", "bold-margin", "thin-margin", "lowres", "chalkboard", "co
 SEED = 3  # the sets' generator: neither paper_sets.py's validation (1) nor its test seed (2)
 
 WORKER = r"""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
+if hasattr(os, "sched_setaffinity"):  # one core throughout: a thread moved between cores starts with cold caches
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from digit_recognizer.inference.recognizer import Recognizer
 folder = Path(sys.argv[1])
 rec = Recognizer.load()
