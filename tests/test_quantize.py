@@ -119,3 +119,17 @@ def test_a_failing_or_disagreeing_trace_leaves_the_module(monkeypatch):
         m.setattr(torch.jit, "freeze", lambda traced: wrong)
         assert int8.frozen(body) is body  # answers differently on the probes: not used
     assert isinstance(int8.frozen(body), torch.jit.ScriptModule)  # a plain trace is used
+
+
+def test_the_frozen_graph_answers_alike_from_many_threads(mnist):
+    """The server predicts from worker threads: the graph, built and first run under concurrency, gives every
+    thread the answer one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = mnist.test.images[:100]
+    one = Recognizer.load(precision="int8")
+    serial = torch.cat([one.probabilities(x[i:i + 1]) for i in range(len(x))])
+    fresh = Recognizer.load(precision="int8")
+    with ThreadPoolExecutor(8) as pool:
+        par = torch.cat(list(pool.map(lambda i: fresh.probabilities(x[i % 100:i % 100 + 1]), range(800))))
+    assert all(torch.equal(par[i], serial[i % 100]) for i in range(800))
