@@ -217,3 +217,15 @@ def test_colour_to_gray_decides_as_when_both_spreads_are_measured():
         assert np.array_equal(got, luma) != use_axis or np.array_equal(luma, a @ axis.astype(np.float32))
         axes += use_axis
     assert 20 < axes < 280  # both answers were put to the test
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 3), (200, 190)])
+def test_block_edges_are_numpys_diff(shape):
+    from digit_recognizer.inference.reader.blocks import edges
+
+    rng = np.random.default_rng(5)
+    g = np.round(rng.random(shape) * 4).astype(np.float32) * 60  # many equal neighbours
+    for axis in (0, 1):
+        d = np.diff(g, axis=axis)
+        want = np.nonzero(np.abs(d).max(axis=1 - axis) >= 3.0)[0] + 1 if d.size else np.zeros(0, int)
+        np.testing.assert_array_equal(edges(g, axis, 3.0), want)
