@@ -229,3 +229,16 @@ def test_block_edges_are_numpys_diff(shape):
         d = np.diff(g, axis=axis)
         want = np.nonzero(np.abs(d).max(axis=1 - axis) >= 3.0)[0] + 1 if d.size else np.zeros(0, int)
         np.testing.assert_array_equal(edges(g, axis, 3.0), want)
+
+
+def test_bounds_are_those_of_numpys_nonzero():
+    from digit_recognizer.inference.reader.masks import bounds
+
+    rng = np.random.default_rng(6)
+    for shape in [(1, 1), (1, 7), (7, 1), (5, 2), (2, 5), (200, 190), (30, 3000)]:
+        for density in (0, 1e-4, 0.01, 0.5, 1):
+            m = rng.random(shape) < density
+            for mask in (m, m[:, ::-1], m.astype(np.uint8) * 7):  # also a strided view and a non-bool mask
+                ys, xs = np.nonzero(mask)
+                want = None if not len(ys) else (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+                assert bounds(mask) == want

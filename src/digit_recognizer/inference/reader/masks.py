@@ -43,11 +43,13 @@ def depth(mask: np.ndarray, beyond: str | None = None) -> np.ndarray:
 
 
 def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """(rows, columns) of a boolean mask's bounding box, or None for an empty mask."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
+    """(rows, columns) of a boolean mask's bounding box, or None for an empty mask (OpenCV's bounding box of
+    the non-zero pixels of an 8-bit image: one pass, where NumPy's any() along each axis takes two)."""
+    m = np.ascontiguousarray(mask if mask.dtype == bool else mask != 0)
+    x, y, w, h = opencv().boundingRect(m.view(np.uint8))
+    if w == 0:
         return None
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+    return slice(y, y + h), slice(x, x + w)
 
 
 def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
