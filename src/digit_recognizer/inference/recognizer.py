@@ -123,9 +123,12 @@ class Recognizer:
         if not views:
             return []
         counts = [len(v.images) for v in views]
-        marker = np.repeat([v.marker for v in views], counts)  # (sum of V,)
+        marked = [v.marker for v in views]
+        marker = np.repeat(marked, counts) if any(marked) else None  # (sum of V,)
         probs = self.probabilities(np.concatenate([v.images for v in views]), marker)  # (sum of V, 10)
-        return postprocess(torch.stack([p.mean(0) for p in torch.split(probs, counts)]), self.min_confidence)
+        if max(counts) > 1:  # several views of an image: their mean
+            probs = torch.stack([p.mean(0) for p in torch.split(probs, counts)])
+        return postprocess(probs, self.min_confidence)
 
     def predict(self, image: ImageInput, name: str = "image") -> Prediction:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""
