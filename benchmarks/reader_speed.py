@@ -4,6 +4,7 @@ and the share read right.
 
     python benchmarks/reader_speed.py --against 263e391            # this commit's reader vs 263e391's
     python benchmarks/reader_speed.py --against 263e391 --n 1000 --save
+    python benchmarks/reader_speed.py --steps                       # and how long each step takes
 
 Two sets of validation-split digits: `photo-like` (cut out of photos with a margin, 50-320 px: tight, bold,
 thin, low resolution, chalkboard, coloured, pencil) and `paper` (one digit anywhere on a photographed page of
@@ -43,15 +44,21 @@ for name in json.loads(sys.argv[2]):
     items = [line.split(",") for line in (folder / name / "labels.csv").read_text().split()[1:]]
     datas = [(folder / name / f).read_bytes() for f, _ in items]
     rec.predict(datas[0])  # warm: the model, int8 weights, imports
-    times, right = [], 0
+    times, right, steps = [], 0, []
     start = time.process_time()
     for data, (_, label) in zip(datas, items):
         t = time.perf_counter()
-        p = rec.predict(data)
+        if sys.argv[3] == "steps":  # each step's time, from the reader's trace
+            trace, p = rec.trace(data)
+            steps.append({s.step: 0.0 for s in trace.stages})
+            for s in trace.stages:
+                steps[-1][s.step] += s.ms
+        else:
+            p = rec.predict(data)
         times.append(time.perf_counter() - t)
         right += (not p.refused) and str(p.digit) == label
     out[name] = {"ms": [x * 1000 for x in times], "cpu_s": time.process_time() - start, "right": right,
-                 "n": len(items)}
+                 "n": len(items), "steps": steps}
 print(json.dumps(out))
 """
 
@@ -86,12 +93,21 @@ def source_of(commit: str, into: Path) -> Path:
     return into / "src"
 
 
-def run(src: Path, folder: Path, sets: list[str]) -> dict:
+def run(src: Path, folder: Path, sets: list[str], mode: str = "predict") -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", WORKER, str(folder), json.dumps(sets)], env=env,
+    done = subprocess.run([sys.executable, "-c", WORKER, str(folder), json.dumps(sets), mode], env=env,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_steps(name: str, runs: list[dict]) -> None:
+    """Each step's median over images of its best round, and the rest of `predict` (the model and the answer)."""
+    steps = list(dict.fromkeys(k for r in runs for image in r["steps"] for k in image))
+    best = lambda key: np.min([[image.get(key, 0.0) for image in r["steps"]] for r in runs], axis=0)
+    rest = np.min([np.array(r["ms"]) - [sum(image.values()) for image in r["steps"]] for r in runs], axis=0)
+    cells = [f"{step} {np.median(best(step)):.2f}" for step in steps] + [f"the rest {np.median(rest):.2f}"]
+    print(f"{name:<10} steps, median ms of each image's best run: " + ", ".join(cells))
 
 
 def main() -> None:
@@ -100,6 +116,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="images per set")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--save", action="store_true", help="write docs/results/reader_speed.json")
+    ap.add_argument("--steps", action="store_true",
+                    help="also time this commit's steps (from the reader's trace), in runs of their own")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="reader-speed-") as tmp:
@@ -114,6 +132,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, src in sources.items():
                 results[name].append(run(src, folder, sets))
+        traced = [run(REPO / "src", folder, sets, "steps") for _ in range(args.rounds)] if args.steps else []
     rows = []
     for s in sets:
         for name, runs in results.items():
@@ -126,6 +145,8 @@ def main() -> None:
         if args.against:
             ours, theirs = rows[-2], rows[-1]
             print(f"{s:<10} ratio {theirs[2] / ours[2]:.2f}x faster (median), {theirs[3] / ours[3]:.2f}x (CPU time)")
+    for s in sets if traced else []:
+        print_steps(s, [r[s] for r in traced])
     if args.save:
         sys.path.insert(0, str(REPO / "benchmarks"))
         from results import save

@@ -162,7 +162,7 @@ def test_trace_writes_one_picture_per_step(tmp_path):
     pictures = sorted(p.name for p in (tmp_path / "trace").glob("*.png"))
     assert pictures == [f"{i:02d}-{step}.png" for i, step in enumerate(STEPS)]
     page = (tmp_path / "trace" / "index.html").read_text()
-    assert all(f'src="{p}"' in page for p in pictures) and "stroke_px" in page
+    assert all(f'src="{p}"' in page for p in pictures) and "stroke_px" in page and "<th>ms</th>" in page
     missing = run_digits("trace", str(tmp_path / "nothing.png"), "--out", str(tmp_path / "t2"))
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
     assert missing.returncode == 1 and len(errors) == 1 and errors[0].endswith("nothing.png: file not found")

@@ -187,11 +187,16 @@ def test_predict_and_read_run_the_same_steps_once_each_in_order():
     from digit_recognizer import Recognizer
     from digit_recognizer.inference.reader import STEPS
 
+    import time
+
     recognizer = Recognizer.load()
     for image in drawings()[:3]:
+        start = time.perf_counter()
         one, prediction = recognizer.trace(image)
+        took_ms = (time.perf_counter() - start) * 1000
         number, reading = recognizer.trace(image, number=True)
         assert one.steps == number.steps == list(STEPS)
+        assert all(s.ms >= 0 for s in one.stages) and 0 < sum(s.ms for s in one.stages) <= took_ms  # each timed
         assert not prediction.refused and reading.number == str(prediction.digit)
         # The same page at every step up to the crop: one path, not two that look alike. (The crop of a
         # number's digit keeps its own ink only, where one digit's crop keeps all that is not dust.)

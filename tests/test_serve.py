@@ -211,6 +211,7 @@ def test_trace_shows_every_step_of_predict_and_read(client, mnist):
     assert r.status_code == 200 and [s["step"] for s in body["steps"]] == list(STEPS)
     assert body["answer"]["digit"] == int(mnist.test.labels[0]) and body["refused_at"] is None
     assert all(s["png"].startswith("data:image/png;base64,") for s in body["steps"])
+    assert all(s["ms"] >= 0 for s in body["steps"]) and sum(s["ms"] for s in body["steps"]) > 0  # each step timed
     number = compose([mnist.test.images[i].numpy() for i in (1, 2)], np.random.default_rng(3), single=False)
     r = client.post("/api/trace?number=true", files={"file": ("n.jpg", number, "image/jpeg")})
     steps = [s["step"] for s in r.json()["steps"]]

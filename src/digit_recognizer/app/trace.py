@@ -1,4 +1,5 @@
-"""`digits trace`: what the reader did to one image, as one PNG per step with its facts and an index.html.
+"""`digits trace`: what the reader did to one image, as one PNG per step with its facts, the time it took and an
+index.html.
 
     write_trace(trace, answer, out) -> out / "index.html"
 
@@ -82,7 +83,7 @@ def steps_json(trace: Trace) -> list[dict]:
     out = []
     for s, a in zip(trace.stages, pictures(trace)):
         url = None if a is None else "data:image/png;base64," + base64.b64encode(png(a)).decode()
-        out.append({"step": s.step, "digit": s.digit, "facts": s.facts, "png": url})
+        out.append({"step": s.step, "digit": s.digit, "facts": s.facts, "ms": round(s.ms, 3), "png": url})
     return out
 
 
@@ -96,13 +97,14 @@ def write_trace(trace: Trace, answer: dict, out: Path) -> Path:
             files.append((out / f"{name}.png", png(a)))
             cell = f'<img src="{name}.png" alt="{html.escape(s.step)}">'
         facts = html.escape(json.dumps(s.facts))
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{cell}</td><td><code>{facts}</code></td></tr>")
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{cell}</td><td>{s.ms:.2f}</td><td><code>{facts}</code></td>"
+                    "</tr>")
     refused = f"<p>Refused at {html.escape(trace.refused)}</p>" if trace.refused else ""
     page = ("<!doctype html><meta charset=utf-8><title>digits trace</title>"
             "<style>body{font-family:sans-serif}td{vertical-align:top;padding:6px}img{image-rendering:pixelated;"
             "max-width:560px}</style><h1>What the reader did</h1>"
             f"<p>Answer: <code>{html.escape(json.dumps(answer))}</code></p>{refused}"
-            "<table><tr><th>step</th><th>its output</th><th>facts</th></tr>" + "".join(rows) + "</table>")
+            "<table><tr><th>step</th><th>its output</th><th>ms</th><th>facts</th></tr>" + "".join(rows) + "</table>")
     files.append((out / "index.html", page.encode()))
     atomic_write_files(files)
     return out / "index.html"

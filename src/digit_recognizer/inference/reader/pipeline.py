@@ -8,6 +8,7 @@ in the same order, the last three once per digit. Given a Trace, every step's ou
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ from .lines import lines
 from .params import PARAMS, ReaderParams
 from .polarity import polarity
 
+MS = 1000.0  # ms per second: a step's time in a trace
 PAGE_STEPS: tuple[tuple[str, Callable], ...] = (("polarity", polarity), ("background", background), ("lines", lines))
 DIGIT_STEPS: tuple[tuple[str, Callable], ...] = (("strokes", strokes), ("fit", fit), ("views", views))
 STEPS = ("decode", *(n for n, _ in PAGE_STEPS), "crop", *(n for n, _ in DIGIT_STEPS))
@@ -35,6 +37,7 @@ class Stage:
     output: object
     facts: dict
     digit: int | None = None  # which digit of a number, for the per-digit steps
+    ms: float = 0.0  # how long the step took
 
 
 @dataclass
@@ -64,6 +67,7 @@ def named(e: DigitsError, name: str) -> DigitsError:
 
 
 def run(step: str, fn: Callable, x, params: ReaderParams, seen: dict, trace: Trace | None, digit: int | None = None):
+    start = time.perf_counter()
     try:
         out, facts = fn(x, params, seen)
     except Refusal as e:
@@ -72,7 +76,8 @@ def run(step: str, fn: Callable, x, params: ReaderParams, seen: dict, trace: Tra
         raise
     seen.update(facts)
     if trace is not None:  # "_name": what a step hands on to a later one, not a fact to show
-        trace.stages.append(Stage(step, out, {k: v for k, v in facts.items() if not k.startswith("_")}, digit))
+        shown = {k: v for k, v in facts.items() if not k.startswith("_")}
+        trace.stages.append(Stage(step, out, shown, digit, (time.perf_counter() - start) * MS))
     return out
 
 
@@ -80,9 +85,10 @@ def page(src: ImageInput, params: ReaderParams, name: str, trace: Trace | None,
          as_is: bool = False) -> tuple[np.ndarray, dict]:
     """decode, polarity, background and lines: the image's ink alone, bright on black, and the facts so far.
     With `as_is`, an image that already is an MNIST-style digit is returned as decoded."""
+    start = time.perf_counter()
     gray, seen = decode(src, params, name)  # a path names itself
     if trace is not None:
-        trace.stages.append(Stage("decode", gray, dict(seen)))
+        trace.stages.append(Stage("decode", gray, dict(seen), ms=(time.perf_counter() - start) * MS))
     if as_is and seen["mnist_like"]:
         return gray, seen
     x = gray
