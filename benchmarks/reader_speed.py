@@ -153,7 +153,8 @@ def main() -> None:
 
         save("reader_speed", "The image reader's speed on one thread",
              ["set", "reader", "median ms / image", "CPU s for the set", "read right %"], rows,
-             command=f"python benchmarks/reader_speed.py --against {args.against} --n {args.n} --rounds {args.rounds} --save",
+             command=(f"python benchmarks/reader_speed.py --against {args.against} --n {args.n} "
+                      f"--rounds {args.rounds} --save"),
              notes="Whole `Recognizer.predict` per image (decode, reader, model), one thread; the median over "
                    f"images of each image's best of {args.rounds} alternating runs. Validation-split digits.")
 

@@ -118,8 +118,8 @@ class Recognizer:
         return postprocess(self.probabilities(images), self.min_confidence)
 
     def predict_views(self, views: Sequence[Views]) -> list[Prediction]:
-        """One prediction per image from its Views (inference.reader.read_digit), their probabilities averaged; every view
-        of every image goes through the model in one batch."""
+        """One prediction per image from its Views (inference.reader.read_digit), their probabilities averaged;
+        every view of every image goes through the model in one batch."""
         if not views:
             return []
         counts = [len(v.images) for v in views]

@@ -1,5 +1,5 @@
 """Statistics of a whole image's pixels at a fixed cost: a fixed random sample, and medians and percentiles equal
-to NumPy's to the last bit, each from one partition."""
+to NumPy's to the last bit, from one partition of what a bracket of sorted pilot values leaves."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -69,8 +69,8 @@ def order_stats(v: np.ndarray, ks: list[int]) -> dict[int, np.floating]:
     """{k: the k-th smallest of v (1-d), as np.partition(v, k)[k]} for each rank k. A large array is not
     partitioned whole: ranks close together are bracketed by two values of a sorted sample of PILOTS of it, and
     only what lies between those is partitioned (Floyd & Rivest 1975). Comparing every value to the bracket is
-    a vector operation, where a partition branches on each value: the median of 8,000 of a photo's values in 50 instead of
-    85 us. Where a bracket misses its ranks (rarely, by chance), the array is partitioned whole."""
+    a vector operation, where a partition branches on each value: the median of 8,000 of a photo's values in
+    50 instead of 85 us. Where a bracket misses its ranks (rarely, by chance), the array is partitioned whole."""
     ks = sorted(set(ks))
     if v.size <= DIRECT:
         part = np.partition(v, ks)
