@@ -193,7 +193,7 @@ def test_the_dust_free_box_is_the_box_of_the_mask_less_its_dust():
 
 
 def test_colour_to_gray_decides_as_when_both_spreads_are_measured():
-    """Brightness is kept without measuring the colour axis's spread only where a bound says it would win anyway:
+    """Brightness is kept without measuring the colour axis's spread only where bounds say it would win anyway:
     over inks and papers of every colour, near-grey and far from it, the answer is the one both spreads give."""
     from PIL import Image
 

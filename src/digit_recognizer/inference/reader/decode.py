@@ -159,16 +159,19 @@ def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
     rgb = np.asarray(img)  # (H, W, 3) uint8
     step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
     flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)  # (n, 3)
-    axis = main_axis(flat)
-    luma = np.array(LUMA, np.float32)
     spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
-    brightness = spread(flat @ luma)
-    # No colour's level on the axis differs from its brightness by more than `apart`, so the axis's spread is at
-    # most brightness + 2 * apart (a margin for float32's rounding): where that is within the gain, brightness
-    # wins without the axis's spread being measured (most photos: their colours lie near the grey axis).
-    apart = float(np.abs(flat @ (axis - np.array(LUMA))).max()) + ROUNDING
-    if brightness + 2 * apart <= p.hue_gain * brightness or spread(flat @ axis) <= p.hue_gain * brightness:
+    brightness = spread(flat @ np.array(LUMA, np.float32))
+    keep = lambda bound: bound + ROUNDING <= p.hue_gain * brightness  # the axis's spread cannot win
+    # Bounds on the axis's spread (most photos' colours lie near the grey axis, and these decide): no more than
+    # the widest channel's range (an L1-normalised axis moves a level by at most the largest change of a
+    # channel); no more than brightness's spread plus twice the furthest any level on the axis lies from its
+    # brightness. Only where neither decides is the axis's spread measured.
+    if keep(float((flat.max(0) - flat.min(0)).max())):
         return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
+    axis = main_axis(flat)
+    apart = float(np.abs(flat @ (axis - np.array(LUMA))).max())
+    if keep(brightness + 2 * apart) or spread(flat @ axis) <= p.hue_gain * brightness:
+        return np.asarray(img.convert("L"), np.float32)
     proj = rgb.astype(np.float32) @ axis.astype(np.float32)
     return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
 
