@@ -15,7 +15,8 @@ from digit_recognizer.training.loop import train
 from digit_recognizer.training.recipes import make_config
 
 # Ranges, int8 networks and their errors need only PyTorch's x86 quantized engine; int8's accuracy and
-# `auto` choosing it need VNNI (without it the kernels' 16-bit sums can saturate).
+# `auto` choosing it need VNNI (without it the kernels' 16-bit sums can saturate). Int8 runs on the CPU only, so
+# every recognizer here is pinned to it (on a GPU machine `auto` would choose CUDA).
 pytestmark = pytest.mark.skipif(not int8_is_available(), reason="this PyTorch has no x86 quantized engine")
 needs_vnni = pytest.mark.skipif(not int8_is_fast(), reason="no VNNI on this CPU: int8 is neither exact nor chosen")
 
@@ -31,8 +32,8 @@ def run(mnist, tmp_path_factory):
 @needs_vnni
 def test_shipped_model_in_int8_matches_fp32_on_the_test_set(mnist):
     x, y = mnist.test.images, mnist.test.labels
-    ref = Recognizer.load(precision="fp32").probabilities(x)
-    q = Recognizer.load(precision="int8").probabilities(x)
+    ref = Recognizer.load(precision="fp32", device="cpu").probabilities(x)
+    q = Recognizer.load(precision="int8", device="cpu").probabilities(x)
     assert (q.argmax(1) == ref.argmax(1)).float().mean() >= 0.999
     assert (q.argmax(1) == y).float().mean() >= (ref.argmax(1) == y).float().mean() - 0.001
     assert (q - ref).abs().max() < 0.5  # probabilities move, but not wildly
@@ -42,7 +43,7 @@ def test_training_records_ranges_that_build_an_int8_network(run, mnist):
     meta = json.loads((run / "model.json").read_text())
     assert meta["int8_ranges"] and all(lo <= hi for lo, hi in meta["int8_ranges"].values())
     x = mnist.test.images[:BF16_MIN_BATCH]
-    q, fp32 = (Recognizer.load(run, precision=p) for p in ("int8", "fp32"))
+    q, fp32 = (Recognizer.load(run, precision=p, device="cpu") for p in ("int8", "fp32"))
     assert not torch.equal(q.probabilities(x), fp32.probabilities(x))  # int8 really ran
     assert (q.probabilities(x).argmax(1) == fp32.probabilities(x).argmax(1)).float().mean() >= 0.9
 
@@ -50,7 +51,7 @@ def test_training_records_ranges_that_build_an_int8_network(run, mnist):
 @needs_vnni
 def test_auto_uses_int8_for_one_image_as_for_a_batch(run, mnist):
     x = mnist.test.images[:BF16_MIN_BATCH]
-    auto, q, fp32 = (Recognizer.load(run, precision=p) for p in ("auto", "int8", "fp32"))
+    auto, q, fp32 = (Recognizer.load(run, precision=p, device="cpu") for p in ("auto", "int8", "fp32"))
     assert torch.equal(auto.probabilities(x), q.probabilities(x))  # a batch: int8
     assert torch.equal(auto.probabilities(x[:1]), q.probabilities(x[:1]))  # one image: int8 too
     assert not torch.equal(q.probabilities(x[:1]), fp32.probabilities(x[:1]))  # int8 really ran
@@ -68,9 +69,10 @@ def test_models_without_or_with_bad_ranges(run, mnist, tmp_path):
     meta = json.loads((old / "model.json").read_text())
     ranges = meta.pop("int8_ranges")
     (old / "model.json").write_text(json.dumps(meta))
-    assert Recognizer.load(old).probabilities(x).shape == (len(x), 10)  # auto falls back to bf16 / fp32
+    auto = Recognizer.load(old, device="cpu")
+    assert auto.probabilities(x).shape == (len(x), 10)  # auto falls back to bf16 / fp32
     with pytest.raises(DigitsError, match="no int8 ranges"):
-        Recognizer.load(old, precision="int8").probabilities(x)
+        Recognizer.load(old, precision="int8", device="cpu").probabilities(x)
     for broken, message in (({k: v for k, v in list(ranges.items())[1:]}, "do not match"),
                             ({**ranges, next(iter(ranges)): [1.0, 0.0]}, "bad int8 range"),
                             ({**ranges, next(iter(ranges)): ["a", "b"]}, "bad int8 range"),
@@ -78,7 +80,7 @@ def test_models_without_or_with_bad_ranges(run, mnist, tmp_path):
                             ({**ranges, next(iter(ranges)): [0.0, float("inf")]}, "bad int8 range")):
         (old / "model.json").write_text(json.dumps({**meta, "int8_ranges": broken}))
         with pytest.raises(DigitsError, match=message):
-            Recognizer.load(old, precision="int8").probabilities(x)
+            Recognizer.load(old, precision="int8", device="cpu").probabilities(x)
 
 
 def test_the_int8_body_runs_as_one_frozen_graph_that_answers_as_the_module(mnist, monkeypatch):
@@ -127,9 +129,9 @@ def test_the_frozen_graph_answers_alike_from_many_threads(mnist):
     from concurrent.futures import ThreadPoolExecutor
 
     x = mnist.test.images[:100]
-    one = Recognizer.load(precision="int8")
+    one = Recognizer.load(precision="int8", device="cpu")
     serial = torch.cat([one.probabilities(x[i:i + 1]) for i in range(len(x))])
-    fresh = Recognizer.load(precision="int8")
+    fresh = Recognizer.load(precision="int8", device="cpu")
     with ThreadPoolExecutor(8) as pool:
         par = torch.cat(list(pool.map(lambda i: fresh.probabilities(x[i % 100:i % 100 + 1]), range(800))))
     assert all(torch.equal(par[i], serial[i % 100]) for i in range(800))
