@@ -158,22 +158,29 @@ def colour_to_gray(img: Image.Image, p: Decode) -> np.ndarray:
     of variation (their first principal component) separates them much better, that axis is used instead."""
     rgb = np.asarray(img)  # (H, W, 3) uint8
     step = (max(1, rgb.shape[0] // p.colour_side), max(1, rgb.shape[1] // p.colour_side))
-    flat = rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32)  # (n, 3)
+    axis = hue_axis(rgb[::step[0], ::step[1]].reshape(-1, 3).astype(np.float32), p)
+    if axis is None:
+        return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
+    proj = rgb.astype(np.float32) @ axis.astype(np.float32)
+    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+
+
+def hue_axis(flat: np.ndarray, p: Decode) -> np.ndarray | None:
+    """The colours' main axis (main_axis) of colours (n, 3) where its spread beats brightness's p.hue_gain times
+    over, else None. Two bounds on the axis's spread decide most photos (their colours lie near the grey axis)
+    before it is measured: no more than the widest channel's range (an L1-normalised axis moves a level by at
+    most the largest change of a channel), and no more than brightness's spread plus twice the furthest any
+    level on the axis lies from its brightness."""
     spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
     brightness = spread(flat @ np.array(LUMA, np.float32))
     keep = lambda bound: bound + ROUNDING <= p.hue_gain * brightness  # the axis's spread cannot win
-    # Bounds on the axis's spread (most photos' colours lie near the grey axis, and these decide): no more than
-    # the widest channel's range (an L1-normalised axis moves a level by at most the largest change of a
-    # channel); no more than brightness's spread plus twice the furthest any level on the axis lies from its
-    # brightness. Only where neither decides is the axis's spread measured.
     if keep(float((flat.max(0) - flat.min(0)).max())):
-        return np.asarray(img.convert("L"), np.float32)  # brightness, LUMA in Pillow's own C
+        return None
     axis = main_axis(flat)
     apart = float(np.abs(flat @ (axis - np.array(LUMA))).max())
     if keep(brightness + 2 * apart) or spread(flat @ axis) <= p.hue_gain * brightness:
-        return np.asarray(img.convert("L"), np.float32)
-    proj = rgb.astype(np.float32) @ axis.astype(np.float32)
-    return proj - 255.0 * float(np.minimum(axis, 0).sum())  # into 0..255
+        return None
+    return axis
 
 
 def main_axis(flat: np.ndarray) -> np.ndarray:

@@ -81,14 +81,10 @@ def order_stats(v: np.ndarray, ks: list[int]) -> dict[int, np.floating]:
     for group in close_ranks(ks, v.size):
         lo_at = int(np.floor(group[0] / v.size * PILOTS - reach))
         hi_at = int(np.ceil(group[-1] / v.size * PILOTS + reach))
-        inside = np.ones(v.size, bool)
-        below = 0
-        if lo_at >= 0:
-            inside &= v >= pilots[lo_at]
-            below = int(np.count_nonzero(v < pilots[lo_at]))
-        if hi_at < PILOTS:
-            inside &= v <= pilots[hi_at]
-        middle = v[inside]
+        lo = pilots[lo_at] if lo_at >= 0 else -np.inf  # a bracket past either end is open on that side
+        hi = pilots[hi_at] if hi_at < PILOTS else np.inf
+        below = int(np.count_nonzero(v < lo))
+        middle = v[(v >= lo) & (v <= hi)]
         if not (below <= group[0] and group[-1] < below + middle.size):
             part = np.partition(v, group)  # missed (or NaNs in the way): the whole array
             out.update({k: part[k] for k in group})
