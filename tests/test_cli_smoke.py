@@ -55,6 +55,19 @@ def test_ensemble_honours_no_tta(fake_data_dir, tmp_path):
 
 
 @pytest.mark.smoke
+def test_cascade_is_recorded_and_needs_an_ensemble(fake_data_dir, tmp_path):
+    run = tmp_path / "run"
+    res = smoke_train(fake_data_dir, "--no-report", "--ensemble", "2", "--cascade", "0.9", "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((run / "model.json").read_text())["cascade"] == 0.9
+    for bad in (("--cascade", "0.9"), ("--ensemble", "2", "--cascade", "1.5")):
+        res = smoke_train(fake_data_dir, "--no-report", *bad, "--out", str(tmp_path / "other"))
+        assert res.returncode == 2 and res.stderr.strip() == (
+            "error: --cascade needs --ensemble 2 or more, and a confidence above 0 and at most 1")
+        assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.smoke
 def test_report_on_a_smoke_run(fake_data_dir, tmp_path):
     run = tmp_path / "run"
     res = smoke_train(fake_data_dir, "--out", str(run))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from digit_recognizer.data.dataset import Split
 from digit_recognizer.training.ensemble import train_ensemble
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference.engine import logits, tta_views
+from digit_recognizer.inference.engine import logits, probabilities, tta_views
 from digit_recognizer.models.modelfile import load_model
 from digit_recognizer.inference.recognizer import Recognizer
 from digit_recognizer.training.recipes import make_config
@@ -76,3 +76,53 @@ def test_a_single_model_saved_with_tta_predicts_with_it(small, mnist, tmp_path):
     expected = torch.stack([F.softmax(logits(net, v) / t, 1) for v in tta_views(x, 1)]).mean(0)
     assert torch.allclose(rec.probabilities(x), expected, atol=1e-6)
     assert make_config("best").tta and not make_config("fast").tta
+
+
+def test_a_cascade_asks_every_member_only_where_the_first_is_unsure(ensemble_run, mnist):
+    from dataclasses import replace
+
+    loaded = load_model(ensemble_run)
+    x = mnist.test.images[:64]
+    (first_net, *_), temps = loaded.nets, loaded.temperatures
+    first = F.softmax(logits(first_net, x) / temps[0], 1)  # the first member alone, one view
+    full = Recognizer(loaded, precision="fp32").probabilities(x)  # every member, every view
+    cascade = float(first.amax(1).median())  # half the images each way
+    unsure = first.amax(1) < cascade
+    assert 0 < int(unsure.sum()) < len(x)
+    rec = Recognizer(replace(loaded, meta={**loaded.meta, "cascade": cascade}), precision="fp32")
+    got = rec.probabilities(x)
+    assert torch.allclose(got[~unsure], first[~unsure], atol=1e-6)
+    assert torch.allclose(got[unsure], full[unsure], atol=1e-6)
+    assert not torch.allclose(got[~unsure], full[~unsure], atol=1e-6)  # the sure rows really skipped the rest
+    # int8 too: the first member's quantized net alone where it is sure, every member's elsewhere
+    rec8 = Recognizer(replace(loaded, meta={**loaded.meta, "cascade": cascade}), precision="int8")
+    first8 = probabilities(loaded.nets[:1], x, temperatures=temps[:1], precision="int8",
+                           int8_nets=lambda: rec8.int8_nets()[:1])
+    full8 = probabilities(loaded.nets, x, temperatures=temps, precision="int8", tta=True, int8_nets=rec8.int8_nets)
+    unsure8 = first8.amax(1) < cascade
+    got8 = rec8.probabilities(x)
+    assert 0 < int(unsure8.sum()) < len(x)
+    assert torch.allclose(got8[~unsure8], first8[~unsure8], atol=1e-5)
+    assert torch.allclose(got8[unsure8], full8[unsure8], atol=1e-5)
+
+
+def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_path):
+    import shutil
+
+    from digit_recognizer.training.ensemble import write_ensemble
+    from digit_recognizer.training.rundir import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run, run)
+    meta = json.loads((run / "model.json").read_text())
+    write_ensemble(RunDir(run), meta["members"], small, meta["training"], tta=True, cascade=0.9)
+    assert json.loads((run / "model.json").read_text())["cascade"] == 0.9
+    assert Recognizer.load(run).cascade == 0.9
+    for bad in (0, 1.5, "high", None):
+        (run / "model.json").write_text(json.dumps({**meta, "cascade": bad}))
+        with pytest.raises(DigitsError, match='"cascade" must be a number above 0 and at most 1'):
+            load_model(run)
+    member = run / meta["members"][0]
+    (member).write_text(json.dumps({**json.loads(member.read_text()), "cascade": 0.9}))
+    with pytest.raises(DigitsError, match="in an ensemble's description"):
+        load_model(member)

@@ -59,6 +59,8 @@ class Recognizer:
                                     if min_confidence is None else min_confidence)
         # Test-time augmentation is part of a model's description (ensembles use it), not a caller's choice.
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
+        # An ensemble may let its first member answer alone where that member is sure (models.modelfile).
+        self.cascade: float | None = loaded.meta.get("cascade")
         self._int8: list[torch.nn.Module] | None = None  # the members quantized, built on first use
         self._int8_lock = threading.Lock()  # the server predicts from several threads
         # The digits whose strokes the reader thinned as a fat marker's go to the model trained on such digits,
@@ -109,7 +111,7 @@ class Recognizer:
             return probs.to(self.device)
         int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
         probs = probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
-                              precision=self.precision, int8_nets=int8_nets)
+                              precision=self.precision, int8_nets=int8_nets, cascade=self.cascade)
         if not torch.isfinite(probs).all():  # weights that overflow: no answer is better than a wrong one
             raise DigitsError(f"{self.loaded.name}: the model gave non-finite probabilities (broken weights)")
         return probs

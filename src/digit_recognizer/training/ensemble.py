@@ -29,10 +29,12 @@ from .rundir import RunDir
 def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *, resume: bool = False,
                    progress: bool = True, log: Callable[[str], None] = stderr_log, command: str | None = None,
                    tta: bool = True, device: str | torch.device = "auto",
-                   world: World = SINGLE, overwrite: bool = False) -> tuple[Path, float]:
+                   world: World = SINGLE, overwrite: bool = False,
+                   cascade: float | None = None) -> tuple[Path, float]:
     """Train n members (seeds cfg.seed .. cfg.seed + n - 1) into run_dir on `device`; `tta` averages shifted
-    views too. Under torchrun the members are shared out: rank r trains members r, r + W, r + 2W, ... each as
-    an ordinary one-process run on its own device, and rank 0 writes the ensemble once all are done.
+    views too, and `cascade` lets the first member answer alone where it is that sure (models.modelfile).
+    Under torchrun the members are shared out: rank r trains members r, r + W, r + 2W, ... each as an
+    ordinary one-process run on its own device, and rank 0 writes the ensemble once all are done.
 
     Returns the ensemble's model JSON and the members' training seconds, summed.
     With resume, finished members are kept and an interrupted one continues from its checkpoint. Rank 0 holds
@@ -42,18 +44,20 @@ def train_ensemble(cfg: TrainConfig, data: Split, run_dir: str | Path, n: int, *
         raise DigitsError("an ensemble needs at least 2 members")
     run = RunDir(run_dir)
     if not world.is_main:
-        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)
+        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world,
+                                     cascade)
     with run.lock():
         if not resume:
             run.make_room(overwrite)
         run.create()
         run.write_config(to_dict(cfg))
-        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world)
+        return members_then_ensemble(cfg, data, run, n, resume, progress, log, command, tta, device, world,
+                                     cascade)
 
 
 def members_then_ensemble(cfg: TrainConfig, data: Split, run: RunDir, n: int, resume: bool, progress: bool,
                           log: Callable[[str], None], command: str | None, tta: bool,
-                          device: str | torch.device, world: World) -> tuple[Path, float]:
+                          device: str | torch.device, world: World, cascade: float | None) -> tuple[Path, float]:
     say = log if not world.distributed else (lambda m: log(f"[rank {world.rank}] {m}"))
     for k in range(world.rank, n, world.size):
         member = run.member(k)
@@ -75,17 +79,18 @@ def members_then_ensemble(cfg: TrainConfig, data: Split, run: RunDir, n: int, re
     training = {**to_dict(cfg), "ensemble": n, "train_seconds": seconds, "command": command,
                 "world_size": world.size}
     members = [f"{run.member(k).path.name}/{run.member(k).model_json.name}" for k in range(n)]
-    return write_ensemble(run, members, va, training, tta), seconds
+    return write_ensemble(run, members, va, training, tta, cascade), seconds
 
 
-def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[str, Any], tta: bool) -> Path:
+def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[str, Any], tta: bool,
+                   cascade: float | None = None) -> Path:
     """The ensemble's model.json, with its validation accuracy and refusal threshold measured as it predicts."""
     metas = [read_json(run.path / m) for m in members]
     meta: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "members": members, "tta": tta,
         "architecture": metas[0]["architecture"], "parameters": sum(m["parameters"] for m in metas),
         "classes": metas[0]["classes"], "preprocessing": preprocessing_info(), "training": training,
-        "versions": versions(), "reader": reader_stamp(),
+        "versions": versions(), "reader": reader_stamp(), **({} if cascade is None else {"cascade": cascade}),
     }
     # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
     nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]

@@ -79,6 +79,9 @@ def train(
     overwrite: bool = typer.Option(False, help="Start again in a run folder that holds an earlier run (its files "
                                                "are removed first)."),
     ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
+    cascade: Optional[float] = typer.Option(None, help="With --ensemble: the first member answers alone (one "
+                                                       "view) where its calibrated confidence reaches this, "
+                                                       "0 to 1; all members only below it."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
                                        help="Save the model to average 5 shifted views per image (5x the "
                                             "compute; default: the recipe's, on for best and for ensembles)."),
@@ -100,6 +103,8 @@ def train(
 
     if ensemble < 1:
         raise UsageError("--ensemble must be at least 1")
+    if cascade is not None and (ensemble < 2 or not 0 < cascade <= 1):
+        raise UsageError("--cascade needs --ensemble 2 or more, and a confidence above 0 and at most 1")
     if resume and overwrite:
         raise UsageError("--resume continues a run and --overwrite starts it again: choose one")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
@@ -131,7 +136,8 @@ def train(
 
                 model_json, seconds = train_ensemble(cfg, ds.train, run.path, ensemble, resume=resume,
                                                      progress=progress, command=command, tta=tta is not False,
-                                                     device=dev, world=world, overwrite=overwrite)
+                                                     device=dev, world=world, overwrite=overwrite,
+                                                     cascade=cascade)
             else:
                 from ...training.loop import train as run_training
 
@@ -139,7 +145,7 @@ def train(
                                       command=command, device=dev, world=world, overwrite=overwrite)
                 model_json, seconds = result.model_json, result.seconds
     except (KeyboardInterrupt, Terminated) as stop:
-        again = f" --ensemble {ensemble}" if ensemble > 1 else ""
+        again = (f" --ensemble {ensemble}" if ensemble > 1 else "") + (f" --cascade {cascade}" if cascade else "")
         if world.is_main:
             what = "terminated" if isinstance(stop, Terminated) else "interrupted"
             echo_err(f"{what}; continue with: digits train --resume{again} --out {run.path}")
