@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -126,3 +128,27 @@ def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_pat
     (member).write_text(json.dumps({**json.loads(member.read_text()), "cascade": 0.9}))
     with pytest.raises(DigitsError, match="in an ensemble's description"):
         load_model(member)
+
+
+def test_onnx_export_of_a_cascade_answers_as_the_recognizer(ensemble_run, mnist, tmp_path):
+    import onnxruntime as ort
+
+    from digit_recognizer.inference.export import export_onnx
+
+    x = mnist.test.images[:500]
+    loaded = load_model(ensemble_run)
+    cascade = float(F.softmax(logits(loaded.nets[0], x) / loaded.temperatures[0], 1).amax(1).median())
+    meta = json.loads((ensemble_run / "model.json").read_text())
+    run = tmp_path / "run"
+    for m in meta["members"]:  # the members' files beside a description with a cascade
+        (run / m).parent.mkdir(parents=True, exist_ok=True)
+        for f in (ensemble_run / m).parent.iterdir():
+            (run / m).parent.joinpath(f.name).write_bytes(f.read_bytes())
+    (run / "model.json").write_text(json.dumps({**meta, "cascade": cascade}))
+    cascaded = load_model(run)
+    want = Recognizer(cascaded, precision="fp32").probabilities(x).numpy()
+    session = ort.InferenceSession(str(export_onnx(cascaded, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    out = session.run(["logits"], {"pixels": x.unsqueeze(1).float().numpy()})[0]
+    got = np.exp(out - out.max(1, keepdims=True))
+    got /= got.sum(1, keepdims=True)
+    assert np.abs(got - want).max() <= 1e-5

@@ -208,7 +208,8 @@ def test_workers_serve_the_model_the_server_started_with(tmp_path):
         assert status == 200 and info["name"] == "mine"
         sha = info["sha256"]
         # The files on disk change, then break; a worker dies and is replaced.
-        (model / "model.safetensors").write_bytes(b"truncated")
+        for weights in model.glob("*.safetensors"):  # every network's, the members' included
+            weights.write_bytes(b"truncated")
         victim = get(url + "/api/health")[1]["worker"]
         os.kill(victim, signal.SIGKILL)
         workers = wait_for(lambda: (ws := {get(url + "/api/health")[1]["worker"] for _ in range(12)})
@@ -220,7 +221,8 @@ def test_workers_serve_the_model_the_server_started_with(tmp_path):
         env = dict(e.split("=", 1) for e in Path(f"/proc/{worker}/environ").read_text().split("\0") if "=" in e)
         private = Path(json.loads(env["DIGITS_SERVE_SETTINGS"])["model"])
         assert private.parent != model and private.is_file()
-        private.with_suffix(".safetensors").write_bytes(b"truncated")
+        for weights in private.parent.glob("*.safetensors"):
+            weights.write_bytes(b"truncated")
         os.kill(worker, signal.SIGKILL)
         status, body = wait_for(lambda: (h := get(url + "/api/health"))[0] == 503 and h)
         assert "a worker process could not start" in body["error"] and "corrupt" in body["error"]

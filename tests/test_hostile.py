@@ -157,10 +157,13 @@ def model_copy(tmp_path: Path, **changes) -> Path:
     folder = tmp_path / "model"
     folder.mkdir(exist_ok=True)
     shipped = default_model_path()
-    shutil.copy(shipped.with_suffix(".safetensors"), folder / "model.safetensors")
+    top = json.loads(shipped.read_text())
+    one = shipped.with_name(top["members"][0]) if "members" in top else shipped  # one network of the model
+    meta = json.loads(one.read_text())
+    shutil.copy(one.with_name(meta["weights"]), folder / "model.safetensors")
     for f in shipped.parent.glob(f"{shipped.stem}-marker.*"):  # its marker reader
         shutil.copy(f, folder / f.name)
-    meta = json.loads(shipped.read_text())
+    meta.update(weights="model.safetensors", marker_reader=top["marker_reader"])
     arch = changes.pop("architecture", {})
     meta["architecture"] = {**meta["architecture"], **arch}
     meta.update(changes)

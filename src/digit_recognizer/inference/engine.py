@@ -48,17 +48,13 @@ def logits(net: Net, images: torch.Tensor, *, bf16: bool = False, batch: int | N
 
 
 def tta_views(images: torch.Tensor, shift: int) -> list[torch.Tensor]:
-    """The image and its four 1-pixel-shifted copies (zero-filled), for test-time augmentation."""
-    x = images.reshape(-1, 1, *images.shape[-2:])
-    views = [x]
-    for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
-        v = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        if dy > 0: v[..., :dy, :] = 0
-        if dy < 0: v[..., dy:, :] = 0
-        if dx > 0: v[..., :dx] = 0
-        if dx < 0: v[..., dx:] = 0
-        views.append(v)
-    return views
+    """The image and its four copies shifted by `shift` px right, left, down and up, zero-filled (test-time
+    augmentation). Padding and slicing, so that an exported graph computes them too."""
+    x = images.reshape(-1, 1, *images.shape[-2:])  # (N, 1, H, W)
+    h, w = x.shape[-2:]
+    s = shift
+    return [x, F.pad(x, (s, 0))[..., :w], F.pad(x, (0, s))[..., s:], F.pad(x, (0, 0, s, 0))[..., :h, :],
+            F.pad(x, (0, 0, 0, s))[..., s:, :]]
 
 
 def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Sequence[float] | None = None,
