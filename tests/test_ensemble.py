@@ -99,9 +99,12 @@ def test_a_cascade_asks_every_member_only_where_the_first_is_unsure(ensemble_run
     # int8 too: the first member's quantized net alone where it is sure, every member's elsewhere
     rec8 = Recognizer(replace(loaded, meta={**loaded.meta, "cascade": cascade}), precision="int8")
     first8 = probabilities(loaded.nets[:1], x, temperatures=temps[:1], precision="int8",
-                           int8_nets=lambda: rec8.int8_nets()[:1])
+                           int8_nets=rec8.int8_nets)
     full8 = probabilities(loaded.nets, x, temperatures=temps, precision="int8", tta=True, int8_nets=rec8.int8_nets)
     unsure8 = first8.amax(1) < cascade
+    fresh = Recognizer(replace(loaded, meta={**loaded.meta, "cascade": 0.0001}), precision="int8")
+    fresh.probabilities(x)  # every image sure: the other members are never quantized
+    assert len(fresh._int8) == 1
     got8 = rec8.probabilities(x)
     assert 0 < int(unsure8.sum()) < len(x)
     assert torch.allclose(got8[~unsure8], first8[~unsure8], atol=1e-5)

@@ -61,7 +61,7 @@ class Recognizer:
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
         # An ensemble may let its first member answer alone where that member is sure (models.modelfile).
         self.cascade: float | None = loaded.meta.get("cascade")
-        self._int8: list[torch.nn.Module] | None = None  # the members quantized, built on first use
+        self._int8: list[torch.nn.Module] = []  # the members quantized so far, each built on first use
         self._int8_lock = threading.Lock()  # the server predicts from several threads
         # The digits whose strokes the reader thinned as a fat marker's go to the model trained on such digits,
         # which was trained on the reader's fitting and needs the same.
@@ -70,15 +70,18 @@ class Recognizer:
         self.marker = (None if loaded.marker is None else
                        Recognizer(loaded.marker, tta=None, precision=precision, device=self.device, params=params))
 
-    def int8_nets(self) -> list[torch.nn.Module]:
-        """The members quantized to int8 from their recorded ranges (the network is built once)."""
+    def int8_nets(self, count: int | None = None) -> list[torch.nn.Module]:
+        """The first `count` members (all by default) quantized to int8 from their recorded ranges; each is
+        built once, when first asked for (a cascade's first member often answers alone)."""
         from .int8 import quantize
 
+        count = len(self.loaded.nets) if count is None else count
         with self._int8_lock:
-            if self._int8 is None:
-                self._int8 = [quantize(net, m["int8_ranges"], str(self.loaded.path))
-                              for net, m in zip(self.loaded.nets, self.loaded.member_meta)]
-        return self._int8
+            while len(self._int8) < count:
+                k = len(self._int8)
+                self._int8.append(quantize(self.loaded.nets[k], self.loaded.member_meta[k]["int8_ranges"],
+                                           str(self.loaded.path)))
+            return self._int8[:count]
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
