@@ -22,7 +22,7 @@ app.add_typer(data_app, name="data")
 
 def show_version(value: bool) -> None:
     if value:
-        from .... import __version__
+        from ... import __version__
 
         typer.echo(f"digits {__version__}")
         raise typer.Exit()
