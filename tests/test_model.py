@@ -198,6 +198,7 @@ def test_training_never_reads_the_test_split(mnist, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from digit_recognizer.app import cli
+    from digit_recognizer.app.cli import training as train_command
     from digit_recognizer.data.dataset import Dataset
 
     poisoned = Split(mnist.test.images.as_subclass(Untouchable), mnist.test.labels.as_subclass(Untouchable))
@@ -205,7 +206,7 @@ def test_training_never_reads_the_test_split(mnist, monkeypatch, tmp_path):
         poisoned.images.float()  # the trap works
     small_train = Split(mnist.train.images[:2000], mnist.train.labels[:2000])
     fake = Dataset(small_train, poisoned, mnist.source)
-    monkeypatch.setattr(cli, "load_data", lambda *a, **k: fake)
+    monkeypatch.setattr(train_command, "load_data", lambda *a, **k: fake)  # what `digits train` loads
     for recipe, extra in (("fast", []), ("best", []), ("best", ["--ensemble", "2"])):
         out = tmp_path / f"{recipe}{len(extra)}"
         result = CliRunner().invoke(cli.app, ["train", "--recipe", recipe, "--epochs", "1", "--no-report", *extra,
