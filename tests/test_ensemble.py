@@ -128,12 +128,14 @@ def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_pat
         with pytest.raises(DigitsError, match='"cascade" must be a number above 0 and at most 1'):
             load_model(run)
     member = run / meta["members"][0]
-    (member).write_text(json.dumps({**json.loads(member.read_text()), "cascade": 0.9}))
+    member.write_text(json.dumps({**json.loads(member.read_text()), "cascade": 0.9}))
     with pytest.raises(DigitsError, match="in an ensemble's description"):
         load_model(member)
 
 
 def test_onnx_export_of_a_cascade_answers_as_the_recognizer(ensemble_run, mnist, tmp_path):
+    import shutil
+
     import onnxruntime as ort
 
     from digit_recognizer.inference.export import export_onnx
@@ -143,10 +145,7 @@ def test_onnx_export_of_a_cascade_answers_as_the_recognizer(ensemble_run, mnist,
     cascade = float(F.softmax(logits(loaded.nets[0], x) / loaded.temperatures[0], 1).amax(1).median())
     meta = json.loads((ensemble_run / "model.json").read_text())
     run = tmp_path / "run"
-    for m in meta["members"]:  # the members' files beside a description with a cascade
-        (run / m).parent.mkdir(parents=True, exist_ok=True)
-        for f in (ensemble_run / m).parent.iterdir():
-            (run / m).parent.joinpath(f.name).write_bytes(f.read_bytes())
+    shutil.copytree(ensemble_run, run)  # the members' files, beside a description with a cascade
     (run / "model.json").write_text(json.dumps({**meta, "cascade": cascade}))
     cascaded = load_model(run)
     want = Recognizer(cascaded, precision="fp32").probabilities(x).numpy()

@@ -73,9 +73,8 @@ def probabilities(nets: Sequence[Net], images: torch.Tensor, *, temperatures: Se
     temperatures = temperatures or [1.0] * len(nets)
     probs = averaged(nets[:1], images, temperatures[:1], precision, False, int8_nets)  # (N, 10)
     unsure = probs.amax(1) < cascade  # (N,) bool
-    if unsure.any():
-        x = images.reshape(-1, 1, *images.shape[-2:])
-        probs = probs.index_put((unsure,), averaged(nets, x[unsure], temperatures, precision, tta, int8_nets))
+    if unsure.any():  # images (N, 28, 28) or (N, 1, 28, 28): the rows are the first axis either way
+        probs = probs.index_put((unsure,), averaged(nets, images[unsure], temperatures, precision, tta, int8_nets))
     return probs
 
 
