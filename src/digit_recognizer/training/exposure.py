@@ -15,6 +15,7 @@ import torch
 
 from ..constants import NOT_DIGIT
 from ..data.dataset import Split
+from .fonts import font_digits
 from .hands import edited_mnist, styled_digits
 from .outliers import outlier_bank
 from .recipes import TrainConfig
@@ -30,7 +31,7 @@ def draw_of(cfg: TrainConfig, epoch: int) -> int:
 
 def widened(cfg: TrainConfig, tr: Split, draw: int = 0) -> Split:
     """`tr` followed by `cfg.other_hands` times its size in other hands' digits (MNIST's 1s and 7s edited, the
-    rest drawn) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT: draw number `draw`."""
+    rest drawn, a share `cfg.fonts` of those from handwriting fonts) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT: draw number `draw`."""
     if not (cfg.other_hands or cfg.outliers):
         return tr
     rng = np.random.default_rng([cfg.seed, TRAIN_DRAWS, *([draw] if draw else [])])  # draw 0: as it always was
@@ -40,12 +41,17 @@ def widened(cfg: TrainConfig, tr: Split, draw: int = 0) -> Split:
         want = int(round(cfg.other_hands * len(tr)))
         edited, edited_labels = edited_mnist(images, labels, rng)
         keep = rng.permutation(len(edited))[:want // 2]  # half the extra digits edited from MNIST's own
-        drawn, drawn_labels = styled_digits(want - len(keep), rng)
+        typed = int(round(cfg.fonts * (want - len(keep))))  # the drawn digits written in fonts
+        drawn, drawn_labels = styled_digits(want - len(keep) - typed, rng)
         parts += [edited[keep], drawn]
         tags += [edited_labels[keep], drawn_labels]
+        if typed:
+            fonted, fonted_labels = font_digits(typed, rng)
+            parts.append(fonted)
+            tags.append(fonted_labels)
     if cfg.outliers:
         n = int(round(cfg.outliers * len(tr)))
-        parts.append(outlier_bank(n, rng, images, labels))
+        parts.append(outlier_bank(n, rng, images, labels, fonts=cfg.fonts))
         tags.append(np.full(n, NOT_DIGIT, np.int64))
     return Split(torch.from_numpy(np.concatenate(parts)), torch.from_numpy(np.concatenate(tags)))
 

@@ -3,7 +3,8 @@
 Outlier exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019) trains the model to spread its belief evenly over
 the ten digits on such marks, so that its confidence, and the refusal built on it, learn what a digit is not.
 The kinds, each a share of a bank:
-- glyphs: letters, symbols and shapes drawn by a random hand (training.glyphs.NOT_DIGITS);
+- glyphs: letters, symbols and shapes drawn by a random hand (training.glyphs.NOT_DIGITS), or letters written in
+  handwriting fonts (training.fonts);
 - scribbles: a pen wandering through many turns;
 - fragments: part of an MNIST digit, cut off by a random line (what is left of a 1 or a 7 is still one, so
   those are not cut);
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import IMAGE_SIZE
+from .fonts import font_letters
 from .glyphs import NOT_DIGITS
 from .hands import enlarged
 from .strokes import CANVAS, Hand, draw, fitted, render, spline
@@ -80,13 +82,20 @@ def blot(rng: np.random.Generator) -> np.ndarray:
     return fitted(canvas.astype(np.float32))
 
 
-def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, fonts: float = 0.0
+                 ) -> np.ndarray:
     """n marks that are not digits, in KINDS' SHARES, fragments and pairs cut from `digits` (N, 28, 28) uint8
-    with `labels` (N,): (n, 28, 28) uint8."""
+    with `labels` (N,), and a share `fonts` of the glyphs letters from handwriting fonts: (n, 28, 28) uint8."""
     kinds = rng.choice(len(KINDS), size=n, p=np.array(SHARES) / sum(SHARES))
+    typed = np.zeros(n, bool)
+    if fonts:  # drawn only when asked, so that a bank without fonts is the one it always was
+        typed = (kinds == KINDS.index("glyph")) & (rng.random(n) < fonts)
     cuttable = np.nonzero(~np.isin(labels, UNCUT))[0]
     out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    out[typed] = font_letters(int(typed.sum()), rng)
     for k, kind in enumerate(KINDS[i] for i in kinds):
+        if typed[k]:
+            continue
         if kind == "glyph":
             out[k] = glyph(rng)
         elif kind == "scribble":

@@ -53,6 +53,9 @@ class TrainConfig:
     # Other people's hands (training.hands): this many times the training split in extra digits, half MNIST's
     # 1s and 7s with a flag or a bar, half drawn in other writers' styles.
     other_hands: float = 0.0
+    # The share of those drawn digits, and of the letters among the outliers, written in handwriting fonts
+    # (training.fonts: type designers' renderings of real hands) instead of drawn from training.glyphs' strokes.
+    fonts: float = 0.0
     outliers: float = 0.0  # this many times the training split in marks that are not digits (training.outliers)
     outlier_weight: float = 0.5  # the outliers' loss (to uniform) relative to a digit's (Hendrycks et al.: 0.5)
     redraw_every: int = 0  # epochs between fresh draws of those extra digits and outliers (0: one draw per run)
@@ -74,7 +77,7 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
                         augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, augment_marker=0.2, ema=0.999,
-                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3, redraw_every=6),
+                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3, redraw_every=6, fonts=0.5),
 }
 # `best` also learns other people's hands (flagged 1s, crossed 7s, slanted scripts: training.hands) and what is not
 # a digit (training.outliers); on the fast recipe, over the validation seed of benchmarks/other_hands.py, that
@@ -86,7 +89,7 @@ RECIPES = {
 # reader thins them. The shipped model hands it the digits whose strokes the reader thinned
 # (models.modelfile: "marker_reader"); alone it reads clean MNIST worse than `best`.
 RECIPES["marker"] = replace(RECIPES["best"], recipe="marker", augment_marker=1.0, marker_pen=True, epochs=36,
-                            redraw_every=0)  # as the shipped marker reader was trained
+                            redraw_every=0, fonts=0.0)  # as the shipped marker reader was trained
 DEFAULT_RECIPE = "fast"
 
 # Where the best choice differs by device. On a GPU a step of 512 images costs about what a step of 64 does,
@@ -125,7 +128,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.limit < 0:
         raise DigitsError("--limit must be 0 (all images) or a positive number of images")
     shares = {"augment_stroke": cfg.augment_stroke, "augment_bold": cfg.augment_bold,
-              "augment_marker": cfg.augment_marker}
+              "augment_marker": cfg.augment_marker, "fonts": cfg.fonts}
     for name, share in shares.items():
         if not 0.0 <= share <= 1.0:
             raise DigitsError(f"{name} is a share of the images: between 0 and 1, got {share}")
