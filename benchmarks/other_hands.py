@@ -10,6 +10,8 @@ coloured ink, lined paper, a light pencil):
 - hands-numbers: numbers of 3-6 such digits;
 - letters: capital and small letters (refused is right);
 - not-digits: symbols, shapes, scribbles and blots (refused is right);
+- font-hands, font-numbers, font-letters: the same from handwriting fonts (training.fonts) of the split's families,
+  which training never draws from;
 - clean MNIST of the split, for the accuracy and refusals on plain digits.
 Writes docs/results/other_hands.json for the test split.
 """
@@ -34,6 +36,7 @@ def hand_sets(split: str, n: int, sets: tuple[str, ...] | None = None) -> dict[s
     label)], an empty label where refusing is right."""
     from digit_recognizer.testing.presentations import make
     from digit_recognizer.testing.synth import compose
+    from digit_recognizer.training.fonts import font_digits, font_letters
     from digit_recognizer.training.glyphs import LETTERS, NOT_DIGITS
     from digit_recognizer.training.hands import crossed_seven, flagged_one, styled_digits
     from digit_recognizer.training.outliers import blot, scribble
@@ -56,17 +59,17 @@ def hand_sets(split: str, n: int, sets: tuple[str, ...] | None = None) -> dict[s
             return compose([mark], rng, single=True)
         return make(HAND_PRESENTATIONS[rng.integers(len(HAND_PRESENTATIONS))], mark, rng)
 
-    def hands(rng: np.random.Generator) -> list[tuple[bytes, str]]:
-        out = []
-        for _ in range(n):
-            mark, label = hand_digit(rng)
-            out.append((presented(mark, rng), str(label)))
-        return out
+    def font_digit(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        x, y = font_digits(1, rng, split)
+        return x[0], int(y[0])
 
-    def numbers(rng: np.random.Generator) -> list[tuple[bytes, str]]:
+    def singles(digit_of, rng: np.random.Generator) -> list[tuple[bytes, str]]:
+        return [(presented(m, rng), str(d)) for m, d in (digit_of(rng) for _ in range(n))]
+
+    def numbers(digit_of, rng: np.random.Generator) -> list[tuple[bytes, str]]:
         out = []
         for _ in range(n):
-            marks = [hand_digit(rng) for _ in range(int(rng.integers(3, 7)))]
+            marks = [digit_of(rng) for _ in range(int(rng.integers(3, 7)))]
             out.append((compose([m for m, _ in marks], rng, single=False), "".join(str(d) for _, d in marks)))
         return out
 
@@ -77,9 +80,11 @@ def hand_sets(split: str, n: int, sets: tuple[str, ...] | None = None) -> dict[s
         return lambda rng: draw(NOT_DIGITS[name], Hand.random(rng), rng)
 
     others = [glyph_of(k) for k in NOT_DIGITS if k not in LETTERS] + [scribble, blot]
-    makers = {"hands": hands, "hands-numbers": numbers,
+    makers = {"hands": partial(singles, hand_digit), "hands-numbers": partial(numbers, hand_digit),
               "letters": partial(refused, [glyph_of(k) for k in LETTERS]),
-              "not-digits": partial(refused, others)}
+              "not-digits": partial(refused, others), "font-hands": partial(singles, font_digit),
+              "font-numbers": partial(numbers, font_digit),
+              "font-letters": partial(refused, [lambda rng: font_letters(1, rng, split)[0]])}
     return {name: make_set(set_rng(split, "hands/" + name)) for name, make_set in makers.items()
             if sets is None or name in sets}
 
@@ -98,12 +103,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="images per set")
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--sets", nargs="+", default=None, help="only these sets (default: all)")
     args = ap.parse_args()
 
     from digit_recognizer.inference.evaluate import evaluate, evaluate_folder
     from digit_recognizer.inference.recognizer import Recognizer
 
-    sets = hand_sets(args.split, args.n)
+    sets = hand_sets(args.split, args.n, tuple(args.sets) if args.sets else None)
     out = args.out or Path(tempfile.mkdtemp(prefix=f"hands-{args.split}-"))
     for name, items in sets.items():
         write_set(out / name, items)
@@ -118,12 +124,12 @@ def main() -> None:
              round(refused_clean * 100, 2)]]
     for name in sets:
         res = evaluate_folder(rec, out / name)
-        what = "refused" if name in ("letters", "not-digits") else "read exactly"
+        what = "refused" if name in ("letters", "not-digits", "font-letters") else "read exactly"
         print(f"{name:<14} {res['n']} images: {res['accuracy'] * 100:.2f}% {what} (refused {res['refused']})")
         Path(out / f"{name}-result.json").write_text(json.dumps(res, indent=1))
         rows.append([f"{name} ({what})", res["n"], round(res["accuracy"] * 100, 2),
                      round(res["refused"] / res["n"] * 100, 2)])
-    if args.split == "test":
+    if args.split == "test" and not args.sets:
         from results import save
 
         save("other_hands", "Other people's hands and marks that are not digits (test seed)",
