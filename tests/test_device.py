@@ -105,26 +105,26 @@ def test_device_cpu_on_every_command(fake_data_dir, tmp_path, mnist):
 def test_training_keeps_the_split_and_the_random_draws_on_the_device(monkeypatch):
     """The loop indexes a device-resident split with a device generator (the GPU path, run on the CPU)."""
     from digit_recognizer.data.dataset import Split
-    from digit_recognizer.training import loop
+    from digit_recognizer.training import epoch, loop
     from digit_recognizer.training.recipes import make_config
 
     cfg = make_config("best", epochs=1, limit=256, batch_size=64)
     seen = []
-    real = loop.augmented
+    real = epoch.augmented
 
     def spy(cfg_, xb, gen, *rest):
         seen.append((xb.device, gen.device))
         return real(cfg_, xb, gen, *rest)
 
-    monkeypatch.setattr(loop, "augmented", spy)
+    monkeypatch.setattr(epoch, "augmented", spy)
     g = torch.Generator().manual_seed(0)
     data = Split(torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8, generator=g),
                  torch.randint(0, 10, (256,), generator=g))
     state = loop.set_up(cfg, torch.device("cpu"))
     tr = loop.on_device(data, torch.device("cpu"))
-    a = loop.run_epoch(cfg, state, tr, 0, False, False)
+    a = epoch.run_epoch(cfg, state, tr, 0, False, False)
     state2 = loop.set_up(cfg, torch.device("cpu"))
-    b = loop.run_epoch(cfg, state2, tr, 0, False, False)
+    b = epoch.run_epoch(cfg, state2, tr, 0, False, False)
     assert seen and all(d == torch.device("cpu") and g_ == torch.device("cpu") for d, g_ in seen)
     assert a["train_loss"] == b["train_loss"]  # (seed, epoch) fixes every draw: a resumed epoch repeats
 

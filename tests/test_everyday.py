@@ -110,18 +110,18 @@ def test_a_port_in_use_is_one_line():
 
 def test_logs_get_a_progress_line_within_an_epoch(monkeypatch):
     from digit_recognizer.data.dataset import Split
-    from digit_recognizer.training import loop
+    from digit_recognizer.training import epoch, loop
     from digit_recognizer.training.recipes import make_config
 
-    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(epoch, "PROGRESS_SECONDS", 0.0)
     cfg = make_config("fast", batch_size=16, epochs=1, precision="fp32")
     state = loop.set_up(cfg)
     tr = Split(torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8), torch.arange(64) % 10)
     lines: list[str] = []
-    loop.run_epoch(cfg, state, tr, 0, False, True, log=lines.append)  # stderr is not a terminal under pytest
+    epoch.run_epoch(cfg, state, tr, 0, False, True, log=lines.append)  # stderr is not a terminal under pytest
     assert len(lines) == 4 and lines[0].startswith("epoch 1/1: 1/4 batches (25%), loss ")
     quiet: list[str] = []
-    loop.run_epoch(cfg, state, tr, 0, False, False, log=quiet.append)  # --no-progress
+    epoch.run_epoch(cfg, state, tr, 0, False, False, log=quiet.append)  # --no-progress
     assert quiet == []
 
 

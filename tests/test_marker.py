@@ -16,7 +16,7 @@ from digit_recognizer.inference.reader import PARAMS
 from digit_recognizer.inference.reader.masks import typical_width
 
 MAX_STROKE = PARAMS.strokes.mnist[2]
-from digit_recognizer.training import loop
+from digit_recognizer.training import epoch, loop
 from digit_recognizer.training.marker import marker_bank, marker_digit, nib_grown
 from digit_recognizer.training.recipes import make_config
 
@@ -73,10 +73,10 @@ def test_the_loop_swaps_in_the_share_it_is_told_to():
     cfg = make_config("fast", augment_marker=0.5)
     x = torch.zeros(400, 1, IMAGE_SIZE, IMAGE_SIZE)
     fat = torch.full_like(x, 255.0)
-    out = loop.augmented(cfg, x, torch.Generator().manual_seed(0), fat)
+    out = epoch.augmented(cfg, x, torch.Generator().manual_seed(0), fat)
     swapped = (out.flatten(1).amax(1) == 255).float().mean().item()
     assert 0.4 < swapped < 0.6
-    assert torch.equal(loop.augmented(make_config("fast"), x, torch.Generator(), fat), x)  # off: untouched
+    assert torch.equal(epoch.augmented(make_config("fast"), x, torch.Generator(), fat), x)  # off: untouched
 
 
 def test_a_training_run_draws_its_marker_digits_once(mnist, tmp_path):

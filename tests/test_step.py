@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from digit_recognizer.data.dataset import Split
-from digit_recognizer.training import loop
+from digit_recognizer.training import epoch, loop
 from digit_recognizer.training.checkpoint import load_checkpoint, save_checkpoint
 from digit_recognizer.training.recipes import make_config
 from digit_recognizer.training.step import GraphedStep
@@ -26,8 +26,8 @@ def two_epochs(cuda_graph: bool):
     # 300 images at batch 64: four full batches and a last one of 44, with augmentation and EMA.
     cfg = make_config("best", epochs=2, batch_size=64, cuda_graph=cuda_graph)
     state = loop.set_up(cfg, torch.device("cpu"))
-    step = loop.make_step(cfg, state, state.model, False)
-    records = [loop.run_epoch(cfg, state, tiny(), e, False, False, step=step) for e in range(2)]
+    step = epoch.make_step(cfg, state, state.model, False)
+    records = [epoch.run_epoch(cfg, state, tiny(), e, False, False, step=step) for e in range(2)]
     return records, state, step
 
 
@@ -43,7 +43,7 @@ def test_static_buffer_step_takes_the_eager_steps_exactly():
 def test_a_learning_rate_on_the_device_is_checkpointed_as_a_number(tmp_path):
     cfg = make_config("fast", epochs=1, batch_size=64)
     state = loop.set_up(cfg, torch.device("cpu"))
-    loop.run_epoch(cfg, state, tiny(), 0, False, False)
+    epoch.run_epoch(cfg, state, tiny(), 0, False, False)
     for g in state.opt.param_groups:
         g["lr"] = torch.tensor(0.05)
     save_checkpoint(tmp_path / "c.safetensors", state.modules, state.opt, {"epoch": 1})

@@ -31,7 +31,8 @@ def draw_of(cfg: TrainConfig, epoch: int) -> int:
 
 def widened(cfg: TrainConfig, tr: Split, draw: int = 0) -> Split:
     """`tr` followed by `cfg.other_hands` times its size in other hands' digits (MNIST's 1s and 7s edited, the
-    rest drawn, a share `cfg.fonts` of those from handwriting fonts) and `cfg.outliers` times its size in outliers, labelled NOT_DIGIT: draw number `draw`."""
+    rest drawn, a share `cfg.fonts` of those from handwriting fonts) and `cfg.outliers` times its size in
+    outliers, labelled NOT_DIGIT: draw number `draw`."""
     if not (cfg.other_hands or cfg.outliers):
         return tr
     rng = np.random.default_rng([cfg.seed, TRAIN_DRAWS, *([draw] if draw else [])])  # draw 0: as it always was
