@@ -13,7 +13,8 @@ from conftest import holes, run_digits
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.reader import PARAMS, Views
 from digit_recognizer.inference.recognizer import Recognizer
-from digit_recognizer.models.modelfile import attach_marker_reader, load_model, save_model
+from digit_recognizer.models.modelcopy import attach_marker_reader
+from digit_recognizer.models.modelfile import load_model, save_model
 from digit_recognizer.models.net import build_model
 from digit_recognizer.training.marker import marker_bank, marker_digit
 from digit_recognizer.inference.reader import read_digit as preprocess_views

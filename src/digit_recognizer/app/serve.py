@@ -272,7 +272,7 @@ def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> No
 
     import uvicorn
 
-    from ..models.modelfile import private_copy
+    from ..models.modelcopy import private_copy
 
     from .slowclients import protocol
 

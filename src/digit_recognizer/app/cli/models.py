@@ -35,7 +35,7 @@ def attach_marker(marker: str = typer.Argument(..., metavar="MARKER", help="The 
                                             help="The model to give it (run folder or model file; rewritten).")
                   ) -> None:
     """Give a model a marker reader: the digits whose strokes the reader thins as a fat marker's go to it."""
-    from ...models.modelfile import attach_marker_reader
+    from ...models.modelcopy import attach_marker_reader
 
     typer.echo(f"{attach_marker_reader(model_in_use(model), marker)} now reads fat markers' digits with {marker}")
 
