@@ -30,6 +30,9 @@ SPLIT_HASH = {"val": 20, "test": 40}  # crc32(group) % 100 below 20: validation;
 MAX_PEN_STEP = 3  # px of the glyph canvas a stroke is grown or thinned by at most, per side
 WIDTH = (0.8, 1.15)  # a glyph's width is scaled by this (uniform): the designer drew its shape already
 SLANT = 0.35  # shear x += slant * -y, uniform in +/- this (19 degrees): script fonts lean already
+ROOM = 0.8  # a warped glyph is shrunk to this much of its canvas, so that a slant keeps it inside
+INK = 127  # a glyph's pixel above this (of 255) is inside a stroke
+THIN_KEEPS = 0.4  # a thinned glyph is kept only if it keeps more than this share of its ink
 
 
 def split_of(family: str) -> str:
@@ -63,7 +66,7 @@ def stroke_width(ink: np.ndarray) -> float:
     """A glyph's stroke width in px: twice its inked area over its outline's length."""
     import cv2
 
-    mask = (ink > 127).astype(np.uint8)
+    mask = (ink > INK).astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(c, True) for c in contours)
     return 2.0 * mask.sum() / max(outline, 1.0)
@@ -77,16 +80,16 @@ def written(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     t = np.radians(rng.uniform(-TURN, TURN))
     turn = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     shape = np.array([[rng.uniform(*WIDTH), -rng.uniform(-SLANT, SLANT)], [0.0, 1.0]])
-    a = turn @ shape * 0.8  # 0.8: room in the canvas for the slant
+    a = turn @ shape * ROOM
     c = np.array([GLYPH_BOX / 2, GLYPH_BOX / 2])
     x = cv2.warpAffine(x, np.hstack([a, (c - a @ c)[:, None]]).astype(np.float32), (GLYPH_BOX, GLYPH_BOX),
                        flags=cv2.INTER_LINEAR)
-    pen = rng.uniform(*PEN) * MNIST_STROKE * GLYPH_HEIGHT * 0.8 / DIGIT_BOX  # px in this canvas
+    pen = rng.uniform(*PEN) * MNIST_STROKE * GLYPH_HEIGHT * ROOM / DIGIT_BOX  # px in this canvas
     step = int(np.clip(round((pen - stroke_width(x)) / 2), -MAX_PEN_STEP, MAX_PEN_STEP))
     if step:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(step) + 1, 2 * abs(step) + 1))
         y = cv2.dilate(x, k) if step > 0 else cv2.erode(x, k)
-        if step > 0 or (y > 127).sum() > 0.4 * (x > 127).sum():  # a thin stroke is not thinned away
+        if step > 0 or (y > INK).sum() > THIN_KEEPS * (x > INK).sum():  # a thin stroke is not thinned away
             x = y
     out = fitted(x)
     return out if out is not None else fitted(glyph.astype(np.float32))
