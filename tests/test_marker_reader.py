@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from conftest import holes, run_digits
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference.reader import PARAMS, Views
+from digit_recognizer.inference.reader import Views
 from digit_recognizer.inference.recognizer import Recognizer
 from digit_recognizer.models.modelcopy import attach_marker_reader
 from digit_recognizer.models.modelfile import load_model, save_model
