@@ -100,10 +100,11 @@ def main() -> None:
             print(family, package["version"], split_of(family), flush=True)
     import io
 
+    bank = np.array(glyphs, np.uint8)  # (families, 2 weights, characters, GLYPH_BOX, GLYPH_BOX)
     buf = io.BytesIO()
-    np.savez_compressed(buf, glyphs=np.array(glyphs, np.uint8), names=np.array(names), versions=np.array(versions),
+    np.savez_compressed(buf, glyphs=bank, names=np.array(names), versions=np.array(versions),
                         licences=np.array(licences), characters=np.array(list(CHARACTERS)),
-                        checksum=np.array(zlib.crc32(np.array(glyphs, np.uint8).tobytes())))
+                        checksum=np.array(zlib.crc32(bank.tobytes())))
     atomic_write_bytes(Path(args.out), buf.getvalue())
     print(f"{len(names)} families -> {args.out} ({len(buf.getvalue()) / 1e6:.1f} MB)")
 

@@ -85,7 +85,8 @@ def blot(rng: np.random.Generator) -> np.ndarray:
 def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, fonts: float = 0.0
                  ) -> np.ndarray:
     """n marks that are not digits, in KINDS' SHARES, fragments and pairs cut from `digits` (N, 28, 28) uint8
-    with `labels` (N,), and a share `fonts` of the glyphs letters from handwriting fonts: (n, 28, 28) uint8."""
+    with `labels` (N,); a share `fonts` of the glyphs are letters from handwriting fonts instead: (n, 28, 28)
+    uint8."""
     kinds = rng.choice(len(KINDS), size=n, p=np.array(SHARES) / sum(SHARES))
     typed = np.zeros(n, bool)
     if fonts:  # drawn only when asked, so that a bank without fonts is the one it always was

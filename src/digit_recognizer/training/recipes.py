@@ -53,8 +53,9 @@ class TrainConfig:
     # Other people's hands (training.hands): this many times the training split in extra digits, half MNIST's
     # 1s and 7s with a flag or a bar, half drawn in other writers' styles.
     other_hands: float = 0.0
-    # The share of those drawn digits, and of the letters among the outliers, written in handwriting fonts
-    # (training.fonts: type designers' renderings of real hands) instead of drawn from training.glyphs' strokes.
+    # The share of those drawn digits, and of the outliers' glyphs (letters, symbols and shapes alike), written
+    # instead in handwriting fonts (training.fonts: type designers' renderings of real hands); the fonts give
+    # letters only, so symbols and shapes keep the other share.
     fonts: float = 0.0
     outliers: float = 0.0  # this many times the training split in marks that are not digits (training.outliers)
     outlier_weight: float = 0.5  # the outliers' loss (to uniform) relative to a digit's (Hendrycks et al.: 0.5)
