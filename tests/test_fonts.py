@@ -8,6 +8,8 @@ from digit_recognizer.data.dataset import Split
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.training import fonts
 from digit_recognizer.training.exposure import widened
+from digit_recognizer.training import outliers
+from digit_recognizer.training.glyphs import LETTERS
 from digit_recognizer.training.outliers import outlier_bank
 from digit_recognizer.training.recipes import RECIPES, make_config
 
@@ -74,7 +76,7 @@ def test_a_written_glyph_takes_the_pen_it_was_given():
 
 
 def test_the_best_recipe_mixes_fonts_into_digits_and_outliers_and_others_stay_as_they_were():
-    assert RECIPES["best"].fonts == 0.5 and RECIPES["marker"].fonts == 0.0
+    assert RECIPES["best"].fonts > 0 and RECIPES["marker"].fonts == 0.0
     digits = torch.from_numpy(np.zeros((100, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
     digits[:, 6:22, 12:16] = 255
     tr = Split(digits, torch.arange(100) % 10)
@@ -92,6 +94,25 @@ def test_the_best_recipe_mixes_fonts_into_digits_and_outliers_and_others_stay_as
 def test_fonts_is_a_share():
     with pytest.raises(DigitsError, match="fonts"):
         make_config("fast", fonts=1.5)
+    with pytest.raises(DigitsError, match="fonts_replace 'symbols'"):
+        make_config("fast", fonts=0.5, fonts_replace="symbols")
+
+
+@pytest.mark.parametrize("replace", ["glyphs", "letters"])
+def test_fonts_replace_only_the_glyphs_it_names(monkeypatch, replace):
+    drawn, typed = [], []
+    real_glyph, real_letters = outliers.glyph, outliers.font_letters
+    monkeypatch.setattr(outliers, "glyph", lambda rng, name=None: drawn.append(name) or real_glyph(rng, name))
+    monkeypatch.setattr(outliers, "font_letters", lambda n, rng: typed.append(n) or real_letters(n, rng))
+    digits = np.zeros((10, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    digits[:, 6:22, 12:16] = 255
+    bank = outlier_bank(300, np.random.default_rng(5), digits, np.arange(10), fonts=1.0, replace=replace)
+    assert bank.shape == (300, IMAGE_SIZE, IMAGE_SIZE) and typed[0] > 60  # 0.57 of 300 are glyphs, 32 of 60 letters
+    if replace == "glyphs":
+        assert drawn == []  # every glyph written in a font
+    else:  # every letter in a font; the symbols and shapes still drawn, in their share of the glyphs
+        assert drawn and not set(drawn) & set(LETTERS)
+        assert 0.3 < len(drawn) / (len(drawn) + typed[0]) < 0.6  # 28 of NOT_DIGITS' 60 are not letters
 
 
 def test_a_damaged_bank_is_one_clear_error(monkeypatch, tmp_path):

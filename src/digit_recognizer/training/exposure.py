@@ -52,7 +52,7 @@ def widened(cfg: TrainConfig, tr: Split, draw: int = 0) -> Split:
             tags.append(fonted_labels)
     if cfg.outliers:
         n = int(round(cfg.outliers * len(tr)))
-        parts.append(outlier_bank(n, rng, images, labels, fonts=cfg.fonts))
+        parts.append(outlier_bank(n, rng, images, labels, fonts=cfg.fonts, replace=cfg.fonts_replace))
         tags.append(np.full(n, NOT_DIGIT, np.int64))
     return Split(torch.from_numpy(np.concatenate(parts)), torch.from_numpy(np.concatenate(tags)))
 

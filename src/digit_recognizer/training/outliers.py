@@ -19,11 +19,12 @@ import numpy as np
 
 from ..constants import IMAGE_SIZE
 from .fonts import font_letters
-from .glyphs import NOT_DIGITS
+from .glyphs import LETTERS, NOT_DIGITS
 from .hands import enlarged
 from .strokes import CANVAS, Hand, draw, fitted, render, spline
 
 KINDS = ("glyph", "scribble", "fragment", "pair", "blot")
+FONTS_REPLACE = ("glyphs", "letters")  # what the font share of a bank replaces: any drawn glyph, or drawn letters
 SHARES = (0.57, 0.15, 0.08, 0.12, 0.08)  # of a bank, in KINDS' order
 SCRIBBLE_TURNS = (7, 16)  # control points of a scribble (uniform integers)
 KEEP = (0.2, 0.5)  # the share of a digit's ink that a fragment keeps (uniform)
@@ -32,9 +33,10 @@ BLOT_POINTS = (6, 12)  # corners of a blot's outline (uniform integers)
 BLOT_SPIKE = (0.3, 1.0)  # each corner's distance from the blot's centre, relative (uniform)
 
 
-def glyph(rng: np.random.Generator) -> np.ndarray:
+def glyph(rng: np.random.Generator, name: str | None = None) -> np.ndarray:
+    """The glyph `name` (a random one if None) of NOT_DIGITS drawn by a random hand: (28, 28) uint8."""
     names = list(NOT_DIGITS)
-    return draw(NOT_DIGITS[names[rng.integers(len(names))]], Hand.random(rng), rng)
+    return draw(NOT_DIGITS[name or names[rng.integers(len(names))]], Hand.random(rng), rng)
 
 
 def scribble(rng: np.random.Generator) -> np.ndarray:
@@ -82,15 +84,20 @@ def blot(rng: np.random.Generator) -> np.ndarray:
     return fitted(canvas.astype(np.float32))
 
 
-def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, fonts: float = 0.0
-                 ) -> np.ndarray:
+def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, fonts: float = 0.0,
+                 replace: str = "glyphs") -> np.ndarray:
     """n marks that are not digits, in KINDS' SHARES, fragments and pairs cut from `digits` (N, 28, 28) uint8
-    with `labels` (N,); a share `fonts` of the glyphs are letters from handwriting fonts instead: (n, 28, 28)
-    uint8."""
+    with `labels` (N,); a share `fonts` of the glyphs (replace="glyphs"), or of the glyphs that are letters
+    (replace="letters": symbols and shapes keep their share), are letters from handwriting fonts instead:
+    (n, 28, 28) uint8."""
     kinds = rng.choice(len(KINDS), size=n, p=np.array(SHARES) / sum(SHARES))
-    typed = np.zeros(n, bool)
+    typed, names = np.zeros(n, bool), [None] * n
     if fonts:  # drawn only when asked, so that a bank without fonts is the one it always was
-        typed = (kinds == KINDS.index("glyph")) & (rng.random(n) < fonts)
+        typed = kinds == KINDS.index("glyph")
+        if replace == "letters":  # each glyph named first, so that only letters give way to the fonts
+            names = [list(NOT_DIGITS)[i] for i in rng.integers(len(NOT_DIGITS), size=n)]
+            typed &= np.isin(names, LETTERS)
+        typed &= rng.random(n) < fonts
     cuttable = np.nonzero(~np.isin(labels, UNCUT))[0]
     out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     out[typed] = font_letters(int(typed.sum()), rng)
@@ -98,7 +105,7 @@ def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: n
         if typed[k]:
             continue
         if kind == "glyph":
-            out[k] = glyph(rng)
+            out[k] = glyph(rng, names[k])
         elif kind == "scribble":
             out[k] = scribble(rng)
         elif kind == "fragment":
@@ -109,4 +116,3 @@ def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: n
         else:
             out[k] = blot(rng)
     return out
-

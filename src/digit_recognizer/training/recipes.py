@@ -11,6 +11,7 @@ from ..config import from_dict, to_dict
 from ..errors import DigitsError
 from ..inference.device import use_bf16
 from ..models.net import get_architecture
+from .outliers import FONTS_REPLACE
 from .rundir import RunDir
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -53,10 +54,12 @@ class TrainConfig:
     # Other people's hands (training.hands): this many times the training split in extra digits, half MNIST's
     # 1s and 7s with a flag or a bar, half drawn in other writers' styles.
     other_hands: float = 0.0
-    # The share of those drawn digits, and of the outliers' glyphs (letters, symbols and shapes alike), written
-    # instead in handwriting fonts (training.fonts: type designers' renderings of real hands); the fonts give
-    # letters only, so symbols and shapes keep the other share.
+    # The share of those drawn digits, and of the outliers' glyphs, written instead in handwriting fonts
+    # (training.fonts: type designers' renderings of real hands). The fonts give letters only; `fonts_replace`
+    # says which glyphs give way: "glyphs" (letters, symbols and shapes alike) or "letters" (symbols and shapes
+    # keep their share; training.outliers.FONTS_REPLACE).
     fonts: float = 0.0
+    fonts_replace: str = "glyphs"
     outliers: float = 0.0  # this many times the training split in marks that are not digits (training.outliers)
     outlier_weight: float = 0.5  # the outliers' loss (to uniform) relative to a digit's (Hendrycks et al.: 0.5)
     redraw_every: int = 0  # epochs between fresh draws of those extra digits and outliers (0: one draw per run)
@@ -78,7 +81,8 @@ RECIPES = {
                         weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
                         augment_degrees=10, augment_scale=0.1, augment_shift=0.1,
                         augment_stroke=0.5, augment_bold=0.1, augment_squeeze=0.5, augment_marker=0.2, ema=0.999,
-                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.3, redraw_every=6, fonts=0.5),
+                        tta=True, augment_slant=20.0, other_hands=0.25, outliers=0.5, outlier_weight=1.0,
+                        redraw_every=6, fonts=0.75, fonts_replace="letters"),
 }
 # `best` also learns other people's hands (flagged 1s, crossed 7s, slanted scripts: training.hands) and what is not
 # a digit (training.outliers); on the fast recipe, over the validation seed of benchmarks/other_hands.py, that
@@ -90,7 +94,8 @@ RECIPES = {
 # reader thins them. The shipped model hands it the digits whose strokes the reader thinned
 # (models.modelfile: "marker_reader"); alone it reads clean MNIST worse than `best`.
 RECIPES["marker"] = replace(RECIPES["best"], recipe="marker", augment_marker=1.0, marker_pen=True, epochs=36,
-                            redraw_every=0, fonts=0.0)  # as the shipped marker reader was trained
+                            redraw_every=0, augment_slant=30.0, other_hands=0.3, outliers=0.35, outlier_weight=0.5,
+                            fonts=0.0, fonts_replace="glyphs")  # as the shipped marker reader was trained
 DEFAULT_RECIPE = "fast"
 
 # Where the best choice differs by device. On a GPU a step of 512 images costs about what a step of 64 does,
@@ -122,6 +127,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     use_bf16(cfg.precision)  # rejects an unknown precision
     if cfg.optimizer not in OPTIMIZERS:
         raise DigitsError(f"unknown optimizer '{cfg.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
+    if cfg.fonts_replace not in FONTS_REPLACE:
+        raise DigitsError(f"unknown fonts_replace '{cfg.fonts_replace}' (choose from {', '.join(FONTS_REPLACE)})")
     if cfg.schedule not in SCHEDULES:
         raise DigitsError(f"unknown schedule '{cfg.schedule}' (choose from {', '.join(SCHEDULES)})")
     if cfg.epochs < 1 or cfg.batch_size < 1:
