@@ -90,6 +90,8 @@ RECIPES = {
 # afresh every 6 epochs, over 48 epochs instead of 36 (seed 1, validation, docs/experiments.md § Other hands:
 # 48 epochs): other hands 97.3 -> 99.0%, their numbers 97.3 -> 97.7%, the presentation sets +0.25 points on
 # average, clean validation the same (30 errors), letters refused 93.3 -> 92.3%.
+# Fonts 0.75 of the drawn digits and of the outliers' letters, outliers 0.5 at weight 1.0: chosen on the fast
+# recipe (docs/experiments.md § Font letters in place of drawn letters only).
 # The marker reader: the best recipe on digits drawn only with a fat marker of its own width and thinned as the
 # reader thins them. The shipped model hands it the digits whose strokes the reader thinned
 # (models.modelfile: "marker_reader"); alone it reads clean MNIST worse than `best`.
