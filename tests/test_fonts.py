@@ -6,9 +6,8 @@ import torch
 from digit_recognizer.constants import IMAGE_SIZE, NOT_DIGIT
 from digit_recognizer.data.dataset import Split
 from digit_recognizer.errors import DigitsError
-from digit_recognizer.training import fonts
+from digit_recognizer.training import fonts, outliers
 from digit_recognizer.training.exposure import widened
-from digit_recognizer.training import outliers
 from digit_recognizer.training.glyphs import LETTERS
 from digit_recognizer.training.outliers import outlier_bank
 from digit_recognizer.training.recipes import RECIPES, make_config

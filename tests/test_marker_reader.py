@@ -160,16 +160,14 @@ def test_an_ensemble_can_be_the_marker_reader(pair, tmp_path):
     torch.testing.assert_close(both.probabilities(x, torch.ones(3, dtype=torch.bool)), want.probabilities(x))
 
 
-
 def test_the_marker_recipe_is_how_the_shipped_marker_reader_was_trained():
     """`digits train --recipe marker` reproduces the shipped reader: every setting its model file records."""
-    from importlib import resources
-
     from digit_recognizer.config import to_dict
+    from digit_recognizer.models.modelfile import beside, default_model_path, read_json
     from digit_recognizer.training.recipes import RECIPES
 
-    shipped = json.loads(resources.files("digit_recognizer.assets").joinpath("model-marker.json").read_text())
-    recorded = shipped["training"]
+    shipped = default_model_path()
+    recorded = read_json(beside(shipped, read_json(shipped)["marker_reader"]))["training"]
     recipe = to_dict(RECIPES["marker"])
     per_run = {"seed", "tta"}  # given on its command line: --seed 1 --no-tta
     assert {k: recorded[k] for k in recipe.keys() & recorded.keys() - per_run if recorded[k] != recipe[k]} == {}

@@ -24,6 +24,7 @@ from .hands import enlarged
 from .strokes import CANVAS, Hand, draw, fitted, render, spline
 
 KINDS = ("glyph", "scribble", "fragment", "pair", "blot")
+GLYPH_NAMES = tuple(NOT_DIGITS)  # the glyphs a bank draws from, in a fixed order for the random picks
 FONTS_REPLACE = ("glyphs", "letters")  # what the font share of a bank replaces: any drawn glyph, or drawn letters
 SHARES = (0.57, 0.15, 0.08, 0.12, 0.08)  # of a bank, in KINDS' order
 SCRIBBLE_TURNS = (7, 16)  # control points of a scribble (uniform integers)
@@ -35,8 +36,7 @@ BLOT_SPIKE = (0.3, 1.0)  # each corner's distance from the blot's centre, relati
 
 def glyph(rng: np.random.Generator, name: str | None = None) -> np.ndarray:
     """The glyph `name` (a random one if None) of NOT_DIGITS drawn by a random hand: (28, 28) uint8."""
-    names = list(NOT_DIGITS)
-    return draw(NOT_DIGITS[name or names[rng.integers(len(names))]], Hand.random(rng), rng)
+    return draw(NOT_DIGITS[name or GLYPH_NAMES[rng.integers(len(GLYPH_NAMES))]], Hand.random(rng), rng)
 
 
 def scribble(rng: np.random.Generator) -> np.ndarray:
@@ -95,7 +95,7 @@ def outlier_bank(n: int, rng: np.random.Generator, digits: np.ndarray, labels: n
     if fonts:  # drawn only when asked, so that a bank without fonts is the one it always was
         typed = kinds == KINDS.index("glyph")
         if replace == "letters":  # each glyph named first, so that only letters give way to the fonts
-            names = [list(NOT_DIGITS)[i] for i in rng.integers(len(NOT_DIGITS), size=n)]
+            names = [GLYPH_NAMES[i] for i in rng.integers(len(GLYPH_NAMES), size=n)]
             typed &= np.isin(names, LETTERS)
         typed &= rng.random(n) < fonts
     cuttable = np.nonzero(~np.isin(labels, UNCUT))[0]
