@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared session on a GPU machine (PyTorch with CUDA, no network), about 10 minutes: the device tests,
-# benchmarks/gpu.py (time to 99.2%, --cuda-graph against the eager step, the tutorial and best recipes,
+# benchmarks/gpu.py (time to 99.2% with the default CUDA graph and with eager steps, the tutorial and best recipes,
 # inference, utilisation), then the first accuracy question of benchmarks/gpu_accuracy.py in the time left.
 # Everything it measures lands in $OUT.
 #

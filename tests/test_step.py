@@ -9,10 +9,13 @@ import sys
 import pytest
 import torch
 
+from digit_recognizer.config import from_dict
 from digit_recognizer.data.dataset import Split
+from digit_recognizer.errors import DigitsError
 from digit_recognizer.training import epoch, loop
 from digit_recognizer.training.checkpoint import load_checkpoint, save_checkpoint
-from digit_recognizer.training.recipes import make_config
+from digit_recognizer.training.distributed import World
+from digit_recognizer.training.recipes import TrainConfig, make_config
 from digit_recognizer.training.step import GraphedStep
 
 
@@ -64,4 +67,39 @@ def test_cuda_graph_without_cuda_is_one_line_before_any_data(tmp_path):
 
 def test_config_records_the_choice():
     assert dataclasses.asdict(make_config("best", cuda_graph=True))["cuda_graph"] is True
-    assert make_config("best").cuda_graph is False
+    assert make_config("best").cuda_graph is None  # wherever a graph can run
+    assert from_dict(TrainConfig, {"recipe": "x", "cuda_graph": False}).cuda_graph is False
+    assert from_dict(TrainConfig, {"recipe": "x", "cuda_graph": None}).cuda_graph is None
+    with pytest.raises(DigitsError, match="cuda_graph: expected bool, got 'yes'"):
+        from_dict(TrainConfig, {"recipe": "x", "cuda_graph": "yes"})
+
+
+CUDA, CPU = torch.device("cuda"), torch.device("cpu")
+
+
+@pytest.mark.parametrize("asked, device, processes, optimizer, graph, why", [
+    (None, CUDA, 1, "sgd", True, ""),  # the default on a GPU
+    (None, CPU, 1, "sgd", False, "cpu, not CUDA"),
+    (None, CUDA, 2, "sgd", False, "2 processes"),  # torchrun: eager, said in one line
+    (None, CUDA, 1, "adamw", False, "adamw, not SGD"),
+    (False, CUDA, 1, "sgd", False, "--no-cuda-graph"),
+    (True, CUDA, 1, "sgd", True, ""),
+])
+def test_the_step_is_a_cuda_graph_wherever_one_can_run(asked, device, processes, optimizer, graph, why):
+    cfg = make_config("best", device.type, cuda_graph=asked, optimizer=optimizer)
+    assert loop.cuda_graph_for(cfg, device, World(size=processes)) == (graph, why)
+
+
+@pytest.mark.parametrize("device, processes, optimizer, named", [
+    (CPU, 1, "sgd", "cpu, not CUDA"), (CUDA, 2, "sgd", "2 processes"), (CUDA, 1, "adamw", "adamw, not SGD")])
+def test_a_cuda_graph_asked_for_where_none_can_run_is_one_line(device, processes, optimizer, named):
+    cfg = make_config("best", device.type, cuda_graph=True, optimizer=optimizer)
+    with pytest.raises(DigitsError, match=f"--cuda-graph needs one process on a CUDA device with SGD .*{named}"):
+        loop.cuda_graph_for(cfg, device, World(size=processes))
+
+
+def test_the_default_step_on_a_cpu_is_eager():
+    cfg = make_config("best", epochs=1, batch_size=64)
+    state = loop.set_up(cfg, CPU)
+    assert type(epoch.make_step(cfg, state, state.model, False)) is epoch.EagerStep
+    assert type(epoch.make_step(cfg, state, state.model, False, graph=True)) is GraphedStep

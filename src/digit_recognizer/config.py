@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -39,6 +40,11 @@ def shown(value: Any, limit: int = 60) -> str:
 
 def coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):  # X | None
+        if value is None:
+            return None
+        (hint,) = set(typing.get_args(hint)) - {type(None)}
+        origin = typing.get_origin(hint)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise DigitsError(f"{where}: expected a list, got {shown(value)}")

@@ -50,12 +50,14 @@ class State:
         return self.ema if self.ema is not None else self.model
 
 
-def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool) -> EagerStep:
-    """The training step: eager, or replayed as a CUDA graph with --cuda-graph (`net`: the model, or its
-    DistributedDataParallel wrapper under torchrun)."""
+def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool, graph: bool | None = None
+              ) -> EagerStep:
+    """The training step: eager, or replayed as a CUDA graph where `graph` (default: where `cfg.cuda_graph`
+    asks for one; loop.cuda_graph_for decides for a run). `net`: the model, or its DistributedDataParallel
+    wrapper under torchrun."""
     settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing,
                     outlier_weight=cfg.outlier_weight)
-    if not cfg.cuda_graph:
+    if not (bool(cfg.cuda_graph) if graph is None else graph):
         return EagerStep(net, state.opt, state.ema, state.model, **settings)
     return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size,
                        channels_last=cfg.channels_last, capture=next(state.model.parameters()).is_cuda, **settings)

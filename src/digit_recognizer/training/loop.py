@@ -68,7 +68,9 @@ def train_locked(cfg: TrainConfig, data: Split, run: RunDir, resume: bool, progr
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if world.distributed and cfg.batch_size < world.size:
         raise DigitsError(f"batch size {cfg.batch_size} is smaller than the {world.size} processes sharing it")
-    check_cuda_graph(cfg, dev, world)
+    graph, why_not = cuda_graph_for(cfg, dev, world)
+    if dev.type == "cuda" and world.is_main:
+        log("training steps: " + ("each replayed as one CUDA graph" if graph else f"eager ({why_not})"))
     if world.is_main:
         start_run(run, cfg, resume, overwrite)
     barrier(world)
@@ -90,7 +92,7 @@ def train_locked(cfg: TrainConfig, data: Split, run: RunDir, resume: bool, progr
         log(f"resuming {run.path}: no checkpoint was saved there (none finished), so from epoch 1")
     step_net = ddp_wrapped(state.model, dev) if world.distributed else state.model
     flops = forward_flops(state.model)
-    step = make_step(cfg, state, step_net, bf16)  # built once: a captured graph serves every epoch
+    step = make_step(cfg, state, step_net, bf16, graph)  # built once: a captured graph serves every epoch
     drawn = draw_of(cfg, min(len(state.history), cfg.epochs - 1))
     tr, tr_dev, marker = training_split(cfg, base, drawn, base_marker, world, log, dev)
     for epoch in range(len(state.history), cfg.epochs):
@@ -203,10 +205,19 @@ def set_up(cfg: TrainConfig, device: torch.device | None = None) -> State:
     return State(model, make_optimizer(cfg, model), ema)
 
 
-def check_cuda_graph(cfg: TrainConfig, device: torch.device, world: World) -> None:
-    if cfg.cuda_graph and (device.type != "cuda" or world.distributed or cfg.optimizer != "sgd"):
-        raise DigitsError(f"--cuda-graph needs one process on a CUDA device with SGD (this run: {device.type}, "
-                          f"{world.size} process(es), {cfg.optimizer})")
+def cuda_graph_for(cfg: TrainConfig, device: torch.device, world: World) -> tuple[bool, str]:
+    """Whether the training steps replay as one CUDA graph, and why not where they do not. A graph needs one
+    process (DistributedDataParallel's hooks run outside it) on a CUDA device with SGD (the fused step reads its
+    learning rate from the device); `cuda_graph` None takes it wherever it can run, True requires it."""
+    blocked = [why for why, cannot in ((f"{device.type}, not CUDA", device.type != "cuda"),
+                                       (f"{world.size} processes", world.distributed),
+                                       (f"{cfg.optimizer}, not SGD", cfg.optimizer != "sgd")) if cannot]
+    if cfg.cuda_graph and blocked:
+        raise DigitsError(f"--cuda-graph needs one process on a CUDA device with SGD (this run: "
+                          f"{'; '.join(blocked)})")
+    if cfg.cuda_graph is False:
+        return False, "--no-cuda-graph"
+    return not blocked, "; ".join(blocked)
 
 
 @torch.no_grad()

@@ -66,7 +66,9 @@ class TrainConfig:
     marker_pen: bool = False  # the marker's stroke a pen of its own (training.marker.MARKER_PEN), not the digit's
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
     tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
-    cuda_graph: bool = False  # replay each full batch's whole step as one CUDA graph (training.step)
+    # Replay each full batch's whole step as one CUDA graph (training.step): None wherever one can run (one
+    # process on a CUDA device, SGD), else eager steps; True: required (an error where it cannot); False: off.
+    cuda_graph: bool | None = None
     limit: int = 0  # smoke runs: train on only the first N training images (0 = all)
 
 

@@ -93,8 +93,8 @@ def train(
                                                           "and the outliers a recipe learns from (0: one draw "
                                                           "per run; default: the recipe's, 6 for best)."),
     cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
-                                              help="Replay each training step as one CUDA graph (CUDA, one "
-                                                   "process, SGD recipes)."),
+                                              help="Replay each training step as one CUDA graph (default: "
+                                                   "wherever one can run: one process on CUDA, SGD)."),
 ) -> None:
     """Train a model into a run folder: config, metrics, checkpoint, model, report."""
     keep_freed_memory()
@@ -122,9 +122,9 @@ def train(
 
     world = distributed.from_environment()  # torchrun's processes, or just this one
     dev = distributed.start(world, dev)
-    from ...training.loop import check_cuda_graph
+    from ...training.loop import cuda_graph_for
 
-    check_cuda_graph(cfg, dev, world)
+    cuda_graph_for(cfg, dev, world)  # --cuda-graph where no graph can run: refused before the data loads
     if world.is_main and not (resume or overwrite):
         run.make_room(overwrite=False)  # a folder that holds a run is refused before the data loads
     ds = load_data(data_dir, no_verify, progress and world.is_main)  # after every option is checked
