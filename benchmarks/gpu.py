@@ -67,15 +67,18 @@ def timed_train(cfg, data, device, quiet=True):
     return acc, train_seconds, whole, result.history
 
 
-def whole_command(device: str, data_dir: str | None, extra: list[str]) -> float:
-    """Wall seconds of `digits train --device cuda --no-report` in a fresh process (imports included)."""
+def whole_command(device: str, data_dir: str | None, extra: list[str]) -> tuple[float, list[str]]:
+    """Wall seconds of `digits train --device cuda --no-report` in a fresh process (imports included), and its
+    log's lines that time the fixed costs (the training steps' kind, each epoch, what follows the last)."""
     cmd = [sys.executable, "-m", "digit_recognizer", "train", "--device", device, "--no-report", "--no-progress",
            "--out", tempfile.mkdtemp(prefix="gpu-cmd-") + "/run", *extra]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - started
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    timed = ("training steps:", "epoch ", "sealed in", "trained in")
+    return seconds, [line for line in (done.stderr + done.stdout).splitlines() if line.startswith(timed)]
 
 
 def inference(device, repeats: int) -> tuple[float, float]:
@@ -140,8 +143,9 @@ def main() -> None:
                  for s in range(args.seeds)]
         records.append(emit({"what": "fast recipe, --no-cuda-graph (eager)", **seeds_record(eager)}))
     extra = [f"--{k}={v}" for k, v in small.items()] + (["--no-verify"] if args.no_verify else [])
-    cmd_seconds = whole_command(args.device, args.data_dir, extra)
-    records.append(emit({"what": f"digits train --device {args.device} (fresh process)", "seconds": cmd_seconds}))
+    cmd_seconds, cmd_log = whole_command(args.device, args.data_dir, extra)
+    records.append(emit({"what": f"digits train --device {args.device} (fresh process)", "seconds": cmd_seconds,
+                         "log": cmd_log}))
 
     # 2. Utilisation of the training step: achieved FLOP/s against the bf16 peak.
     cfg = make_config("fast", kind)

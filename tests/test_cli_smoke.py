@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,11 @@ def test_smoke_training_logs_throughput_and_names_its_model(fake_data_dir, tmp_p
     res = smoke_train(fake_data_dir, "--no-report", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "images/s" in res.stderr and "GFLOP/s" in res.stderr
+    # What follows the last epoch, timed step by step (on a CPU the validation outliers are drawn then).
+    sealed = re.search(r"sealed in ([\d.]+) s: calibration ([\d.]+), int8 ranges [\d.]+, refusals measured "
+                       r"\(outliers drawn\) [\d.]+, saving [\d.]+$", res.stderr, re.M)
+    assert sealed and float(sealed[1]) >= float(sealed[2]) > 0, res.stderr
+    assert "training steps:" not in res.stderr  # said on CUDA only
     run = tmp_path / "runs" / "fast-seed0"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert history[0]["images_per_second"] > 0 and history[0]["gflops"] > 0

@@ -7,10 +7,11 @@ import torch
 
 from digit_recognizer.constants import IMAGE_SIZE, NOT_DIGIT
 from digit_recognizer.data.dataset import Split
+from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.recognizer import Prediction
 from digit_recognizer.training.augment import random_slant
 from digit_recognizer.training.calibration import DIGITS_REFUSED, REFUSE_BELOW, refusal_stats, refusal_threshold
-from digit_recognizer.training.exposure import draw_of, widened
+from digit_recognizer.training.exposure import draw_of, drawn_ahead, validation_outliers, widened
 from digit_recognizer.training.glyphs import DIGIT_STYLES, LETTERS, NOT_DIGITS
 from digit_recognizer.training.hands import crossed_seven, flagged_one, styled_digits
 from digit_recognizer.training.outliers import KINDS, outlier_bank
@@ -98,6 +99,19 @@ def test_the_widened_split_adds_other_hands_and_outliers():
     assert (wide.labels[:100] == tr.labels).all() and (wide.labels[-30:] == NOT_DIGIT).all()
     assert (wide.labels[100:120] < 10).all()
     assert widened(make_config("fast"), tr) is tr
+
+
+def test_validation_outliers_drawn_ahead_are_the_ones_drawn_in_line():
+    digits = torch.from_numpy(np.stack([bar(10, 18, 4, 24)] * 50))
+    va = Split(digits, torch.arange(50) % 10)
+    ahead = drawn_ahead(validation_outliers, va, 40)
+    assert np.array_equal(ahead(), validation_outliers(va, 40)) and ahead().shape == (40, IMAGE_SIZE, IMAGE_SIZE)
+
+    def broken(_):
+        raise DigitsError("the font glyph bank is damaged")
+    failed = drawn_ahead(broken, va)
+    with pytest.raises(DigitsError, match="glyph bank is damaged"):  # met by the caller, as drawing in line would
+        failed()
 
 
 def test_a_fresh_draw_of_other_hands_and_outliers_every_few_epochs():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -159,9 +160,10 @@ def train(
     if report:
         from ..report import report_run
 
+        started = time.perf_counter()
         page, _ = report_run(run.path, ds.train, ds.test,
                              on_result=lambda ev: typer.echo(f"test accuracy: {ev.accuracy * 100:.2f}%"))
-        typer.echo(f"report: {page}")
+        typer.echo(f"report: {page} ({time.perf_counter() - started:.1f} s)")
     echo_use_it(run.path)
 
 
