@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from ..constants import DIGIT_BOX, MNIST_STROKE
 from ..inference.reader import PARAMS
+from ..inference.reader.masks import WIDTH_PERCENTILE
 from .synth import INK_COLOURS, paper
 
 UPSAMPLE = 4  # strokes are re-drawn on a 4x finer grid, where MNIST's ~2.5 px strokes are ~10 px wide
@@ -41,7 +42,7 @@ def restroke(a: np.ndarray, factor: float, pen: float | None = None) -> np.ndarr
     if not inside.any():
         return np.asarray(big).clip(0, 1)
     signed = ndimage.distance_transform_edt(inside) - ndimage.distance_transform_edt(~inside)  # + inside
-    half = np.percentile(signed[inside], 90)  # half the stroke width, fine px
+    half = np.percentile(signed[inside], WIDTH_PERCENTILE)  # half the stroke width, fine px
     target = half * factor if pen is None else pen * MNIST_STROKE * UPSAMPLE / 2
     return np.clip(signed + target - half + 0.5, 0, 1)
 

@@ -19,7 +19,7 @@ from ...constants import PIXEL_MAX
 from ...errors import NoInk
 from .masks import bounds, edge, typical_width
 from .ops import box_mean, gaussian, opened, shrunk, stretched, wide_blur
-from .stats import SAMPLE, median, percentile, sample, sample_at
+from .stats import MAD_TO_SIGMA, SAMPLE, median, percentile, sample, sample_at
 from .params import Background, ReaderParams
 
 
@@ -150,7 +150,7 @@ def pixel_noise(y: np.ndarray) -> float:
     """Standard deviation of pixel noise, from neighbour differences (robust: edges are a minority of pixels,
     however much of the image the ink covers)."""
     d = neighbour_differences(y)
-    return 1.4826 * median(np.abs(d)) / np.sqrt(2.0) if d.size else 0.0
+    return MAD_TO_SIGMA * median(np.abs(d)) / np.sqrt(2.0) if d.size else 0.0
 
 
 def peak(y: np.ndarray, p: Background) -> tuple[float, np.ndarray]:

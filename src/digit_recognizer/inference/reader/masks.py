@@ -8,6 +8,8 @@ from ...constants import PIXEL_MAX
 from .ops import opencv
 from .stats import percentile
 
+WIDTH_PERCENTILE = 90  # of the depths inside strokes: twice it is their width (how MNIST_STROKES was measured)
+
 
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:
     """(h, w) bool: the pixels of x (ink bright, 0..255) above `level`, a share of full ink (ReaderParams.ink)."""
@@ -65,7 +67,7 @@ def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
         rows, cols = box
         mask = mask[max(rows.start - 1, 0):rows.stop + 1, max(cols.start - 1, 0):cols.stop + 1]
     d = depth(mask, beyond)
-    return 2.0 * percentile(d[mask], 90)
+    return 2.0 * percentile(d[mask], WIDTH_PERCENTILE)
 
 
 def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ SAMPLE = 1 << 13  # pixels a statistic of a whole image is taken over
 DIRECT = 1 << 10  # values up to which an order statistic is a plain partition of them all
 PILOTS = 1 << 9  # values of a larger array sorted to bracket the ranks sought (Floyd & Rivest)
 BRACKET = 3.0  # how far, in standard deviations of a pilot's rank, the bracket reaches past the ranks sought
+MAD_TO_SIGMA = 1.4826  # a normal distribution's sigma per median absolute deviation (1 / Phi^-1(3/4))
 
 
 def sample(values: np.ndarray) -> np.ndarray:

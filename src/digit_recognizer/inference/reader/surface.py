@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .masks import grown
-from .stats import median, percentile
+from .stats import MAD_TO_SIGMA, median, percentile
 
 if TYPE_CHECKING:
     from .params import Background
@@ -77,7 +77,7 @@ def paper_surface(small: np.ndarray, flat: np.ndarray, p: "Background") -> np.nd
         normal = np.array([[m4[bi + bj, ai + aj] for aj, bj in TERMS] for ai, bi in TERMS])
         coef = np.linalg.lstsq(normal, np.array([m2[b, a] for a, b in TERMS]), rcond=None)[0]
         residual = values - surface(coef, px, py)
-        spread = 1.4826 * median(np.abs(residual[keep])) + 1e-6
+        spread = MAD_TO_SIGMA * median(np.abs(residual[keep])) + 1e-6
         keep = paper & (np.abs(residual) <= p.surface_outliers * spread)
         if keep.sum() < MIN_FIT:
             return None
