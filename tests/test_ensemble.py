@@ -53,6 +53,24 @@ def test_probabilities_average_members_and_shifted_views(ensemble_run, mnist):
     assert Recognizer(loaded).predict(x[0].numpy()).digit == int(expected[0].argmax())
 
 
+def test_the_digit_score_is_the_members_and_views_mean_logsumexp_and_cascades_with_the_answer(ensemble_run, mnist):
+    from dataclasses import replace
+
+    loaded = load_model(ensemble_run)
+    x = mnist.test.images[:64]
+    calibrated = [logits(net, v) / t for net, t in zip(loaded.nets, loaded.temperatures) for v in tta_views(x, 1)]
+    expected = torch.stack([torch.logsumexp(z, 1) for z in calibrated]).mean(0)  # (N,)
+    probs, score = Recognizer(loaded, precision="fp32").scores(x)
+    assert torch.allclose(score, expected, atol=1e-5) and score.shape == (64,)
+    assert torch.allclose(probs, torch.stack([F.softmax(z, 1) for z in calibrated]).mean(0), atol=1e-6)
+    first = logits(loaded.nets[0], x) / loaded.temperatures[0]  # (N, 10): the first member alone, one view
+    cascade = float(F.softmax(first, 1).amax(1).median())
+    unsure = F.softmax(first, 1).amax(1) < cascade
+    _, got = Recognizer(replace(loaded, meta={**loaded.meta, "cascade": cascade}), precision="fp32").scores(x)
+    assert torch.allclose(got[~unsure], torch.logsumexp(first, 1)[~unsure], atol=1e-5)
+    assert torch.allclose(got[unsure], expected[unsure], atol=1e-5)
+
+
 @pytest.mark.smoke
 def test_resume_keeps_finished_members(small, ensemble_run, tmp_path):
     before = (ensemble_run / "member-0" / "model.safetensors").stat().st_mtime_ns

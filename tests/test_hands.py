@@ -8,6 +8,7 @@ import torch
 from digit_recognizer.constants import IMAGE_SIZE, NOT_DIGIT
 from digit_recognizer.data.dataset import Split
 from digit_recognizer.errors import DigitsError
+from digit_recognizer.inference.answers import postprocess
 from digit_recognizer.inference.recognizer import Prediction
 from digit_recognizer.training.augment import random_slant
 from digit_recognizer.training.calibration import DIGITS_REFUSED, REFUSE_BELOW, refusal_stats, refusal_threshold
@@ -144,6 +145,18 @@ def test_a_refusal_says_whether_it_was_ambiguous_or_not_a_digit():
     assert split.reason.startswith("ambiguous between 4 and 9")
     assert spread.reason.startswith("not a digit")
     assert Prediction(3, 0.9, (0.0,) * 10).reason is None
+
+
+def test_a_digit_score_below_the_models_threshold_is_not_a_digit_however_sure_the_softmax():
+    probs = torch.tensor([[0.9] + [0.1 / 9] * 9, [0.9] + [0.1 / 9] * 9, [0.47, 0.46] + [0.07 / 8] * 8])
+    score = torch.tensor([8.0, 2.0, 8.0])  # (N,): a digit, a letter the softmax still calls a 0, an ambiguous one
+    sure, letter, torn = postprocess(probs, 0.5, score, min_score=3.0)
+    assert not sure.refused and sure.score == 8.0 and sure.to_dict()["score"] == 8.0
+    assert letter.refused and letter.unlike and letter.reason.startswith("not a digit (unlike the digits it learned")
+    assert torn.refused and not torn.unlike and torn.reason.startswith("ambiguous between 0 and 1")
+    assert letter.at_threshold(0.0).refused and not torn.at_threshold(0.0).refused  # a caller's threshold
+    assert not any(p.refused for p in postprocess(probs, 0.0, score))  # a model without a score threshold
+    assert "score" not in postprocess(probs)[0].to_dict()  # not measured: not shown
 
 
 def test_a_slant_shears_half_the_digits_and_keeps_them_whole():

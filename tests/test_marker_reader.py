@@ -52,6 +52,14 @@ def test_marker_rows_go_to_the_marker_reader(pair):
     preds = both.predict_views(views)
     torch.testing.assert_close(torch.tensor(preds[0].probabilities), marker_only.probabilities(x[:2]).mean(0))
     torch.testing.assert_close(torch.tensor(preds[1].probabilities), plain.probabilities(x[2:3])[0])
+    # The digit score is the first network's scale: the marker reader's rows have none, and are never refused
+    # by it (their refusal is by confidence), even under a threshold every other row falls below.
+    _, score = both.scores(x, marker)
+    assert torch.isnan(score[marker]).all() and torch.isfinite(score[~marker]).all()
+    picky = Recognizer(load_model(main), precision="fp32", device="cpu", min_confidence=0.0, min_score=1e9)
+    flagged, plain_row = picky.predict_views(views)
+    assert flagged.score is None and not flagged.refused and "score" not in flagged.to_dict()
+    assert plain_row.unlike and plain_row.refused
 
 
 def test_a_fat_markers_image_is_read_by_the_marker_reader(pair):

@@ -26,6 +26,8 @@ class PredictionOut(BaseModel):
                                                    "when the model was not asked)")
     refused: bool = Field(description="no answer given: blank, several digits, not a digit, or ambiguous")
     reason: Optional[str] = Field(None, description="why it was refused")
+    score: Optional[float] = Field(None, description="the digit score: high for digits, low for marks unlike any "
+                                                     "digit the model learned (absent when not measured)")
     image: Optional[list[list[int]]] = Field(None, description="with ?image=true: the 28x28 input the model saw")
 
 

@@ -3,6 +3,7 @@ probabilities into predictions (refused below a threshold, with a reason a perso
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,14 +16,16 @@ AMBIGUOUS_MASS = 0.9  # a refused answer whose top two digits hold this much bel
 
 @dataclass(frozen=True)
 class Prediction:
-    """The answer for one image. A refused answer says why in `reason`: the model's confidence was below the
-    threshold (ambiguous between two digits, or not a digit), or the image had no digit to give the model
-    (blank, noise, several digits: `digit` None and no probabilities)."""
+    """The answer for one image. A refused answer says why in `reason`: the model's digit score was below its
+    threshold (not a digit), or its confidence was (ambiguous between two digits, or not a digit), or the image
+    had no digit to give the model (blank, noise, several digits: `digit` None and no probabilities)."""
     digit: int | None
     confidence: float
     probabilities: tuple[float, ...]  # (10,), or () when the model was not asked
     refused: bool = False
     why: str | None = None  # the reason when the image never reached the model
+    score: float | None = None  # the digit score (engine.scores): high for digits; None when not measured
+    unlike: bool = False  # the score is below the model's threshold: unlike any digit it learned
 
     @classmethod
     def refusal(cls, why: str) -> "Prediction":
@@ -41,6 +44,8 @@ class Prediction:
             return None
         if self.why is not None:
             return self.why
+        if self.unlike:
+            return f"not a digit (unlike the digits it learned: score {self.score:.1f})"
         (a, pa), (b, pb) = self.top[:2]
         if pa + pb >= AMBIGUOUS_MASS:
             return f"ambiguous between {a} and {b} (low confidence, {pa:.2f})"
@@ -48,21 +53,31 @@ class Prediction:
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         out = {**extra, "digit": self.digit, "confidence": round(self.confidence, 6),
-               "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused}
+               "probabilities": [round(p, 6) for p in self.probabilities], "refused": self.refused,
+               **({"score": round(self.score, 4)} if self.score is not None else {})}
         return {**out, "reason": self.reason} if self.refused else out
 
     def at_threshold(self, min_confidence: float) -> "Prediction":
-        """The same answer judged against another refusal threshold (one refused before the model stays so)."""
+        """The same answer judged against another confidence threshold (one refused before the model, or for a
+        digit score under the model's threshold, stays so)."""
         if self.why is not None:
             return self
-        return replace(self, refused=self.confidence < min_confidence)
+        return replace(self, refused=self.unlike or self.confidence < min_confidence)
 
 
-def postprocess(probs: torch.Tensor, min_confidence: float = 0.0) -> list[Prediction]:
-    """(N, 10) probabilities -> one Prediction per row, refused below min_confidence."""
+def postprocess(probs: torch.Tensor, min_confidence: float = 0.0, score: torch.Tensor | None = None,
+                min_score: float | None = None) -> list[Prediction]:
+    """(N, 10) probabilities and (N,) digit scores (NaN: not measured) -> one Prediction per row, refused below
+    min_confidence or, where the model has a score threshold, below min_score."""
     conf, digit = probs.max(dim=1)
-    return [Prediction(int(d), float(c), tuple(float(v) for v in row), c < min_confidence)
-            for d, c, row in zip(digit.tolist(), conf.tolist(), probs.tolist())]
+    scores = [None] * len(probs) if score is None else [None if math.isnan(e) else e for e in score.tolist()]
+    cut = -math.inf if min_score is None else min_score
+    out = []
+    for d, c, row, e in zip(digit.tolist(), conf.tolist(), probs.tolist(), scores):
+        unlike = e is not None and e < cut
+        out.append(Prediction(int(d), float(c), tuple(float(v) for v in row), c < min_confidence or unlike,
+                              score=e, unlike=unlike))
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Recognizer: the Python API and the one path image -> reader -> model -> postprocess for every caller."""
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -11,7 +12,7 @@ import torch
 from ..constants import IMAGE_SIZE, NUM_CLASSES
 from ..errors import DigitsError, Refusal
 from .device import check_precision, resolve_device, usable_cores
-from .engine import EVAL_BATCH, probabilities
+from .engine import EVAL_BATCH, scores
 from ..models.modelfile import LoadedModel, load_model
 from .answers import Prediction, Reading, postprocess
 from .reader import PARAMS, ReaderParams, Trace, Views, read_digit, read_marks
@@ -44,7 +45,7 @@ class Recognizer:
 
     def __init__(self, loaded: LoadedModel, *, tta: bool | None = None, min_confidence: float | None = None,
                  precision: str = "auto", device: str | torch.device | None = "auto",
-                 params: ReaderParams = PARAMS):
+                 params: ReaderParams = PARAMS, min_score: float | None = None):
         self.loaded = loaded
         self.params = params  # the image reader's parameters (inference.reader.params)
         # Model files are device-free: the weights move to the device here (auto: CUDA, then MPS, then CPU).
@@ -57,6 +58,9 @@ class Recognizer:
         # Calibrated on the validation split at training time; callers may choose their own trade-off.
         self.min_confidence = float(loaded.meta.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
                                     if min_confidence is None else min_confidence)
+        # A model trained on marks that are not digits refuses those by its digit score (engine.scores) below
+        # this, fitted like min_confidence; None: a model without one refuses by confidence alone.
+        self.min_score: float | None = loaded.meta.get("min_score") if min_score is None else min_score
         # Test-time augmentation is part of a model's description (ensembles use it), not a caller's choice.
         self.tta = bool(loaded.meta.get("tta", False)) if tta is None else tta
         # An ensemble may let its first member answer alone where that member is sure (models.modelfile).
@@ -86,18 +90,20 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
              precision: str = "auto", device: str | torch.device | None = "auto",
-             params: ReaderParams = PARAMS) -> "Recognizer":
+             params: ReaderParams = PARAMS, min_score: float | None = None) -> "Recognizer":
         return cls(load_model(path), min_confidence=min_confidence, precision=precision, device=device,
-                   params=params)
+                   params=params, min_score=min_score)
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.loaded.meta
 
-    def probabilities(self, images: torch.Tensor | np.ndarray, marker: torch.Tensor | np.ndarray | None = None
-                      ) -> torch.Tensor:
-        """Preprocessed (N, 28, 28) uint8 images -> (N, 10) probabilities. The rows where `marker` (N,) bool is
-        set are a fat marker's digits, read by the marker reader where the model has one."""
+    def scores(self, images: torch.Tensor | np.ndarray, marker: torch.Tensor | np.ndarray | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed (N, 28, 28) uint8 images -> (N, 10) probabilities and (N,) digit scores
+        (engine.scores). The rows where `marker` (N,) bool is set are a fat marker's digits, read by the marker
+        reader where the model has one; their score is NaN (not measured: the marker reader's scale is its own,
+        and its refusal is by confidence)."""
         x = torch.as_tensor(images)
         if x.ndim == 2:
             x = x.unsqueeze(0)
@@ -107,33 +113,40 @@ class Recognizer:
             raise DigitsError(f"expected one marker flag per image ({len(x)}), got {len(marker)}")
         routed = None if marker is None or self.marker is None else torch.as_tensor(marker, dtype=torch.bool)
         if routed is not None and routed.any():
-            probs = torch.empty(len(x), NUM_CLASSES)
-            probs[routed] = self.marker.probabilities(x[routed]).cpu()
+            probs, score = torch.empty(len(x), NUM_CLASSES), torch.full((len(x),), math.nan)
+            probs[routed] = self.marker.scores(x[routed])[0].cpu()
             if not routed.all():
-                probs[~routed] = self.probabilities(x[~routed]).cpu()
-            return probs.to(self.device)
+                probs[~routed], score[~routed] = (t.cpu() for t in self.scores(x[~routed]))
+            return probs.to(self.device), score.to(self.device)
         int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
-        probs = probabilities(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
+        probs, score = scores(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
                               precision=self.precision, int8_nets=int8_nets, cascade=self.cascade)
         if not torch.isfinite(probs).all():  # weights that overflow: no answer is better than a wrong one
             raise DigitsError(f"{self.loaded.name}: the model gave non-finite probabilities (broken weights)")
-        return probs
+        return probs, score
+
+    def probabilities(self, images: torch.Tensor | np.ndarray, marker: torch.Tensor | np.ndarray | None = None
+                      ) -> torch.Tensor:
+        """`scores`' probabilities alone: (N, 28, 28) uint8 -> (N, 10)."""
+        return self.scores(images, marker)[0]
 
     def predict_arrays(self, images: torch.Tensor | np.ndarray) -> list[Prediction]:
-        return postprocess(self.probabilities(images), self.min_confidence)
+        probs, score = self.scores(images)
+        return postprocess(probs, self.min_confidence, score, self.min_score)
 
     def predict_views(self, views: Sequence[Views]) -> list[Prediction]:
-        """One prediction per image from its Views (inference.reader.read_digit), their probabilities averaged;
-        every view of every image goes through the model in one batch."""
+        """One prediction per image from its Views (inference.reader.read_digit), their probabilities and scores
+        averaged; every view of every image goes through the model in one batch."""
         if not views:
             return []
         counts = [len(v.images) for v in views]
         marked = [v.marker for v in views]
         marker = np.repeat(marked, counts) if any(marked) else None  # (sum of V,)
-        probs = self.probabilities(np.concatenate([v.images for v in views]), marker)  # (sum of V, 10)
+        probs, score = self.scores(np.concatenate([v.images for v in views]), marker)  # (sum of V, 10), (sum of V,)
         if max(counts) > 1:  # several views of an image: their mean
             probs = torch.stack([p.mean(0) for p in torch.split(probs, counts)])
-        return postprocess(probs, self.min_confidence)
+            score = torch.stack([s.mean() for s in torch.split(score, counts)])
+        return postprocess(probs, self.min_confidence, score, self.min_score)
 
     def predict(self, image: ImageInput, name: str = "image") -> Prediction:
         """One image: a path, bytes, PIL image or array (any size, any polarity)."""

@@ -117,6 +117,8 @@ def check_meta(meta: dict[str, Any], path: Path) -> None:
         fail("temperature", "must be a positive number")
     if "min_confidence" in meta and not (number(meta["min_confidence"]) and 0 <= meta["min_confidence"] <= 1):
         fail("min_confidence", "must be a number from 0 to 1")
+    if "min_score" in meta and not number(meta["min_score"]):
+        fail("min_score", "must be a number (a digit score: inference.engine.scores)")
     if "weights" in meta:
         if not isinstance(meta["weights"], str):
             fail("weights", "must be a file name")

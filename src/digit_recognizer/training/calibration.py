@@ -1,14 +1,16 @@
 """Confidence calibration on the validation split: temperature scaling and expected calibration error."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
 # Refuse an answer when, calibrated, it is more likely wrong than right...
 REFUSE_BELOW = 0.5
-# ... or, for a model that learned what is not a digit (outlier exposure), when its confidence is below what all
-# but this share of the validation digits reach. Chosen on validation sets (docs/experiments.md, "Other hands"):
+# ... or, for a model that learned what is not a digit (outlier exposure), when its digit score (or, without
+# one, its confidence) is below what all but this share of the validation digits reach. Chosen on validation sets (docs/experiments.md, "Other hands"):
 # 0.3% refused more of the photographed digits (bold with margin 98.2 -> 96.8%) for 3 more points of letters.
 DIGITS_REFUSED = 0.001
 TEMPERATURE_GRID = torch.logspace(-1.5, 1.5, 301)  # 0.03 .. 31.6, about 1% apart
@@ -42,17 +44,30 @@ def refusal_threshold(probs: torch.Tensor, learned: bool) -> float:
 
 
 def refusal_stats(probs: torch.Tensor, labels: torch.Tensor, outlier_probs: torch.Tensor | None = None,
-                  learned: bool = False) -> dict[str, float]:
-    """The threshold (refusal_threshold), the share of these validation digits it refuses, the accuracy of the
-    rest and, given `outlier_probs` (M, 10) of marks that are not digits, the share of those it refuses.
-    probs: (N, 10) calibrated probabilities."""
-    threshold = refusal_threshold(probs, learned)
+                  learned: bool = False, scores: torch.Tensor | None = None,
+                  outlier_scores: torch.Tensor | None = None) -> dict[str, float]:
+    """The thresholds, the share of these validation digits they refuse, the accuracy of the rest and, given
+    `outlier_probs` (M, 10) of marks that are not digits, the share of those they refuse. probs: (N, 10)
+    calibrated probabilities.
+
+    A model that learned outliers (`learned`) and gives digit scores (`scores` (N,), engine.scores) refuses
+    below REFUSE_BELOW confidence (ambiguous) or below `min_score`, the score all but DIGITS_REFUSED of these
+    digits reach (not a digit); without scores, below refusal_threshold's confidence."""
+    by_score = learned and scores is not None and len(scores) > 0
+    threshold = REFUSE_BELOW if by_score else refusal_threshold(probs, learned)
+    min_score = float(torch.quantile(scores.double(), DIGITS_REFUSED)) if by_score else -math.inf
     conf, pred = probs.max(1)
     kept = conf >= threshold
-    stats = {"min_confidence": threshold, "val_refused": 1 - kept.float().mean().item(),
+    if by_score:
+        kept &= scores >= min_score
+    stats = {"min_confidence": threshold, **({"min_score": min_score} if by_score else {}),
+             "val_refused": 1 - kept.float().mean().item(),
              "val_accuracy_answered": (pred[kept] == labels[kept]).float().mean().item() if kept.any() else 0.0}
     if outlier_probs is not None and len(outlier_probs):
-        stats["val_outliers_refused"] = (outlier_probs.max(1).values < threshold).float().mean().item()
+        refused = outlier_probs.max(1).values < threshold
+        if by_score and outlier_scores is not None:
+            refused |= outlier_scores < min_score
+        stats["val_outliers_refused"] = refused.float().mean().item()
     return stats
 
 

@@ -98,6 +98,8 @@ def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[s
     measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas), device="cpu"), val,
                                   learned)
     meta["min_confidence"] = measured.pop("min_confidence")
+    if "min_score" in measured:
+        meta["min_score"] = measured.pop("min_score")
     meta["metrics"] = {**measured, "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
     write_json(run.model_json, meta)
     return run.model_json

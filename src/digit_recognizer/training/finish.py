@@ -72,6 +72,8 @@ def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, traini
                        **{k: v for k, v in measured.items()
                           if k in ("val_refused", "val_accuracy_answered", "val_outliers_refused")}}
     meta["min_confidence"] = measured["min_confidence"]
+    if "min_score" in measured:
+        meta["min_score"] = measured["min_score"]
     path = save_model(run.model_stem, net, meta)
     laps("saving")
     log(f"sealed in {laps}")
@@ -97,8 +99,8 @@ def validation_metrics(recognizer: Recognizer, va: Split, learned_outliers: bool
                        outliers: np.ndarray | None = None) -> dict[str, Any]:
     """Accuracy, calibration error and refusals on the validation split, and the share of validation outliers
     (marks that are not digits, training.exposure; drawn here unless given) refused, as `recognizer` predicts."""
-    probs: torch.Tensor = recognizer.probabilities(va.images)  # (N, 10)
-    outlier_probs = recognizer.probabilities(validation_outliers(va) if outliers is None else outliers)  # (M, 10)
-    refusals = refusal_stats(probs, va.labels, outlier_probs, learned_outliers)
+    probs, scores = recognizer.scores(va.images)  # (N, 10), (N,)
+    outlier_probs, outlier_scores = recognizer.scores(validation_outliers(va) if outliers is None else outliers)
+    refusals = refusal_stats(probs, va.labels, outlier_probs, learned_outliers, scores, outlier_scores)
     return {"val_accuracy": (probs.argmax(1) == va.labels).float().mean().item(),
             "val_ece": expected_calibration_error(probs, va.labels), **refusals}
