@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 
 import numpy as np
@@ -80,9 +81,19 @@ def test_version_and_short_help():
     assert "/api/read" in res.stdout and "/api/health" in res.stdout
 
 
+def test_min_score_sets_what_is_refused_as_not_a_digit(tmp_path, mnist):
+    img = tmp_path / "seven.png"
+    Image.fromarray(255 - mnist.test.images[0].numpy()).resize((112, 112)).save(img)
+    plain = json.loads(run_digits("predict", str(img), "--json").stdout)
+    assert not plain["refused"] and plain["score"] > 0
+    picky = json.loads(run_digits("predict", str(img), "--json", "--min-score", str(plain["score"] + 1)).stdout)
+    assert picky["refused"] and picky["reason"].startswith("not a digit (unlike")
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "x.png", "--min-confidence", "2"], "--min-confidence"),
     (["predict", "x.png", "--min-confidence", "-1"], "--min-confidence"),
+    (["read", "x.png", "--min-score", "high"], "--min-score"),
     (["serve", "--port", "99999"], "--port"),
     (["serve", "--max-bytes", "-5"], "--max-bytes"),
     (["serve", "--host", "999.1.1.1"], "999.1.1.1"),

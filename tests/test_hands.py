@@ -155,6 +155,8 @@ def test_a_digit_score_below_the_models_threshold_is_not_a_digit_however_sure_th
     assert letter.refused and letter.unlike and letter.reason.startswith("not a digit (unlike the digits it learned")
     assert torn.refused and not torn.unlike and torn.reason.startswith("ambiguous between 0 and 1")
     assert letter.at_threshold(0.0).refused and not torn.at_threshold(0.0).refused  # a caller's threshold
+    assert not letter.at_threshold(0.0, min_score=1.0).refused  # ... and a caller's score threshold
+    assert sure.at_threshold(0.5, min_score=9.0).unlike
     assert not any(p.refused for p in postprocess(probs, 0.0, score))  # a model without a score threshold
     assert "score" not in postprocess(probs)[0].to_dict()  # not measured: not shown
 

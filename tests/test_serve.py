@@ -60,6 +60,16 @@ def test_predict_one_file_matches_cli_objects(client, recognizer, mnist):
     assert body["digit"] == int(mnist.test.labels[0])
 
 
+def test_a_callers_score_threshold_decides_what_is_not_a_digit(client, mnist):
+    seven = {"file": ("seven.png", png(on_paper(mnist.test.images[0].numpy())), "image/png")}
+    plain = client.post("/api/predict", files=seven).json()
+    picky = client.post(f"/api/predict?min_score={plain['score'] + 1}", files=seven).json()
+    assert not plain["refused"] and picky["refused"] and picky["reason"].startswith("not a digit (unlike")
+    number = client.post(f"/api/read?min_score={plain['score'] + 1}", files=seven).json()
+    assert number["number"] == "?" and number["refused"]
+    assert client.post("/api/predict?min_score=x", files=seven).status_code == 422
+
+
 def test_predict_several_files(client, mnist):
     files = [("file", (f"{i}.png", png(mnist.test.images[i].numpy()), "image/png")) for i in range(3)]
     r = client.post("/api/predict", files=files)

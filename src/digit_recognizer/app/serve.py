@@ -29,6 +29,8 @@ STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400}
 MAX_CONNECTIONS = 256
 MIN_CONFIDENCE = Query(None, ge=0.0, le=1.0, description="refuse answers below this calibrated probability "
                                                         "(default: the model's threshold)")
+MIN_SCORE = Query(None, description="refuse marks whose digit score is below this as not a digit (default: the "
+                                    "model's threshold; lower answers more)")
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#222"/><path d="M4 4h8l-5 9" stroke="#fff" stroke-width="2" fill="none"/></svg>')
 KEEP_ALIVE_S = 5
@@ -90,7 +92,7 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         return recognizer.min_confidence if min_confidence is None else min_confidence
 
     def run_predict(items: list[tuple[str | None, Any]], with_image: bool,
-                    min_confidence: float | None) -> list[dict[str, Any]]:
+                    min_confidence: float | None, min_score: float | None) -> list[dict[str, Any]]:
         results = []
         for name, src in items:
             try:
@@ -99,16 +101,17 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 pred, x = recognizer.predict_with_input(src, name or "pixels")
             except DigitsError as e:
                 raise answer(e) from None
-            pred = pred.at_threshold(threshold(min_confidence))
+            pred = pred.at_threshold(threshold(min_confidence), min_score)
             out = pred.to_dict(**({"file": name} if name is not None else {}))
             if with_image:
                 out["image"] = x.tolist()
             results.append(out)
         return results
 
-    def run_read(items: list[tuple[str | None, Any]], min_confidence: float | None) -> list[dict[str, Any]]:
+    def run_read(items: list[tuple[str | None, Any]], min_confidence: float | None,
+                 min_score: float | None) -> list[dict[str, Any]]:
         try:
-            return [read_number(recognizer, src, name or "image").at_threshold(threshold(min_confidence))
+            return [read_number(recognizer, src, name or "image").at_threshold(threshold(min_confidence), min_score)
                     .to_dict(**({"file": name} if name else {})) for name, src in items]
         except DigitsError as e:
             raise answer(e) from None
@@ -131,18 +134,20 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array",
               openapi_extra=upload_body(with_pixels=True),
               responses={200: one_or_many(PredictionOut), **ERRORS})
-    async def predict(request: Request, image: bool = False, min_confidence: Optional[float] = MIN_CONFIDENCE):
+    async def predict(request: Request, image: bool = False, min_confidence: Optional[float] = MIN_CONFIDENCE,
+                      min_score: Optional[float] = MIN_SCORE):
         """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}` (0..255, or 0..1 floats). `?image=true` adds
         the 28x28 input seen. A blank, a number or a mark that is not a digit is answered `refused: true` with
         a `reason`."""
-        results = await in_worker(run_predict, await request_items(request), image, min_confidence)
+        results = await in_worker(run_predict, await request_items(request), image, min_confidence, min_score)
         return results[0] if len(results) == 1 else results
 
     @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right",
               openapi_extra=upload_body(with_pixels=False), responses={200: one_or_many(ReadingOut), **ERRORS})
-    async def read(request: Request, min_confidence: Optional[float] = MIN_CONFIDENCE):
+    async def read(request: Request, min_confidence: Optional[float] = MIN_CONFIDENCE,
+                   min_score: Optional[float] = MIN_SCORE):
         """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
-        results = await in_worker(run_read, await request_items(request), min_confidence)
+        results = await in_worker(run_read, await request_items(request), min_confidence, min_score)
         return results[0] if len(results) == 1 else results
 
     def run_trace(items: list[tuple[str | None, Any]], number: bool) -> dict[str, Any]:

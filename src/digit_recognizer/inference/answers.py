@@ -57,12 +57,13 @@ class Prediction:
                **({"score": round(self.score, 4)} if self.score is not None else {})}
         return {**out, "reason": self.reason} if self.refused else out
 
-    def at_threshold(self, min_confidence: float) -> "Prediction":
-        """The same answer judged against another confidence threshold (one refused before the model, or for a
-        digit score under the model's threshold, stays so)."""
+    def at_threshold(self, min_confidence: float, min_score: float | None = None) -> "Prediction":
+        """The same answer judged against another confidence threshold and, given `min_score`, another digit
+        score threshold (else the model's judgement of the score stands). One refused before the model stays so."""
         if self.why is not None:
             return self
-        return replace(self, refused=self.unlike or self.confidence < min_confidence)
+        unlike = self.unlike if min_score is None else self.score is not None and self.score < min_score
+        return replace(self, refused=unlike or self.confidence < min_confidence, unlike=unlike)
 
 
 def postprocess(probs: torch.Tensor, min_confidence: float = 0.0, score: torch.Tensor | None = None,
@@ -103,8 +104,8 @@ class Reading:
             return None
         return self.why or "not a number: no mark was read as a digit"
 
-    def at_threshold(self, min_confidence: float) -> "Reading":
-        return replace(self, digits=tuple(p.at_threshold(min_confidence) for p in self.digits))
+    def at_threshold(self, min_confidence: float, min_score: float | None = None) -> "Reading":
+        return replace(self, digits=tuple(p.at_threshold(min_confidence, min_score) for p in self.digits))
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         out = {**extra, "number": self.number,

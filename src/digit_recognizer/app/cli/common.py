@@ -50,6 +50,9 @@ Device = typer.Option("auto", "--device", metavar="DEVICE",
 MinConfidence = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
                              help="Refuse predictions below this calibrated probability, 0 to 1 (default: the "
                                   "model's, fitted on validation).")
+MinScore = typer.Option(None, "--min-score",
+                        help="Refuse marks whose digit score is below this as not a digit (default: the model's, "
+                             "fitted on validation; lower answers more faint and broken digits, and more letters).")
 
 
 def echo_err(msg: str) -> None:

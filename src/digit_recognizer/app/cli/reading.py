@@ -9,7 +9,7 @@ import typer
 
 from ...errors import DigitsError, UsageError
 from ...inference.device import resolve_device
-from .common import (EXIT_ALL_FAILED, EXIT_SOME_FAILED, Device, MinConfidence, ModelPath, app, echo_err,
+from .common import (EXIT_ALL_FAILED, EXIT_SOME_FAILED, Device, MinConfidence, MinScore, ModelPath, app, echo_err,
                      load_recognizer, printable, shown_name)
 
 def image_files(paths: Optional[List[Path]]) -> list[Path]:
@@ -60,7 +60,7 @@ def for_each_file(paths: Optional[List[Path]], as_json: bool, handle) -> None:
 def predict(
     paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
     model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-    min_confidence: Optional[float] = MinConfidence,
+    min_confidence: Optional[float] = MinConfidence, min_score: Optional[float] = MinScore,
     kaggle: Optional[Path] = typer.Option(None, help="Kaggle test.csv to predict instead of images."),
     out: Optional[Path] = typer.Option(None, help="Submission CSV to write with --kaggle [default: "
                                                   "submission.csv]."),
@@ -72,7 +72,7 @@ def predict(
         from ...data import read_kaggle_csv, write_submission
 
         images, _ = read_kaggle_csv(kaggle)
-        recognizer = load_recognizer(model, dev, min_confidence=min_confidence)
+        recognizer = load_recognizer(model, dev, min_confidence=min_confidence, min_score=min_score)
         preds = recognizer.predict_arrays(images)
         dest = out or Path("submission.csv")
         write_submission(dest, [p.digit for p in preds])
@@ -89,7 +89,7 @@ def predict(
         return f, (p.to_dict(file=shown_name(f)), f"{f}: {p.digit} ({p.confidence * 100:.1f}%)   top 3: {top}{flag}")
 
     files = image_files(paths)
-    recognizer = load_recognizer(model, dev, min_confidence=min_confidence)
+    recognizer = load_recognizer(model, dev, min_confidence=min_confidence, min_score=min_score)
     # Files are decoded in a thread pool and predicted a batch at a time, printed in the order given.
     print_outcomes((shown(f, p) for f, p in recognizer.predict_stream(files)), as_json)
 
@@ -97,9 +97,10 @@ def predict(
 @app.command()
 def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or folders."),
          model: Optional[str] = ModelPath, as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-         min_confidence: Optional[float] = MinConfidence, device: str = Device) -> None:
+         min_confidence: Optional[float] = MinConfidence, min_score: Optional[float] = MinScore,
+         device: str = Device) -> None:
     """Read whole numbers: every digit in each image, left to right."""
-    recognizer = load_recognizer(model, resolve_device(device), min_confidence=min_confidence)
+    recognizer = load_recognizer(model, resolve_device(device), min_confidence=min_confidence, min_score=min_score)
 
     def handle(f: Path):
         r = recognizer.read(f)

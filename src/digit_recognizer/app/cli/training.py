@@ -11,8 +11,8 @@ import typer
 
 from ...errors import UsageError
 from ...inference.device import check_precision, resolve_device
-from .common import (EXIT_INTERRUPTED, EXIT_TERMINATED, DataDir, Device, MinConfidence, ModelPath, NoVerify, app,
-                     as_usage_error, data_app, echo_err, echo_use_it, invocation, load_data, load_recognizer)
+from .common import (EXIT_INTERRUPTED, EXIT_TERMINATED, DataDir, Device, MinConfidence, MinScore, ModelPath, NoVerify,
+                     app, as_usage_error, data_app, echo_err, echo_use_it, invocation, load_data, load_recognizer)
 
 @data_app.command("fetch")
 def data_fetch(data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify) -> None:
@@ -172,7 +172,7 @@ def evaluate(model: Optional[str] = ModelPath,
              as_json: bool = typer.Option(False, "--json", help="One JSON object: accuracy, errors, per-class "
                                                                  "precision and recall, confusion matrix."),
              images: Optional[Path] = typer.Option(None, help="Folder of your own images with labels.csv (file,label)."),
-             min_confidence: Optional[float] = MinConfidence,
+             min_confidence: Optional[float] = MinConfidence, min_score: Optional[float] = MinScore,
              precision: str = typer.Option("auto", help="auto (int8 or bf16 for large batches where the CPU runs "
                                            "them natively), fp32, bf16 or int8."),
              data_dir: Optional[Path] = DataDir, no_verify: bool = NoVerify, device: str = Device) -> None:
@@ -183,7 +183,7 @@ def evaluate(model: Optional[str] = ModelPath,
     with as_usage_error():
         precision = check_precision(precision)
     dev = resolve_device(device)
-    recognizer = load_recognizer(model, dev, min_confidence=min_confidence, precision=precision)
+    recognizer = load_recognizer(model, dev, min_confidence=min_confidence, min_score=min_score, precision=precision)
     if images is not None:
         res = evaluate_folder(recognizer, images)
         if as_json:
