@@ -54,7 +54,8 @@ def test_predict_one_file_matches_cli_objects(client, recognizer, mnist):
     r = client.post("/api/predict", files={"file": ("seven.png", png(on_paper(digit)), "image/png")})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"file", "digit", "confidence", "probabilities", "refused", "score"} and body["file"] == "seven.png"
+    assert set(body) == {"file", "digit", "confidence", "probabilities", "refused", "score"}
+    assert body["file"] == "seven.png"
     want = recognizer.predict(on_paper(digit)).to_dict(file="seven.png")
     assert body == json.loads(json.dumps(want))
     assert body["digit"] == int(mnist.test.labels[0])

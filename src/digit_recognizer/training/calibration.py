@@ -10,8 +10,9 @@ ECE_BINS = 15
 # Refuse an answer when, calibrated, it is more likely wrong than right...
 REFUSE_BELOW = 0.5
 # ... or, for a model that learned what is not a digit (outlier exposure), when its digit score (or, without
-# one, its confidence) is below what all but this share of the validation digits reach. Chosen on validation sets (docs/experiments.md, "Other hands"):
-# 0.3% refused more of the photographed digits (bold with margin 98.2 -> 96.8%) for 3 more points of letters.
+# one, its confidence) is below what all but this share of the validation digits reach. Chosen on validation
+# sets (docs/experiments.md, "Other hands" and "A learned score for not a digit"): 0.3% refused more of the
+# photographed digits (bold with margin 98.2 -> 96.8%) for 3 more points of letters.
 DIGITS_REFUSED = 0.001
 TEMPERATURE_GRID = torch.logspace(-1.5, 1.5, 301)  # 0.03 .. 31.6, about 1% apart
 
