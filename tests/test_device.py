@@ -148,7 +148,9 @@ def test_gpu_benchmark_script_runs_end_to_end_on_the_cpu(fake_data_dir):
     assert res.returncode == 0, res.stderr[-2000:]
     import json
     records = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    assert [r["what"] for r in records][:2] == ["fast recipe on cpu", "digits train --device cpu (fresh process)"]
+    assert [r["what"] for r in records][:2] == ["fast recipe on cpu (the default)",
+                                                 "digits train --device cpu (fresh process)"]
+    assert any(line.startswith("sealed in") for line in records[1]["log"])  # the fixed costs, timed
     assert records[-1]["ms_10000_images"] > 0 and records[-1]["ms_one_image"] > 0
 
 
