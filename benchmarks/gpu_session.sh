@@ -8,6 +8,8 @@
 #   mkdir -p .mnist && for f in ~/.cache/digits/*-ubyte; do gzip -c "$f" > .mnist/$(basename "$f").gz; done
 #   grep -qx '/.mnist/' .git/info/exclude || echo /.mnist/ >> .git/info/exclude
 # Run there:  bash benchmarks/gpu_session.sh      (with .mnist carried along)
+#             bash benchmarks/gpu_session.sh suite   (instead: the whole test suite on the GPU machine, browser
+#             tests left out by marker (no Chromium there); without FastAPI the serve tests skip, saying why)
 set -u
 OUT=${OUT:-/tmp/gpu-session}
 DATA=${DATA:-.mnist}
@@ -15,6 +17,11 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DIGITS_DATA_DIR="$(realpath -m "$DATA")"
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
+if [ "${1:-}" = suite ]; then
+    timeout 540 python -m pytest -q -p no:cacheprovider -m "not browser" -rs > "$OUT/pytest-suite.txt" 2>&1
+    tail -n 40 "$OUT/pytest-suite.txt"
+    exit 0
+fi
 timeout 120 python -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_device.py tests/test_optim.py \
     tests/test_torch_compat.py > "$OUT/pytest.txt" 2>&1
 timeout 300 python benchmarks/gpu.py --data-dir "$DATA" --seeds 5 > "$OUT/gpu_benchmark.txt" 2>&1

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import run_digits
-from digit_recognizer.app.serve import create_app
 from digit_recognizer.data.formats import atomic_write_bytes
 from digit_recognizer.errors import DigitsError
 from digit_recognizer.inference.reader import PARAMS, preprocess
@@ -44,8 +42,19 @@ def recognizer():
     return Recognizer.load()
 
 
+def serving():
+    """TestClient and create_app, or a skip saying why where the serve extra is not installed (a GPU machine
+    without FastAPI runs the rest of this file)."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from digit_recognizer.app.serve import create_app
+    return TestClient, create_app
+
+
 @pytest.fixture(scope="module")
 def client(recognizer):
+    TestClient, create_app = serving()
     return TestClient(create_app(recognizer), raise_server_exceptions=False)
 
 
@@ -109,6 +118,7 @@ def test_other_sites_pages_are_refused_unless_allowed(recognizer, client):
     own = client.post("/api/predict", files={"file": ("a.png", png, "image/png")},
                       headers={"origin": "http://testserver"})
     assert own.status_code == 200 and own.json()["refused"]  # its own page: let through (a blank is refused)
+    TestClient, create_app = serving()
     allowing = TestClient(create_app(recognizer, allow_origins=("https://evil.example",)))
     r = allowing.post("/api/predict", files={"file": ("a.png", png, "image/png")},
                       headers={"origin": "https://evil.example"})
@@ -277,6 +287,7 @@ def test_killed_writers_leftovers_are_removed_on_the_next_write(tmp_path):
 
 
 def test_a_stalled_body_is_dropped(monkeypatch):
+    serving()
     import anyio
     from starlette.requests import Request
 
@@ -304,6 +315,7 @@ def test_a_stalled_body_is_dropped(monkeypatch):
 def test_a_client_that_never_finishes_its_headers_is_disconnected():
     import socket
 
+    serving()
     from digit_recognizer.app.slowclients import HEADER_TIMEOUT_S
     from digit_recognizer.testing.localserver import local_server
 

@@ -7,12 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from PIL import Image
 
-from digit_recognizer.errors import DigitsError
-from digit_recognizer.inference.recognizer import Recognizer
-from digit_recognizer.app.serve import create_app
+pytest.importorskip("fastapi", reason="the serve extra is not installed")  # a GPU machine may lack it
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from digit_recognizer.errors import DigitsError  # noqa: E402
+from digit_recognizer.inference.recognizer import Recognizer  # noqa: E402
+from digit_recognizer.app.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
