@@ -33,8 +33,11 @@ def main() -> None:
     images, labels = test.images.numpy(), test.labels.numpy()
     rng = np.random.default_rng(2024)
     first = {d: int(np.nonzero(labels == d)[0][0]) for d in range(10)}
+    # The photo's 3 is the test split's second: its first, closed into two loops, is as much an 8 (the shipped
+    # model refuses it as ambiguous, which the page should not show first).
+    second_three = int(np.nonzero(labels == 3)[0][1])
     examples = {
-        "photo-3.jpg": compose([images[first[3]]], rng, single=True),
+        "photo-3.jpg": compose([images[second_three]], rng, single=True),
         "marker-7.jpg": make("bold-tight", images[first[7]], rng),
         "chalk-4.jpg": make("chalkboard", images[first[4]], rng),
         "number-2024.jpg": compose([images[first[d]] for d in (2, 0, 2, 4)], rng, single=False),
