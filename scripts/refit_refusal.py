@@ -25,23 +25,20 @@ def refit(path: Path, train) -> dict:
     from digit_recognizer.data.dataset import Split, train_val_split
     from digit_recognizer.inference.recognizer import Recognizer
     from digit_recognizer.models.modelfile import read_json, write_json
-    from digit_recognizer.training.finish import validation_metrics
+    from digit_recognizer.training.finish import learned_outliers, refusal_thresholds, validation_metrics
 
     meta = read_json(path)
     training = meta.get("training", {})
     limit = training.get("limit", 0)
     data = Split(train.images[:limit], train.labels[:limit]) if limit else train
     va = train_val_split(data, training.get("val_fraction", 0.1), training.get("split_seed", 0))[1]
-    learned = training.get("outliers", 0) > 0 or all(
-        read_json(path.parent / m).get("training", {}).get("outliers", 0) > 0 for m in meta.get("members", [None])
-        if m is not None)
-    ensemble = "members" in meta
-    rec = Recognizer.load(path, device="cpu", **({} if ensemble else {"precision": "fp32"}))
+    members = meta.get("members")
+    # An ensemble learned outliers where each member did (as training.ensemble judges it), a network where it did
+    learned = learned_outliers([read_json(path.parent / m) for m in members] if members else [meta])
+    rec = Recognizer.load(path, device="cpu", **({} if members else {"precision": "fp32"}))
     measured = validation_metrics(rec, va, learned)
-    before = {k: meta.get(k) for k in ("min_confidence", "min_score")}
-    meta["min_confidence"] = measured["min_confidence"]
-    if "min_score" in measured:
-        meta["min_score"] = measured["min_score"]
+    before = {k: meta.pop(k, None) for k in ("min_confidence", "min_score")}  # a threshold not fitted again goes
+    meta.update(refusal_thresholds(measured))
     meta["metrics"] = {**meta.get("metrics", {}), **{k: measured[k] for k in REFUSAL_METRICS if k in measured}}
     write_json(path, meta)
     return {"before": before, "after": {k: meta.get(k) for k in before},

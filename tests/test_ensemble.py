@@ -129,6 +129,27 @@ def test_a_cascade_asks_every_member_only_where_the_first_is_unsure(ensemble_run
     assert torch.allclose(got8[unsure8], full8[unsure8], atol=1e-5)
 
 
+def test_refit_refusal_fits_no_score_threshold_for_a_net_that_never_learned_outliers(ensemble_run, small,
+                                                                                    tmp_path):
+    import importlib.util
+    import shutil
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("refit_refusal", REPO / "scripts" / "refit_refusal.py")
+    refit_refusal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refit_refusal)
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run, run)
+    member = run / "member-0" / "model.json"
+    stale = {**json.loads(member.read_text()), "min_score": 99.0}  # as if fitted once where it should not be
+    member.write_text(json.dumps(stale))
+    changed = refit_refusal.refit(member, small)  # the fast recipe: no outliers
+    meta = json.loads(member.read_text())
+    assert "min_score" not in meta and meta["min_confidence"] == 0.5 and changed["before"]["min_score"] == 99.0
+    assert Recognizer.load(member).min_score is None
+
+
 def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_path):
     import shutil
 

@@ -19,7 +19,7 @@ from ..inference.reader.params import reader_stamp
 from ..inference.recognizer import Recognizer
 from ..models.modelfile import (FORMAT, FORMAT_VERSION, LoadedModel, load_net, preprocessing_info, read_json,
                                 versions, write_json)
-from .finish import validation_metrics
+from .finish import learned_outliers, refusal_thresholds, validation_metrics
 from .distributed import SINGLE, World, barrier
 from .loop import splits, stderr_log, train
 from .recipes import TrainConfig
@@ -94,12 +94,11 @@ def write_ensemble(run: RunDir, members: list[str], val: Split, training: dict[s
     }
     # Measured through Recognizer, the path every prediction takes; the JSON is written once, complete.
     nets = [load_net(run.path / m, mm) for m, mm in zip(members, metas)]
-    learned = all(m.get("training", {}).get("outliers", 0) > 0 for m in metas)
     measured = validation_metrics(Recognizer(LoadedModel(nets, meta, run.model_json, metas), device="cpu"), val,
-                                  learned)
-    meta["min_confidence"] = measured.pop("min_confidence")
-    if "min_score" in measured:
-        meta["min_score"] = measured.pop("min_score")
-    meta["metrics"] = {**measured, "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
+                                  learned_outliers(metas))
+    thresholds = refusal_thresholds(measured)
+    meta.update(thresholds)
+    meta["metrics"] = {**{k: v for k, v in measured.items() if k not in thresholds},
+                       "member_val_accuracy": [m["metrics"]["val_accuracy"] for m in metas]}
     write_json(run.model_json, meta)
     return run.model_json

@@ -71,13 +71,23 @@ def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, traini
                        **({"val_accuracy_tta": measured["val_accuracy"]} if tta else {}),
                        **{k: v for k, v in measured.items()
                           if k in ("val_refused", "val_accuracy_answered", "val_outliers_refused")}}
-    meta["min_confidence"] = measured["min_confidence"]
-    if "min_score" in measured:
-        meta["min_score"] = measured["min_score"]
+    meta.update(refusal_thresholds(measured))
     path = save_model(run.model_stem, net, meta)
     laps("saving")
     log(f"sealed in {laps}")
     return path
+
+
+def refusal_thresholds(measured: dict[str, Any]) -> dict[str, float]:
+    """The thresholds among validation_metrics' results, as a model's JSON records them: min_confidence, and
+    min_score for a model that learned outliers."""
+    return {k: measured[k] for k in ("min_confidence", "min_score") if k in measured}
+
+
+def learned_outliers(metas: list[dict[str, Any]]) -> bool:
+    """Whether a model (its own description, or each of an ensemble's members') was trained on marks that are
+    not digits, and so refuses them by the thresholds refusal_stats fits for such a model."""
+    return all(m.get("training", {}).get("outliers", 0) > 0 for m in metas)
 
 
 class Laps:
