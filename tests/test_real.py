@@ -93,6 +93,37 @@ def test_a_bar_written_apart_joins_its_digit(rec):
     assert rec.read(np.asarray(img)).number == "15"
 
 
+def test_a_digit_whose_ink_faded_between_its_strokes_is_read_joined(rec):
+    """A 0 whose top and bottom faded almost away falls apart into "(" and ")": the reader also cuts the two
+    out joined, and the model, surer of the joined 0 than of either half, reads "104". Without the joined cut the
+    halves are read as two digits; two 1s side by side stay two."""
+    from dataclasses import replace
+
+    from digit_recognizer.inference.reader import PARAMS
+
+    img = Image.new("L", (560, 260), 255)
+    d = ImageDraw.Draw(img)
+    d.line([(80, 40), (80, 215)], fill=25, width=14)  # the 1
+    d.ellipse([(190, 40), (310, 215)], outline=230, width=14)  # the 0, faded almost away ...
+    d.arc([(190, 40), (310, 215)], start=100, end=260, fill=25, width=14)  # ... but on its left
+    d.arc([(190, 40), (310, 215)], start=290, end=70, fill=25, width=14)  # ... and right
+    d.line([(450, 40), (380, 150), (490, 150)], fill=25, width=14)  # the 4
+    d.line([(460, 95), (460, 220)], fill=25, width=14)
+    faded = np.asarray(img)
+    cuts = segment(faded)
+    assert len(cuts) == 4 and [stop for stop, _ in cuts[1].joins] == [3]  # "(" and ")" also cut out joined
+    r = rec.read(faded)
+    assert r.number == "104" and r.boxes[1][2] > 100  # the 0's box spans both halves
+    apart = Recognizer(rec.loaded, params=replace(PARAMS, crop=replace(PARAMS.crop, join_marks=1)))
+    assert len(apart.read(faded).digits) == 4
+
+    ones = Image.new("L", (400, 260), 255)
+    d = ImageDraw.Draw(ones)
+    for x in (150, 200):
+        d.line([(x, 40), (x, 215)], fill=25, width=14)
+    assert rec.read(np.asarray(ones)).number == "11"
+
+
 def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
     """Strokes that fade to a fifth of the ink in places stay whole: faint stretches join the strokes they run
     on from instead of breaking them into specks (a digit dropped) or pieces (one digit read as two)."""

@@ -11,9 +11,12 @@ import contextlib
 import functools
 import platform
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import DigitsError, DigitsWarning
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINE = "x86"  # PyTorch's quantized engine for int8 (oneDNN/FBGEMM, VNNI where the CPU has it)
 
@@ -39,7 +42,7 @@ def device_available(kind: str) -> bool:
     return kind == "cpu"
 
 
-def resolve_device(spec: str | None = "auto") -> "torch.device":
+def resolve_device(spec: str | None = "auto") -> torch.device:
     """'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps' -> a torch.device that is usable
     here, or a one-line error that names the device and why it is not."""
     import torch
@@ -66,7 +69,7 @@ def resolve_device(spec: str | None = "auto") -> "torch.device":
     return torch.device(kind)
 
 
-def describe_device(device: "torch.device") -> str:
+def describe_device(device: torch.device) -> str:
     """'cpu', or 'cuda:0 (NVIDIA H200)': for logs and the model file's training record."""
     import torch
 

@@ -19,7 +19,7 @@ from torch import nn
 from ..constants import IMAGE_SIZE
 from ..errors import DigitsError
 from ..models.net import Net
-from .device import ENGINE, int8_is_available
+from .device import int8_is_available
 
 CALIBRATION_IMAGES = 2048  # training images run through the observers (more moved no range measurably)
 CALIBRATION_BATCH = 256

@@ -15,12 +15,12 @@ from .device import check_precision, resolve_device, usable_cores
 from .engine import EVAL_BATCH, scores
 from ..models.modelfile import LoadedModel, load_model
 from .answers import Prediction, Reading, postprocess
-from .reader import PARAMS, ReaderParams, Trace, Views, read_digit, read_marks
+from .numbers import read_number
+from .reader import PARAMS, ReaderParams, Trace, Views, read_digit
 from .reader.decode import ImageInput
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
-WHOLE_MARGIN = 0.8  # a split group is read whole when its confidence exceeds this times its least sure part's
 MAX_PREPROCESS_WORKERS = 8
 
 
@@ -193,11 +193,11 @@ class Recognizer:
                 for src, x in zip(chunk, xs):
                     yield src, next(preds) if isinstance(x, Views) else x
 
-    def read(self, image: ImageInput) -> "Reading":
+    def read(self, image: ImageInput) -> Reading:
         """A whole number: every digit in the image, left to right."""
         return read_number(self, image, str(image) if isinstance(image, (str, Path)) else "image")
 
-    def trace(self, image: ImageInput, number: bool = False) -> tuple[Trace, Prediction | "Reading"]:
+    def trace(self, image: ImageInput, number: bool = False) -> tuple[Trace, Prediction | Reading]:
         """What the reader did to one image, step by step (inference.reader.Trace: each step's output and
         facts), and the answer it led to: the prediction, or with `number` the reading of a whole number."""
         name = str(image) if isinstance(image, (str, Path)) else "image"
@@ -231,28 +231,3 @@ def expand_paths(paths: Iterable[str | Path], on_skip: Callable[[Path, str], Non
                     found.append(f)
         out += sorted(found)
     return out
-
-
-def read_number(recognizer: Recognizer, image: ImageInput, name: str = "image", trace: Trace | None = None
-                ) -> Reading:
-    """Every digit in the image, left to right, through the same reader steps and model path as predict."""
-    try:
-        segs = read_marks(image, recognizer.params, name, trace)
-    except Refusal as e:
-        return Reading((), (), e.reason(name))
-    wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
-    preds = recognizer.predict_views([s.views for s in segs + wholes])
-    parts, whole_pred = list(zip(segs, preds)), dict(zip(map(id, wholes), preds[len(segs):]))
-    # A group split as touching digits is read as one digit instead when the model is surer of that
-    # reading than of its least sure part (a wide flat 5 or 0 is one digit; "12" touching is two).
-    read_whole = {k for k, w in whole_pred.items()
-                  if w.confidence > WHOLE_MARGIN * min(p.confidence for s, p in parts if id(s.whole) == k)}
-    out: list[tuple[Prediction, tuple[int, int, int, int]]] = []
-    shown: set[int] = set()
-    for s, p in parts:
-        if id(s.whole) not in read_whole:
-            out.append((p, s.box))
-        elif id(s.whole) not in shown:  # the group's first part stands for the whole group
-            shown.add(id(s.whole))
-            out.append((whole_pred[id(s.whole)], s.whole.box))
-    return Reading(tuple(p for p, _ in out), tuple(b for _, b in out))

@@ -166,10 +166,16 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
     before = x.shape
     x = shrunk(x, c.shrink(x.shape, p))  # the steps from here on work at the ink's size, not the image's
     scale = (seen or {}).get("scale", 1.0) * max(x.shape) / max(before)  # working px per px as given
-    under = lambda small, opening: stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
+
+    def under(small: np.ndarray, opening: int) -> np.ndarray:
+        return stretched(paper(small, opening, p, c.sharpness, c.lighting), x.shape)
+
     y = x - under(c.small, c.lighting)
     (top, smooth), noise = peak(y, p), pixel_noise(y)
-    clear = lambda t, n, contrast: t >= max(contrast, p.noise_margin * n)
+
+    def clear(t: float, n: float, contrast: float) -> bool:
+        return t >= max(contrast, p.noise_margin * n)
+
     faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.faint_sharpness
     if not (clear(top, noise, p.min_contrast) or faint):  # then perhaps gaps of paper between fat strokes
         gaps = -under(-c.small, c.lighting) - x

@@ -3,9 +3,12 @@
 A grey veil that a textured page leaves over faint ink is taken off; pixel noise (no spatial coherence) and ink
 scattered over many small pieces (texture, dirt) are refused. For one digit, several digits side by side are
 refused (read it as a number), as are a speck and a dash; for a number, a group wider than a digit is split at
-the columns with the least ink into as many digits as its width suggests.
+the columns with the least ink into as many digits as its width suggests, and neighbouring groups that together
+are no wider than a digit are also cut out joined (a digit whose ink faded between its strokes falls apart into
+pieces that geometry cannot tell from narrow digits: the model chooses, inference.numbers).
 
     crop(x, params, seen, number=False) -> [Cut]   # one for a digit; left to right for a number
+    facts["_joins"]: [(first, stop, Cut)]            # a number's cuts first..stop-1 read as one digit
 """
 from __future__ import annotations
 
@@ -139,6 +142,30 @@ def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Cr
     return Cut(image, box, whole)
 
 
+def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np.ndarray, scale: float,
+           height: float, p: Crop) -> list[tuple[Cut, Cut, Cut]]:
+    """(first cut, last cut, the joined cut) for each run of 2 to p.join_marks neighbouring groups, each cut
+    whole (`alone`: id of a group -> its cut), that together are no wider than a digit (p.join_width typical
+    heights). A joined cut holds all the ink of its box but the other groups': the faint stretches between its
+    marks too."""
+    out = []
+    for i in range(len(groups)):
+        run = [groups[i]]
+        for g in groups[i + 1:i + p.join_marks]:
+            if id(run[-1]) not in alone or id(g) not in alone:
+                break
+            run.append(g)
+            x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
+            if x1 - x0 > p.join_width * height:
+                break
+            y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
+            others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
+            image = np.where(np.isin(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
+            box = tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0))
+            out.append((alone[id(run[0])], alone[id(g)], Cut(image, box)))
+    return out
+
+
 def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) -> tuple[list[Cut], dict]:
     """The crop step (see the module's docstring); `seen["scale"]`: working px per px of the image as given."""
     p, scale = params.crop, seen["scale"]
@@ -158,11 +185,16 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
         return [Cut(image, box)], {"box": list(box), "marks": len(groups)}
     if not groups:
         raise NoInk("no ink found")
-    height, cuts = typical_height(groups), []
+    height, cuts, alone = typical_height(groups), [], {}
     for group in groups:
         m, at = group.mask(labels), (group.x0, group.y0)
         parts = split_touching(m, height, p)
         whole = cut(m, at, x, scale, p) if len(parts) > 1 else None
         cuts += [cut(part, at, x, scale, p, whole) for part in parts]
+        if whole is None:
+            alone[id(group)] = cuts[-1]
+    runs = joined(groups, alone, labels, x, scale, height, p)
     cuts.sort(key=lambda c: c.box[0])
-    return cuts, {"boxes": [list(c.box) for c in cuts], "marks": len(groups)}
+    index = {id(c): i for i, c in enumerate(cuts)}
+    joins = [(index[id(a)], index[id(b)] + 1, j) for a, b, j in runs]
+    return cuts, {"boxes": [list(c.box) for c in cuts], "marks": len(groups), "_joins": joins}

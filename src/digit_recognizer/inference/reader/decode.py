@@ -171,9 +171,15 @@ def hue_axis(flat: np.ndarray, p: Decode) -> np.ndarray | None:
     before it is measured: no more than the widest channel's range (an L1-normalised axis moves a level by at
     most the largest change of a channel), and no more than brightness's spread plus twice the furthest any
     level on the axis lies from its brightness."""
-    spread = lambda v: float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
+
+    def spread(v: np.ndarray) -> float:
+        return float(np.subtract(*percentiles(v, (p.spread_percentile, 100 - p.spread_percentile))))
+
     brightness = spread(flat @ np.array(LUMA, np.float32))
-    keep = lambda bound: bound + ROUNDING <= p.hue_gain * brightness  # the axis's spread cannot win
+
+    def keep(bound: float) -> bool:  # the axis's spread cannot win
+        return bound + ROUNDING <= p.hue_gain * brightness
+
     if keep(float((flat.max(0) - flat.min(0)).max())):
         return None
     axis = main_axis(flat)

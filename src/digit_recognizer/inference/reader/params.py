@@ -122,6 +122,8 @@ class Crop:
     min_side: float = 6.0  # px of the decoded image: smaller ink is a speck
     max_flatness: float = 5.0  # width / height: a dash
     touching: float = 1.25  # width / typical height beyond which a group holds touching digits
+    join_marks: int = 3  # neighbouring marks also read joined as one digit, at most this many (faded ink) ...
+    join_width: float = 1.25  # ... and together no wider than this many typical heights
     digit_aspect: float = 0.75  # a handwritten digit's typical width / height, to count touching digits
     tall_group: float = 1.5  # typical heights: a group shorter than this is sized by its own height when split
     cut_share: int = 3  # a cut may move 1/this of a digit's share of the width from the even split
@@ -173,7 +175,7 @@ PARAMS = ReaderParams()
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
 # FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
 # reader is trained on digits put through `fit_and_centre`).
-STEPS_REVISION = 3
+STEPS_REVISION = 4
 FIT_REVISION = 1
 
 

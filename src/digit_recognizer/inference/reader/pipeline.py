@@ -53,11 +53,13 @@ class Trace:
 
 @dataclass(frozen=True)
 class Segment:
-    """One digit of a number: its box (x, y, w, h) in the image's own px, its views, and for a part of a group
-    split as touching digits the whole group read as one digit."""
+    """One digit of a number: its box (x, y, w, h) in the image's own px, its views, for a part of a group split
+    as touching digits the whole group read as one digit, and `joins`: (stop, this mark and the next ones up to
+    stop-1 read as one digit), the other reading of a digit whose faded ink fell apart."""
     box: tuple[int, int, int, int]
     views: Views
     whole: "Segment | None" = None
+    joins: tuple[tuple[int, "Segment"], ...] = ()
 
 
 def named(e: DigitsError, name: str) -> DigitsError:
@@ -141,6 +143,9 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
         x, seen = page(src, params, name, trace)
         cuts = run("crop", lambda a, p, s: crop(a, p, s, number=True), x, params, seen, trace)
         wholes: dict[int, Segment] = {}
+        joins = {}
+        for first, stop, j in seen.get("_joins", ()):
+            joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None))))
         out = []
         for i, c in enumerate(cuts):
             whole = None
@@ -148,7 +153,7 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
                 if id(c.whole) not in wholes:
                     wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
                 whole = wholes[id(c.whole)]
-            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole))
+            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ()))))
         return out
     except DigitsError as e:
         raise named(e, name) from None
