@@ -158,12 +158,18 @@ def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np
             x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
             if x1 - x0 > p.join_width * height:
                 break
-            y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
-            others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
-            image = np.where(np.isin(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
-            box = tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0))
-            out.append((alone[id(run[0])], alone[id(g)], Cut(image, box)))
+            out.append((alone[id(run[0])], alone[id(g)], boxed(list(run), groups, labels, x, scale)))
     return out
+
+
+def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarray, scale: float) -> Cut:
+    """The groups `run` cut out as one digit: all the ink of their box (faint stretches between their marks
+    too) but that of the other `groups`."""
+    x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
+    y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
+    others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
+    image = np.where(np.isin(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
+    return Cut(image, tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0)))
 
 
 def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) -> tuple[list[Cut], dict]:
