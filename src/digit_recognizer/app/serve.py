@@ -1,10 +1,10 @@
-"""HTTP API and drawing page: FastAPI app over the same Recognizer as the CLI.
+"""HTTP API and drawing page: FastAPI app over the same Recognizer as the CLI (app.server runs it).
 
 Inference runs in worker threads, off the event loop, so slow requests never block others.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -24,16 +24,12 @@ from .intake import RequestError, check_pixel_budget, cross_origin, parse_pixels
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # per request
 STATUS = {TooLarge: 413, NotAnImage: 415, EmptyInput: 400}
-# uvicorn: connections beyond this are answered 503 at once; an idle kept-alive connection is closed after
-# KEEP_ALIVE_S (a slow client cannot hold one open forever).
-MAX_CONNECTIONS = 256
 MIN_CONFIDENCE = Query(None, ge=0.0, le=1.0, description="refuse answers below this calibrated probability "
                                                         "(default: the model's threshold)")
 MIN_SCORE = Query(None, description="refuse marks whose digit score is below this as not a digit (default: the "
                                     "model's threshold; lower answers more)")
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#222"/><path d="M4 4h8l-5 9" stroke="#fff" stroke-width="2" fill="none"/></svg>')
-KEEP_ALIVE_S = 5
 
 
 def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -48,14 +44,16 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     app = FastAPIOffline(title="digits", version=__version__,
                          description="Handwritten-digit recognition. POST an image, get the digit and "
                                      "probabilities; POST a photo of a number, get the number.")
-    # Image work and JSON parsing each get one thread per core: a parse (milliseconds, bounded by
-    # MAX_JSON_BYTES) never waits behind a queue of large photos.
-    limiter = anyio.CapacityLimiter(preprocess_workers())
-    parse_limiter = anyio.CapacityLimiter(preprocess_workers())
-    allowed = frozenset(map(origin_of, allow_origins))
+    guard(app, frozenset(map(origin_of, allow_origins)))
+    work = Work(recognizer, max_bytes)
+    image_routes(app, work)
+    info_routes(app, recognizer, failures)
+    page_routes(app)
+    return app
 
-    async def in_worker(fn: Callable, *args: Any, parse: bool = False) -> Any:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=parse_limiter if parse else limiter)
+
+def guard(app: FastAPI, allowed: frozenset[str]) -> None:
+    """Every error as {"error": one line}, and cross-origin requests refused unless from `allowed` pages."""
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError):
@@ -85,51 +83,83 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         app.add_middleware(CORSMiddleware, allow_origins=sorted(allowed), allow_methods=["GET", "POST"],
                            allow_headers=["content-type"])
 
-    def answer(exc: DigitsError) -> RequestError:
-        return RequestError(next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422), str(exc))
 
-    def threshold(min_confidence: float | None) -> float:
-        return recognizer.min_confidence if min_confidence is None else min_confidence
+Items = list[tuple[Optional[str], Any]]  # (file name or None, image) per image of a request
 
-    def run_predict(items: list[tuple[str | None, Any]], with_image: bool,
-                    min_confidence: float | None, min_score: float | None) -> list[dict[str, Any]]:
+
+class Work:
+    """A request's images read into answers by the recognizer, in worker threads. Image work and JSON parsing
+    each get one thread per core: a parse (milliseconds, bounded by MAX_JSON_BYTES) never waits behind a queue
+    of large photos."""
+
+    def __init__(self, recognizer: Recognizer, max_bytes: int):
+        self.recognizer, self.max_bytes = recognizer, max_bytes
+        self.limiter = anyio.CapacityLimiter(preprocess_workers())
+        self.parse_limiter = anyio.CapacityLimiter(preprocess_workers())
+
+    async def in_worker(self, fn: Callable, *args: Any, parse: bool = False) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.parse_limiter if parse else self.limiter)
+
+    async def items(self, request: Request) -> Items:
+        """(name, image) pairs from multipart 'file' fields or a JSON pixel array."""
+        body = await read_body(request, self.max_bytes)
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            items = await uploads(request)
+            # From the images' headers, with the parsing threads: a refusal never queues behind large photos.
+            await self.in_worker(check_pixel_budget, items, parse=True)
+            return items
+        if ctype.startswith("application/json"):
+            return [(None, await self.in_worker(parse_pixels, body, parse=True))]
+        if not body:
+            raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
+        raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
+
+    def threshold(self, min_confidence: float | None) -> float:
+        return self.recognizer.min_confidence if min_confidence is None else min_confidence
+
+    def predict(self, items: Items, with_image: bool, min_confidence: float | None,
+                min_score: float | None) -> list[dict[str, Any]]:
         results = []
         for name, src in items:
-            try:
+            with answered():
                 # Files and JSON pixel arrays take the same path: polarity, centring, blank/noise refusal (an
                 # array already in MNIST's form passes through unchanged).
-                pred, x = recognizer.predict_with_input(src, name or "pixels")
-            except DigitsError as e:
-                raise answer(e) from None
-            pred = pred.at_threshold(threshold(min_confidence), min_score)
+                pred, x = self.recognizer.predict_with_input(src, name or "pixels")
+            pred = pred.at_threshold(self.threshold(min_confidence), min_score)
             out = pred.to_dict(**({"file": name} if name is not None else {}))
             if with_image:
                 out["image"] = x.tolist()
             results.append(out)
         return results
 
-    def run_read(items: list[tuple[str | None, Any]], min_confidence: float | None,
-                 min_score: float | None) -> list[dict[str, Any]]:
-        try:
-            return [read_number(recognizer, src, name or "image").at_threshold(threshold(min_confidence), min_score)
+    def read(self, items: Items, min_confidence: float | None, min_score: float | None) -> list[dict[str, Any]]:
+        with answered():
+            return [read_number(self.recognizer, src, name or "image")
+                    .at_threshold(self.threshold(min_confidence), min_score)
                     .to_dict(**({"file": name} if name else {})) for name, src in items]
-        except DigitsError as e:
-            raise answer(e) from None
 
-    async def request_items(request: Request) -> list[tuple[str | None, Any]]:
-        """(name, image) pairs from multipart 'file' fields or a JSON pixel array."""
-        body = await read_body(request, max_bytes)
-        ctype = request.headers.get("content-type", "")
-        if ctype.startswith("multipart/form-data"):
-            items = await uploads(request)
-            # From the images' headers, with the parsing threads: a refusal never queues behind large photos.
-            await in_worker(check_pixel_budget, items, parse=True)
-            return items
-        if ctype.startswith("application/json"):
-            return [(None, await in_worker(parse_pixels, body, parse=True))]
-        if not body:
-            raise RequestError(400, "empty request: send multipart 'file' or JSON pixels")
-        raise RequestError(415, f"unsupported content type '{ctype}': use multipart/form-data or JSON")
+    def trace(self, items: Items, number: bool) -> dict[str, Any]:
+        from .trace import steps_json
+
+        name, src = items[0]
+        with answered():
+            trace, result = self.recognizer.trace(src, number=number)
+        return {"answer": result.to_dict(**({"file": name} if name else {})), "steps": steps_json(trace),
+                "refused_at": trace.refused}
+
+
+@contextmanager
+def answered():
+    """A DigitsError as the request's error: its status (STATUS, else 422) and its one line."""
+    try:
+        yield
+    except DigitsError as e:
+        raise RequestError(next((s for cls, s in STATUS.items() if isinstance(e, cls)), 422), str(e)) from None
+
+
+def image_routes(app: FastAPI, work: Work) -> None:
+    """POST /api/predict, /api/read and /api/trace."""
 
     @app.post("/api/predict", summary="Digit in one or more images (multipart field 'file') or a pixel array",
               openapi_extra=upload_body(with_pixels=True),
@@ -139,7 +169,7 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
         """Multipart `file` (may repeat) or JSON `{"pixels": 28x28}` (0..255, or 0..1 floats). `?image=true` adds
         the 28x28 input seen. A blank, a number or a mark that is not a digit is answered `refused: true` with
         a `reason`."""
-        results = await in_worker(run_predict, await request_items(request), image, min_confidence, min_score)
+        results = await work.in_worker(work.predict, await work.items(request), image, min_confidence, min_score)
         return results[0] if len(results) == 1 else results
 
     @app.post("/api/read", summary="Whole numbers: every digit in each image, left to right",
@@ -147,26 +177,20 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     async def read(request: Request, min_confidence: Optional[float] = MIN_CONFIDENCE,
                    min_score: Optional[float] = MIN_SCORE):
         """Multipart `file` (may repeat). Answers like `digits read --json`: number, digits with boxes."""
-        results = await in_worker(run_read, await request_items(request), min_confidence, min_score)
+        results = await work.in_worker(work.read, await work.items(request), min_confidence, min_score)
         return results[0] if len(results) == 1 else results
-
-    def run_trace(items: list[tuple[str | None, Any]], number: bool) -> dict[str, Any]:
-        from .trace import steps_json
-
-        name, src = items[0]
-        try:
-            trace, result = recognizer.trace(src, number=number)
-        except DigitsError as e:
-            raise answer(e) from None
-        return {"answer": result.to_dict(**({"file": name} if name else {})), "steps": steps_json(trace),
-                "refused_at": trace.refused}
 
     @app.post("/api/trace", summary="What the reader did to one image, step by step (the page's 'show the steps')",
               openapi_extra=upload_body(with_pixels=True), responses=ERRORS)
     async def trace(request: Request, number: bool = False):
         """Multipart `file` or JSON pixels: each step's picture (a PNG data URL) and facts, in order, and the
         answer they led to; with `?number=true` the steps of reading a whole number."""
-        return await in_worker(run_trace, await request_items(request), number)
+        return await work.in_worker(work.trace, await work.items(request), number)
+
+
+def info_routes(app: FastAPI, recognizer: Recognizer, failures: Path | None) -> None:
+    """GET /api/health and /api/model."""
+    from .. import __version__
 
     @app.get("/api/health", response_model=HealthOut, responses={503: ERRORS[503]})
     async def health():
@@ -189,6 +213,9 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 "metrics": meta.get("metrics"), "members": len(recognizer.loaded.nets),
                 "marker_reader": recognizer.loaded.marker is not None, "version": __version__}
 
+
+def page_routes(app: FastAPI) -> None:
+    """The drawing page at /, its example images and the favicon."""
     static = resources.files("digit_recognizer.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")  # the page's example images
 
@@ -199,57 +226,6 @@ def create_app(recognizer: Recognizer, *, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():
         return Response(FAVICON, media_type="image/svg+xml")
-
-    return app
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """What `digits serve` was asked for. uvicorn's worker processes build the app themselves, so the settings
-    travel to them in one environment variable; with workers, `model` is the server's private, verified copy,
-    `name` the model's own name and `failures` where a worker that cannot start says why."""
-    model: str | None = None
-    max_bytes: int = DEFAULT_MAX_BYTES
-    device: str = "auto"
-    allow_origins: tuple[str, ...] = ()
-    name: str | None = None
-    failures: str | None = None
-
-    def app(self) -> FastAPI:
-        recognizer = Recognizer.load(self.model, device=self.device)
-        if self.name is not None:
-            recognizer.loaded.label = self.name
-        return create_app(recognizer, max_bytes=self.max_bytes, allow_origins=self.allow_origins,
-                          failures=Path(self.failures) if self.failures else None)
-
-
-SERVE_ENV = "DIGITS_SERVE_SETTINGS"  # JSON of ServeSettings, for the worker processes
-
-
-def app_from_environment() -> FastAPI:
-    """The app as one worker process builds it, from the settings `serve` put in the environment. A worker that
-    cannot load the model leaves its reason where /api/health finds it and exits with one line; one that starts
-    clears the earlier reasons (the server has its workers again)."""
-    import json
-    import os
-    import sys
-
-    from ..config import from_dict
-
-    settings = from_dict(ServeSettings, json.loads(os.environ[SERVE_ENV]), SERVE_ENV)
-    failures = Path(settings.failures) if settings.failures else None
-    try:
-        app = settings.app()
-    except (DigitsError, OSError) as e:
-        if failures is not None:
-            failures.mkdir(parents=True, exist_ok=True)
-            (failures / str(os.getpid())).write_text(str(e))
-        print(f"error: worker {os.getpid()} could not start: {e}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    if failures is not None:
-        for f in failures.glob("*"):
-            f.unlink(missing_ok=True)
-    return app
 
 
 def worker_failure(failures: Path | None) -> str | None:
@@ -262,37 +238,3 @@ def worker_failure(failures: Path | None) -> str | None:
         except OSError:
             continue
     return None
-
-
-def serve(host: str, port: int, settings: ServeSettings, workers: int = 1) -> None:
-    """One process, or `workers` uvicorn worker processes sharing the port, each loading the model. Idle
-    connections are closed after KEEP_ALIVE_S, headers must arrive within slowclients.HEADER_TIMEOUT_S, and
-    connections beyond MAX_CONNECTIONS are answered 503."""
-    import json
-    import os
-    import signal
-    import sys
-    import tempfile
-    from dataclasses import asdict, replace
-
-    import uvicorn
-
-    from ..models.modelcopy import private_copy
-
-    from .slowclients import protocol
-
-    limits = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": KEEP_ALIVE_S,
-              "limit_concurrency": MAX_CONNECTIONS, "http": protocol()}
-    if workers <= 1:
-        # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again: a stop asked for is a
-        # clean exit (0), as it is with workers.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(settings.app(), **limits)
-        return
-    # Every worker, the first ones and any that replaces one, loads the model this process verified, from a
-    # private copy: the files on disk may change or break while the server runs, and one port keeps one model.
-    with tempfile.TemporaryDirectory(prefix="digits-serve-") as private:
-        copy, loaded = private_copy(settings.model, Path(private) / "model")
-        shared = replace(settings, model=str(copy), name=loaded.name, failures=str(Path(private) / "failures"))
-        os.environ[SERVE_ENV] = json.dumps(asdict(shared))
-        uvicorn.run("digit_recognizer.app.serve:app_from_environment", factory=True, workers=workers, **limits)

@@ -74,7 +74,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     """HTTP API and a page at / where you draw a digit: POST /api/predict (one digit per image or pixel array),
     POST /api/read (whole numbers), GET /api/health, GET /api/model; the API's documentation at /docs."""
     require_extra("serve", ("fastapi", "uvicorn", "multipart", "fastapi_offline"))
-    from ..serve import ServeSettings, serve as run_server
+    from ..server import ServeSettings, serve as run_server
 
     resolve_device(device)
     if workers < 1:
