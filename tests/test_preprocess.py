@@ -420,3 +420,19 @@ def test_a_phone_sized_jpeg_is_decoded_smaller_and_its_digits_boxed_in_its_own_p
     for a, b in zip(jpeg.boxes, png.boxes):
         assert np.abs(np.subtract(a, b)).max() <= 0.01 * 4032  # the same boxes, to 1% of the photo
     assert 900 <= jpeg.boxes[0][0] <= 1000 and 1550 <= jpeg.boxes[1][0] <= 1620
+
+
+@pytest.mark.parametrize("sharpness, cleared", [(0.3, True), (0.05, False)])
+def test_the_paper_around_a_pens_digit_is_cleared(sharpness, cleared):
+    """A faint 0 on a grainy page with a shadow's gradient, stretched to full: around a pen's sharp edges, what
+    lies more than a few px from the 0's marks is the page, and the crop clears it (MNIST's paper is black); a
+    blurred image's strokes fade out further than that, and its crop is kept as it is."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:240]
+    x = np.clip(rng.normal(20, 12, (240, 240)) + 0.2 * xx, 0, 255)  # (h, w) ink-bright grain over a gradient
+    x[ring(x.shape, (120, 120), 30, 4)] = 255  # a 0, 68 px across
+    (cut,), facts = crop_step.crop(x.astype(np.float32), PARAMS, {"scale": 1.0, "edge_sharpness": sharpness})
+    assert facts["paper_cleared"] is cleared
+    inside = cut.image[cut.image.shape[0] // 2 - 5:cut.image.shape[0] // 2 + 5, 30:38]  # (10, 8): the 0's hole
+    assert bool(inside.max() == 0) == cleared and inside.max() < 255
+    assert cut.image.max() == 255  # the strokes kept

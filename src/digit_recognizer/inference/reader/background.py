@@ -176,7 +176,7 @@ def background(x: np.ndarray, params: ReaderParams, seen: dict | None = None) ->
     def clear(t: float, n: float, contrast: float) -> bool:
         return t >= max(contrast, p.noise_margin * n)
 
-    faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.faint_sharpness
+    faint = clear(top, noise, p.faint_contrast) and c.sharpness >= p.pen_sharpness
     if not (clear(top, noise, p.min_contrast) or faint):  # then perhaps gaps of paper between fat strokes
         gaps = -under(-c.small, c.lighting) - x
         if not clear(peak(gaps, p)[0], pixel_noise(gaps), p.min_contrast):

@@ -2,10 +2,12 @@
 
 A grey veil that a textured page leaves over faint ink is taken off; pixel noise (no spatial coherence) and ink
 scattered over many small pieces (texture, dirt) are refused. For one digit, several digits side by side are
-refused (read it as a number), as are a speck and a dash; for a number, a group wider than a digit is split at
-the columns with the least ink into as many digits as its width suggests, and neighbouring groups that together
-are no wider than a digit are also cut out joined (a digit whose ink faded between its strokes falls apart into
-pieces that geometry cannot tell from narrow digits: the model chooses, inference.numbers).
+refused (read it as a number), as are a speck and a dash, and around a pen's sharp strokes the paper is cleared
+(in a blurred image the strokes fade out further than their marks reach). For a number, a group wider than a
+digit is split at the columns with the least ink into as many digits as its width suggests, and neighbouring
+groups that together are no wider than a digit are also cut out joined (a digit whose ink faded between its
+strokes falls apart into pieces that geometry cannot tell from narrow digits: the model chooses,
+inference.numbers).
 
     crop(x, params, seen, number=False) -> [Cut]   # one for a digit; left to right for a number
     facts["_joins"]: [(first, stop, Cut)]            # a number's cuts first..stop-1 read as one digit
@@ -91,6 +93,14 @@ def refuse_several(groups: list[Group], params: ReaderParams) -> None:
     gap = max(b.x0 - a.x1 for a, b in zip(ordered, ordered[1:]))
     if width > params.fit.max_aspect * height or gap >= p.several_gap * height:
         raise SeveralDigits(f"{len(digits)} digits side by side, not one (read it as a number)")
+
+
+def paper_cleared(image: np.ndarray, labels: np.ndarray, groups: list[Group], p: Crop) -> np.ndarray:
+    """A digit's box (`labels`: its marks' labels there) with nothing left beyond p.own_reach px of its marks: a
+    page's grain, a shadow's gradient and dust around a pen's digit are not its ink (MNIST's paper is black), as
+    in a number's cuts."""
+    near = grown(np.isin(labels, [k for g in groups for k in g.ids]), p.own_reach)
+    return np.where(near, image, 0)
 
 
 def refuse_speck_or_dash(crop: np.ndarray, scale: float, p: Crop) -> None:
@@ -188,7 +198,10 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
         image = x[rows, cols]
         refuse_speck_or_dash(image, scale, p)
         box = tuple(int(round(v / scale)) for v in (cols.start, rows.start, image.shape[1], image.shape[0]))
-        return [Cut(image, box)], {"box": list(box), "marks": len(groups)}
+        cleared = bool(groups) and seen.get("edge_sharpness", 0.0) >= params.background.pen_sharpness
+        if cleared:
+            image = paper_cleared(image, labels[rows, cols], groups, p)
+        return [Cut(image, box)], {"box": list(box), "marks": len(groups), "paper_cleared": cleared}
     if not groups:
         raise NoInk("no ink found")
     height, cuts, alone = typical_height(groups), [], {}

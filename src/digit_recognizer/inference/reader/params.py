@@ -64,7 +64,8 @@ class Background:
     min_contrast: float = 32.0  # grey levels ink stands above the paper at least ...
     noise_margin: float = 8.0  # ... and this many noise standard deviations
     faint_contrast: float = 10.0  # fainter ink counts down to this many levels where its edges are a pen's:
-    faint_sharpness: float = 0.18  # edge sharpness at least this (share of the detail's range per coarse px)
+    pen_sharpness: float = 0.18  # edge sharpness at least this (share of the detail's range per coarse px); the
+    # crop clears the paper around such edges (§ The paper around a digit cleared)
     min_sharpness: float = 0.1  # edges rising more slowly than this are a shadow's or a blur's, not a pen's
     fat_opening: float = 2.5  # stroke widths: the opening for strokes too fat for the lighting's ...
     thin_opening: float = 4.0  # ... and for thinner strokes, at least shadow_share of the lighting's
@@ -175,7 +176,7 @@ PARAMS = ReaderParams()
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
 # FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
 # reader is trained on digits put through `fit_and_centre`).
-STEPS_REVISION = 4
+STEPS_REVISION = 5
 FIT_REVISION = 1
 
 
