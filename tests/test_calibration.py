@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digit_recognizer.training.calibration import (DIGITS_REFUSED, REFUSE_BELOW, calibrate, expected_calibration_error, fit_temperature,
-                                          refusal_stats)
+from digit_recognizer.training.calibration import (REFUSE_BELOW, SCORE_REFUSED, calibrate,
+                                                  expected_calibration_error, fit_temperature, refusal_stats)
 
 
 def sampled(true_t: float, n: int = 20000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +49,7 @@ def test_a_model_that_learned_outliers_refuses_by_its_digit_score():
     outlier_scores = torch.tensor([1.0, 1.5, 11.0, 12.0])  # two score below every digit, two like digits
     stats = refusal_stats(probs, labels, outliers, learned=True, scores=scores, outlier_scores=outlier_scores)
     assert stats["min_confidence"] == REFUSE_BELOW  # confidence now says only "ambiguous"
-    assert (scores < stats["min_score"]).float().mean().item() == pytest.approx(DIGITS_REFUSED, abs=1e-3)
+    assert (scores < stats["min_score"]).float().mean().item() == pytest.approx(SCORE_REFUSED, abs=1e-3)
     refused = (probs.amax(1) < REFUSE_BELOW) | (scores < stats["min_score"])
     assert stats["val_refused"] == pytest.approx(refused.float().mean().item())
     assert stats["val_outliers_refused"] == 1.0  # all four: flat probabilities, whatever the score
