@@ -21,7 +21,7 @@ import numpy as np
 from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, dust_free_box, typical_height
-from .masks import bounds, components, grown, is_ink
+from .masks import bounds, components, grown, is_ink, labelled
 from .ops import gaussian
 from .stats import correlation, median, sample
 from .params import Crop, ReaderParams
@@ -99,7 +99,7 @@ def paper_cleared(image: np.ndarray, labels: np.ndarray, groups: list[Group], p:
     """A digit's box (`labels`: its marks' labels there) with nothing left beyond p.own_reach px of its marks: a
     page's grain, a shadow's gradient and dust around a pen's digit are not its ink (MNIST's paper is black), as
     in a number's cuts."""
-    near = grown(np.isin(labels, [k for g in groups for k in g.ids]), p.own_reach)
+    near = grown(labelled(labels, [k for g in groups for k in g.ids]), p.own_reach)
     return np.where(near, image, 0)
 
 
@@ -178,7 +178,7 @@ def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarr
     x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
     y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
     others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
-    image = np.where(np.isin(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
+    image = np.where(labelled(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
     return Cut(image, tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0)))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...constants import PIXEL_MAX
 from ...errors import NotADigit
-from .masks import components, grown, is_ink
+from .masks import components, grown, is_ink, labelled
 from .stats import median, percentile, sample
 from .params import Crop, ReaderParams
 
@@ -43,7 +43,7 @@ class Group:
 
     def mask(self, labels: np.ndarray) -> np.ndarray:
         """The group's ink inside its box, (height, width) bool."""
-        return np.isin(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
+        return labelled(labels[self.y0:self.y1, self.x0:self.x1], self.ids)
 
 
 def not_dust(stats: np.ndarray, ids: np.ndarray, p: Crop) -> np.ndarray:

@@ -11,6 +11,13 @@ from .stats import percentile
 WIDTH_PERCENTILE = 90  # of the depths inside strokes: twice it is their width (how MNIST_STROKES was measured)
 
 
+def labelled(labels: np.ndarray, ids: list[int]) -> np.ndarray:
+    """(h, w) bool: the pixels of a label image (components' numbering) whose label is one of `ids`."""
+    lut = np.zeros(int(labels.max(initial=0)) + 1, bool)  # one lookup per pixel (np.isin sorts instead)
+    lut[[i for i in ids if i < len(lut)]] = True
+    return lut[labels]
+
+
 def is_ink(x: np.ndarray, level: float) -> np.ndarray:
     """(h, w) bool: the pixels of x (ink bright, 0..255) above `level`, a share of full ink (ReaderParams.ink)."""
     return x > level * PIXEL_MAX
