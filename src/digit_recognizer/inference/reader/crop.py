@@ -153,8 +153,8 @@ def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Cr
 
 
 def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np.ndarray, scale: float,
-           height: float, p: Crop) -> list[tuple[Cut, Cut, Cut]]:
-    """(first cut, last cut, the joined cut) for each run of 2 to p.join_marks neighbouring groups, each cut
+           height: float, p: Crop) -> list[tuple[Cut, Cut, Cut, int]]:
+    """(first cut, last cut, the joined cut, how many) for each run of 2 to p.join_marks neighbouring groups, each cut
     whole (`alone`: id of a group -> its cut), that together are no wider than a digit (p.join_width typical
     heights). A joined cut holds all the ink of its box but the other groups': the faint stretches between its
     marks too."""
@@ -168,7 +168,7 @@ def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np
             x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
             if x1 - x0 > p.join_width * height:
                 break
-            out.append((alone[id(run[0])], alone[id(g)], boxed(list(run), groups, labels, x, scale)))
+            out.append((alone[id(run[0])], alone[id(g)], boxed(list(run), groups, labels, x, scale), len(run)))
     return out
 
 
@@ -215,5 +215,6 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
     runs = joined(groups, alone, labels, x, scale, height, p)
     cuts.sort(key=lambda c: c.box[0])
     index = {id(c): i for i, c in enumerate(cuts)}
-    joins = [(index[id(a)], index[id(b)] + 1, j) for a, b, j in runs]
+    # a run's cuts lie side by side in the order read, unless a wide split group's part lies among them
+    joins = [(index[id(a)], index[id(b)] + 1, j) for a, b, j, n in runs if index[id(b)] - index[id(a)] == n - 1]
     return cuts, {"boxes": [list(c.box) for c in cuts], "marks": len(groups), "_joins": joins}
