@@ -35,13 +35,13 @@ def joined(seg: Segment, preds: list[Prediction], start: int, join_pred: dict[in
     """(stop, the joined reading) of the marks from `start` on that wins over reading them apart, the surest if
     several: a digit the model does not refuse, and nearly as sure as the surest mark alone that it does not
     refuse (a 1 beside half a faded 0 is surer alone than joined to it; a 7 and its faded bar are not)."""
-    best = None
+    best, sure = None, 0.0
     for stop, j in seg.joins:
         p, parts = join_pred[id(j)], preds[start:stop]
         if p.refused or p.confidence <= WHOLE_MARGIN * max(0.0 if q.refused else q.confidence for q in parts):
             continue
-        if best is None or p.confidence > join_pred[id(best[1])].confidence:
-            best = (stop, j)
+        if best is None or p.confidence > sure:
+            best, sure = (stop, j), p.confidence
     return best
 
 

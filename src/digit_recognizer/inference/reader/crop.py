@@ -154,21 +154,20 @@ def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Cr
 
 def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np.ndarray, scale: float,
            height: float, p: Crop) -> list[tuple[Cut, Cut, Cut, int]]:
-    """(first cut, last cut, the joined cut, how many) for each run of 2 to p.join_marks neighbouring groups, each cut
-    whole (`alone`: id of a group -> its cut), that together are no wider than a digit (p.join_width typical
+    """(first cut, last cut, the joined cut, how many) for each run of 2 to p.join_marks neighbouring groups, each
+    cut whole (`alone`: id of a group -> its cut), that together are no wider than one digit (p.touching typical
     heights). A joined cut holds all the ink of its box but the other groups': the faint stretches between its
     marks too."""
     out = []
-    for i in range(len(groups)):
-        run = [groups[i]]
+    for i, first in enumerate(groups):
+        if id(first) not in alone:
+            continue
+        run = [first]
         for g in groups[i + 1:i + p.join_marks]:
-            if id(run[-1]) not in alone or id(g) not in alone:
-                break
             run.append(g)
-            x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
-            if x1 - x0 > p.join_width * height:
+            if id(g) not in alone or max(r.x1 for r in run) - min(r.x0 for r in run) > p.touching * height:
                 break
-            out.append((alone[id(run[0])], alone[id(g)], boxed(list(run), groups, labels, x, scale), len(run)))
+            out.append((alone[id(first)], alone[id(g)], boxed(run, groups, labels, x, scale), len(run)))
     return out
 
 

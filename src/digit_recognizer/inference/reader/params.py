@@ -122,9 +122,8 @@ class Crop:
     several_gap: float = 0.15  # ... when apart by this share of their height, or wider than fit.max_aspect
     min_side: float = 6.0  # px of the decoded image: smaller ink is a speck
     max_flatness: float = 5.0  # width / height: a dash
-    touching: float = 1.25  # width / typical height beyond which a group holds touching digits
-    join_marks: int = 3  # neighbouring marks also read joined as one digit, at most this many (faded ink) ...
-    join_width: float = 1.25  # ... and together no wider than this many typical heights
+    touching: float = 1.25  # width / typical height beyond which a group holds touching digits (or marks joined)
+    join_marks: int = 3  # neighbouring marks also read joined as one digit, at most this many (faded ink)
     digit_aspect: float = 0.75  # a handwritten digit's typical width / height, to count touching digits
     tall_group: float = 1.5  # typical heights: a group shorter than this is sized by its own height when split
     cut_share: int = 3  # a cut may move 1/this of a digit's share of the width from the even split
