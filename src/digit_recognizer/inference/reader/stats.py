@@ -24,14 +24,23 @@ def sample(values: np.ndarray) -> np.ndarray:
 
 
 def sample_at(size: int) -> np.ndarray:
-    """The SAMPLE positions `sample` takes of `size` values: the same share of the way along for every size."""
+    """The SAMPLE positions `sample` takes of `size` values, in increasing order: the same share of the way along
+    for every size."""
     return (sample_places() * size).astype(np.int64)
 
 
 @lru_cache(maxsize=1)
-def sample_places() -> np.ndarray:
+def draws() -> np.ndarray:
     """SAMPLE uniform draws in [0, 1), from a fixed seed."""
     return np.random.default_rng(SAMPLE).random(SAMPLE)
+
+
+@lru_cache(maxsize=1)
+def sample_places() -> np.ndarray:
+    """The draws in increasing order: picked in the order they lie in memory, a sample costs a quarter of the
+    time it does in the order drawn (50 us on a photo), and what is taken of it (a median, a percentile, a
+    correlation of aligned pairs) does not depend on its order."""
+    return np.sort(draws())
 
 
 def percentile(values: np.ndarray, q: float) -> float:
@@ -107,9 +116,9 @@ def close_ranks(ks: list[int], size: int) -> list[list[int]]:
 
 
 def pilot_at(size: int) -> np.ndarray:
-    """PILOTS positions among `size` at random places fixed once (those of `sample`), so that an array in any
-    order is sampled without bias."""
-    return (sample_places()[:PILOTS] * size).astype(np.int64)
+    """PILOTS positions among `size` at random places fixed once (the first draws, in the order drawn), so that
+    an array in any order is sampled without bias."""
+    return (draws()[:PILOTS] * size).astype(np.int64)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
