@@ -4,7 +4,10 @@ Geometry alone cannot tell a wide flat 0 from two touching digits, nor a 7 whose
 a 1 beside a dash; the reader (reader.crop) cuts out both and the model's answers choose:
 - a group split as touching digits is read whole when the model is surer of it whole than of its least sure part;
 - neighbouring marks are read joined when the joined mark is a digit the model does not refuse, and it is
-  nearly as sure of it as of the surest mark alone that it does not refuse.
+  nearly as sure of it as of the surest mark alone that it does not refuse;
+- a digit the model refuses as cut is read levelled (a pen running dry: bright where a stroke starts, faint
+  where it ends), and the levelled reading stands where the model does not refuse that. A number read whole
+  before is read the same.
 
     read_number(recognizer, image, name, trace=None) -> Reading
 """
@@ -45,6 +48,11 @@ def joined(seg: Segment, preds: list[Prediction], start: int, join_pred: dict[in
     return best
 
 
+def as_cut_or_levelled(pred: Prediction, levelled: Prediction | None) -> Prediction:
+    """A digit's reading as cut, or levelled where the model refuses it as cut and not levelled."""
+    return levelled if pred.refused and levelled is not None and not levelled.refused else pred
+
+
 def read_number(recognizer: "Recognizer", image: ImageInput, name: str = "image", trace: Trace | None = None
                 ) -> Reading:
     """Every digit in the image, left to right, through the same reader steps and model path as predict."""
@@ -54,9 +62,11 @@ def read_number(recognizer: "Recognizer", image: ImageInput, name: str = "image"
         return Reading((), (), e.reason(name))
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
     joins = [j for s in segs for _, j in s.joins]
-    preds = recognizer.predict_views([s.views for s in segs + wholes + joins])
+    levelled = [s for s in segs if s.levelled is not None]
+    preds = recognizer.predict_views([s.views for s in segs + wholes + joins] + [s.levelled for s in levelled])
     whole_pred = dict(zip(map(id, wholes), preds[len(segs):len(segs) + len(wholes)]))
-    join_pred = dict(zip(map(id, joins), preds[len(segs) + len(wholes):]))
+    join_pred = dict(zip(map(id, joins), preds[len(segs) + len(wholes):len(segs) + len(wholes) + len(joins)]))
+    level_pred = dict(zip(map(id, levelled), preds[len(segs) + len(wholes) + len(joins):]))
     preds = preds[:len(segs)]
     read_whole = {k for k, w in whole_pred.items()
                   if surer(w, [p for s, p in zip(segs, preds) if id(s.whole) == k])}
@@ -73,5 +83,5 @@ def read_number(recognizer: "Recognizer", image: ImageInput, name: str = "image"
             out.append((join_pred[id(best[1])], best[1].box))
             i = best[0]
         else:
-            out.append((preds[i - 1], s.box))
+            out.append((as_cut_or_levelled(preds[i - 1], level_pred.get(id(s))), s.box))
     return Reading(tuple(p for p, _ in out), tuple(b for _, b in out))

@@ -22,7 +22,7 @@ from ...constants import PIXEL_MAX
 from ...errors import NoInk, NotADigit, SeveralDigits
 from .marks import Group, digit_groups, dust_free_box, typical_height
 from .masks import bounds, components, grown, is_ink, labelled
-from .ops import gaussian
+from .ops import dilated, disk, gaussian
 from .stats import correlation, median, sample
 from .params import Crop, ReaderParams
 
@@ -35,6 +35,7 @@ class Cut:
     image: np.ndarray
     box: tuple[int, int, int, int]
     whole: "Cut | None" = None
+    levelled: "Cut | None" = None  # a number's digit whose ink faded along its strokes: the cut levelled
 
 
 def without_veil(x: np.ndarray, p: Crop) -> np.ndarray:
@@ -140,16 +141,26 @@ def split_touching(mask: np.ndarray, height: float, p: Crop) -> list[np.ndarray]
 
 
 def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Crop,
-        whole: Cut | None = None) -> Cut:
+        whole: Cut | None = None, stroke: float | None = None) -> Cut:
     """One digit's ink from mask m, which lies in `ink` with its top-left corner at `at` = (x, y): its own ink,
-    soft edges included, not its neighbours'."""
+    soft edges included, not its neighbours'; with `stroke` (px wide), also levelled (see `levelled`)."""
     rows, cols = bounds(m)
     r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
     own = grown(m, p.own_reach)[rows, cols]
     x0, y0 = at[0] + c0, at[1] + r0
     image = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
     box = tuple(int(round(v / scale)) for v in (x0, y0, c1 - c0, r1 - r0))
-    return Cut(image, box, whole)
+    return Cut(image, box, whole, None if stroke is None else Cut(levelled(image, stroke, p), box))
+
+
+def levelled(image: np.ndarray, stroke: float, p: Crop) -> np.ndarray:
+    """A digit's ink with its faded stretches raised to full: each pixel scaled by full ink over the brightest
+    ink within p.level_reach stroke widths (`stroke` px), by at most 1 / p.level_floor. A pen running dry leaves
+    a stroke bright where it starts and faint where it ends, and a model that learned MNIST's even strokes takes
+    such a digit for no digit; the stroke's profile across, its soft edges, stays as it was."""
+    near = dilated(image, disk(max(1.0, p.level_reach * stroke)))  # (h, w) the brightest ink near each pixel
+    gain = np.clip(PIXEL_MAX / np.maximum(near, p.level_floor * PIXEL_MAX), 1.0, None)
+    return np.minimum(image * gain, PIXEL_MAX).astype(np.float32)
 
 
 def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np.ndarray, scale: float,
@@ -204,11 +215,13 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
     if not groups:
         raise NoInk("no ink found")
     height, cuts, alone = typical_height(groups), [], {}
+    # a pen's digit is also cut levelled (a pen running dry); a blurred one's soft edges would swell
+    stroke = seen["stroke_px"] if seen.get("edge_sharpness", 0.0) >= params.background.pen_sharpness else None
     for group in groups:
         m, at = group.mask(labels), (group.x0, group.y0)
         parts = split_touching(m, height, p)
         whole = cut(m, at, x, scale, p) if len(parts) > 1 else None
-        cuts += [cut(part, at, x, scale, p, whole) for part in parts]
+        cuts += [cut(part, at, x, scale, p, whole, stroke) for part in parts]
         if whole is None:
             alone[id(group)] = cuts[-1]
     runs = joined(groups, alone, labels, x, scale, height, p)

@@ -128,6 +128,9 @@ class Crop:
     tall_group: float = 1.5  # typical heights: a group shorter than this is sized by its own height when split
     cut_share: int = 3  # a cut may move 1/this of a digit's share of the width from the even split
     own_reach: int = 2  # px: a digit keeps the ink this close to its own mark (soft edges)
+    level_reach: float = 1.0  # stroke widths: a number's digit is also cut levelled, each pixel raised by what
+    level_floor: float = 0.5  # raises the brightest ink this near it to full, by at most 1 / level_floor (§ A
+    # pen running dry: its ink levelled)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ PARAMS = ReaderParams()
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
 # FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
 # reader is trained on digits put through `fit_and_centre`).
-STEPS_REVISION = 5
+STEPS_REVISION = 6
 FIT_REVISION = 1
 
 

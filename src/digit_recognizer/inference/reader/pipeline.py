@@ -54,12 +54,14 @@ class Trace:
 @dataclass(frozen=True)
 class Segment:
     """One digit of a number: its box (x, y, w, h) in the image's own px, its views, for a part of a group split
-    as touching digits the whole group read as one digit, and `joins`: (stop, this mark and the next ones up to
-    stop-1 read as one digit), the other reading of a digit whose faded ink fell apart."""
+    as touching digits the whole group read as one digit, `joins`: (stop, this mark and the next ones up to
+    stop-1 read as one digit), the other reading of a digit whose faded ink fell apart, and `levelled`: the views
+    of its cut levelled (a pen's digit whose ink faded along its strokes; crop.levelled)."""
     box: tuple[int, int, int, int]
     views: Views
     whole: "Segment | None" = None
     joins: tuple[tuple[int, "Segment"], ...] = ()
+    levelled: Views | None = None
 
 
 def named(e: DigitsError, name: str) -> DigitsError:
@@ -153,7 +155,9 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
                 if id(c.whole) not in wholes:
                     wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
                 whole = wholes[id(c.whole)]
-            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ()))))
+            levelled = None if c.levelled is None else digit_steps(c.levelled, params, seen, None)
+            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
+                               levelled))
         return out
     except DigitsError as e:
         raise named(e, name) from None
