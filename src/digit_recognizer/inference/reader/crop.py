@@ -164,7 +164,7 @@ def levelled(image: np.ndarray, stroke: float, p: Crop) -> np.ndarray:
 
 
 def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np.ndarray, scale: float,
-           height: float, p: Crop) -> list[tuple[Cut, Cut, Cut, int]]:
+           height: float, p: Crop, stroke: float | None = None) -> list[tuple[Cut, Cut, Cut, int]]:
     """(first cut, last cut, the joined cut, how many) for each run of 2 to p.join_marks neighbouring groups, each
     cut whole (`alone`: id of a group -> its cut), that together are no wider than one digit (p.touching typical
     heights). A joined cut holds all the ink of its box but the other groups': the faint stretches between its
@@ -178,18 +178,20 @@ def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np
             run.append(g)
             if id(g) not in alone or max(r.x1 for r in run) - min(r.x0 for r in run) > p.touching * height:
                 break
-            out.append((alone[id(first)], alone[id(g)], boxed(run, groups, labels, x, scale), len(run)))
+            out.append((alone[id(first)], alone[id(g)], boxed(run, groups, labels, x, scale, p, stroke), len(run)))
     return out
 
 
-def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarray, scale: float) -> Cut:
+def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarray, scale: float, p: Crop,
+          stroke: float | None = None) -> Cut:
     """The groups `run` cut out as one digit: all the ink of their box (faint stretches between their marks
-    too) but that of the other `groups`."""
+    too) but that of the other `groups`; with `stroke`, also levelled."""
     x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
     y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
     others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
     image = np.where(labelled(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
-    return Cut(image, tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0)))
+    box = tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0))
+    return Cut(image, box, levelled=None if stroke is None else Cut(levelled(image, stroke, p), box))
 
 
 def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) -> tuple[list[Cut], dict]:
@@ -224,7 +226,7 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
         cuts += [cut(part, at, x, scale, p, whole, stroke) for part in parts]
         if whole is None:
             alone[id(group)] = cuts[-1]
-    runs = joined(groups, alone, labels, x, scale, height, p)
+    runs = joined(groups, alone, labels, x, scale, height, p, stroke)
     cuts.sort(key=lambda c: c.box[0])
     index = {id(c): i for i, c in enumerate(cuts)}
     # a run's cuts lie side by side in the order read, unless a wide split group's part lies among them

@@ -147,7 +147,8 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
         wholes: dict[int, Segment] = {}
         joins = {}
         for first, stop, j in seen.get("_joins", ()):
-            joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None))))
+            joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None),
+                                                               levelled=levelled_views(j, params, seen))))
         out = []
         for i, c in enumerate(cuts):
             whole = None
@@ -155,12 +156,16 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
                 if id(c.whole) not in wholes:
                     wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
                 whole = wholes[id(c.whole)]
-            levelled = None if c.levelled is None else digit_steps(c.levelled, params, seen, None)
             out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
-                               levelled))
+                               levelled_views(c, params, seen)))
         return out
     except DigitsError as e:
         raise named(e, name) from None
+
+
+def levelled_views(c: Cut, params: ReaderParams, seen: dict) -> Views | None:
+    """The views of a cut's levelled copy, if the crop made one."""
+    return None if c.levelled is None else digit_steps(c.levelled, params, seen, None)
 
 
 def as_mnist(x: np.ndarray, params: ReaderParams, seen: dict) -> tuple[Views, dict]:
