@@ -62,13 +62,15 @@ def read_number(recognizer: "Recognizer", image: ImageInput, name: str = "image"
         return Reading((), (), e.reason(name))
     wholes = list({id(s.whole): s.whole for s in segs if s.whole is not None}.values())
     joins = [j for s in segs for _, j in s.joins]
-    levelled = [s for s in segs + joins if s.levelled is not None]
-    preds = recognizer.predict_views([s.views for s in segs + wholes + joins] + [s.levelled for s in levelled])
-    whole_pred = dict(zip(map(id, wholes), preds[len(segs):len(segs) + len(wholes)]))
-    join_pred = dict(zip(map(id, joins), preds[len(segs) + len(wholes):len(segs) + len(wholes) + len(joins)]))
-    level_pred = dict(zip(map(id, levelled), preds[len(segs) + len(wholes) + len(joins):]))
+    answers = iter(recognizer.predict_views([s.views for s in segs + wholes + joins]))
+    preds = [next(answers) for _ in segs]
+    whole_pred = {id(w): next(answers) for w in wholes}
+    join_pred = {id(j): next(answers) for j in joins}
+    # the digits and joined digits the model refuses as cut, read again levelled (made only for these)
+    again = [s for s, p in zip(segs, preds) if p.refused and s.levelled is not None]
+    again += [j for j in joins if join_pred[id(j)].refused and j.levelled is not None]
+    level_pred = dict(zip(map(id, again), recognizer.predict_views([s.levelled() for s in again])))
     join_pred = {k: as_cut_or_levelled(p, level_pred.get(k)) for k, p in join_pred.items()}
-    preds = preds[:len(segs)]
     read_whole = {k for k, w in whole_pred.items()
                   if surer(w, [p for s, p in zip(segs, preds) if id(s.whole) == k])}
     out: list[tuple[Prediction, Box]] = []

@@ -35,7 +35,7 @@ class Cut:
     image: np.ndarray
     box: tuple[int, int, int, int]
     whole: "Cut | None" = None
-    levelled: "Cut | None" = None  # a number's digit whose ink faded along its strokes: the cut levelled
+    stroke: float | None = None  # px: a number's pen strokes' width, where the cut may be read levelled
 
 
 def without_veil(x: np.ndarray, p: Crop) -> np.ndarray:
@@ -143,14 +143,14 @@ def split_touching(mask: np.ndarray, height: float, p: Crop) -> list[np.ndarray]
 def cut(m: np.ndarray, at: tuple[int, int], ink: np.ndarray, scale: float, p: Crop,
         whole: Cut | None = None, stroke: float | None = None) -> Cut:
     """One digit's ink from mask m, which lies in `ink` with its top-left corner at `at` = (x, y): its own ink,
-    soft edges included, not its neighbours'; with `stroke` (px wide), also levelled (see `levelled`)."""
+    soft edges included, not its neighbours'; `stroke` (px wide) where it may be read levelled (`levelled`)."""
     rows, cols = bounds(m)
     r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
     own = grown(m, p.own_reach)[rows, cols]
     x0, y0 = at[0] + c0, at[1] + r0
     image = np.where(own, ink[y0:y0 + r1 - r0, x0:x0 + c1 - c0], 0)
     box = tuple(int(round(v / scale)) for v in (x0, y0, c1 - c0, r1 - r0))
-    return Cut(image, box, whole, None if stroke is None else Cut(levelled(image, stroke, p), box))
+    return Cut(image, box, whole, stroke)
 
 
 def levelled(image: np.ndarray, stroke: float, p: Crop) -> np.ndarray:
@@ -178,25 +178,27 @@ def joined(groups: list[Group], alone: dict[int, Cut], labels: np.ndarray, x: np
             run.append(g)
             if id(g) not in alone or max(r.x1 for r in run) - min(r.x0 for r in run) > p.touching * height:
                 break
-            out.append((alone[id(first)], alone[id(g)], boxed(run, groups, labels, x, scale, p, stroke), len(run)))
+            out.append((alone[id(first)], alone[id(g)], boxed(run, groups, labels, x, scale, stroke), len(run)))
     return out
 
 
-def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarray, scale: float, p: Crop,
+def boxed(run: list[Group], groups: list[Group], labels: np.ndarray, x: np.ndarray, scale: float,
           stroke: float | None = None) -> Cut:
     """The groups `run` cut out as one digit: all the ink of their box (faint stretches between their marks
-    too) but that of the other `groups`; with `stroke`, also levelled."""
+    too) but that of the other `groups`; `stroke` as for `cut`."""
     x0, x1 = min(r.x0 for r in run), max(r.x1 for r in run)
     y0, y1 = min(r.y0 for r in run), max(r.y1 for r in run)
     others = [k for r in groups if all(r is not q for q in run) for k in r.ids]
     image = np.where(labelled(labels[y0:y1, x0:x1], others), 0, x[y0:y1, x0:x1])
-    box = tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0))
-    return Cut(image, box, levelled=None if stroke is None else Cut(levelled(image, stroke, p), box))
+    return Cut(image, tuple(int(round(v / scale)) for v in (x0, y0, x1 - x0, y1 - y0)), stroke=stroke)
 
 
 def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) -> tuple[list[Cut], dict]:
     """The crop step (see the module's docstring); `seen["scale"]`: working px per px of the image as given."""
     p, scale = params.crop, seen["scale"]
+    # a pen's sharp edges: its paper is cleared, its faded ink may be levelled; a blurred image fades out further
+    # than its marks reach, and its soft edges would swell
+    pen = seen.get("edge_sharpness", 0.0) >= params.background.pen_sharpness
     x = without_veil(x, p)
     mask = ink_mask(x, params)
     if not mask.any():
@@ -210,15 +212,14 @@ def crop(x: np.ndarray, params: ReaderParams, seen: dict, number: bool = False) 
         image = x[rows, cols]
         refuse_speck_or_dash(image, scale, p)
         box = tuple(int(round(v / scale)) for v in (cols.start, rows.start, image.shape[1], image.shape[0]))
-        cleared = bool(groups) and seen.get("edge_sharpness", 0.0) >= params.background.pen_sharpness
+        cleared = bool(groups) and pen
         if cleared:
             image = paper_cleared(image, labels[rows, cols], groups, p)
         return [Cut(image, box)], {"box": list(box), "marks": len(groups), "paper_cleared": cleared}
     if not groups:
         raise NoInk("no ink found")
     height, cuts, alone = typical_height(groups), [], {}
-    # a pen's digit is also cut levelled (a pen running dry); a blurred one's soft edges would swell
-    stroke = seen["stroke_px"] if seen.get("edge_sharpness", 0.0) >= params.background.pen_sharpness else None
+    stroke = seen["stroke_px"] if pen else None
     for group in groups:
         m, at = group.mask(labels), (group.x0, group.y0)
         parts = split_touching(m, height, p)

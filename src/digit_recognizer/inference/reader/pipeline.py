@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import DigitsError, NoInk, Refusal
 from .background import background
-from .crop import Cut, crop
+from .crop import Cut, crop, levelled
 from .decode import ImageInput, decode
 from .fit import Views, fit, strokes, views
 from .lines import lines
@@ -55,13 +55,14 @@ class Trace:
 class Segment:
     """One digit of a number: its box (x, y, w, h) in the image's own px, its views, for a part of a group split
     as touching digits the whole group read as one digit, `joins`: (stop, this mark and the next ones up to
-    stop-1 read as one digit), the other reading of a digit whose faded ink fell apart, and `levelled`: the views
-    of its cut levelled (a pen's digit whose ink faded along its strokes; crop.levelled)."""
+    stop-1 read as one digit), the other reading of a digit whose faded ink fell apart, and `levelled`: makes the
+    views of its cut levelled when called (a pen's digit whose ink faded along its strokes; crop.levelled), for
+    the few digits the model refuses as cut."""
     box: tuple[int, int, int, int]
     views: Views
     whole: "Segment | None" = None
     joins: tuple[tuple[int, "Segment"], ...] = ()
-    levelled: Views | None = None
+    levelled: Callable[[], Views] | None = None
 
 
 def named(e: DigitsError, name: str) -> DigitsError:
@@ -163,9 +164,14 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
         raise named(e, name) from None
 
 
-def levelled_views(c: Cut, params: ReaderParams, seen: dict) -> Views | None:
-    """The views of a cut's levelled copy, if the crop made one."""
-    return None if c.levelled is None else digit_steps(c.levelled, params, seen, None)
+def levelled_views(c: Cut, params: ReaderParams, seen: dict) -> Callable[[], Views] | None:
+    """What makes the views of the cut levelled (crop.levelled) when called, where the crop allows it."""
+    if c.stroke is None:
+        return None
+
+    def made() -> Views:
+        return digit_steps(Cut(levelled(c.image, c.stroke, params.crop), c.box), params, seen, None)
+    return made
 
 
 def as_mnist(x: np.ndarray, params: ReaderParams, seen: dict) -> tuple[Views, dict]:
