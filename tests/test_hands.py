@@ -17,7 +17,7 @@ from digit_recognizer.training.glyphs import DIGIT_STYLES, LETTERS, NOT_DIGITS
 from digit_recognizer.training.hands import crossed_seven, flagged_one, styled_digits
 from digit_recognizer.training.outliers import KINDS, outlier_bank
 from digit_recognizer.training.recipes import make_config
-from digit_recognizer.training.step import loss_of
+from digit_recognizer.training.step import OutlierLoss, loss_of
 from digit_recognizer.training.strokes import Hand, draw, spline
 
 
@@ -82,13 +82,32 @@ def test_the_outlier_loss_pushes_towards_uniform_and_leaves_digits_alone():
     out = torch.tensor([[0.0] * 10, [5.0] + [0.0] * 9])
     y_digit = torch.tensor([0, 0])
     y_outlier = torch.tensor([NOT_DIGIT, NOT_DIGIT])
-    assert loss_of(out, y_outlier, 0.0, 0.5)[()].item() == pytest.approx(
+    half, whole = OutlierLoss(weight=0.5), OutlierLoss(weight=1.0)
+    assert loss_of(out, y_outlier, 0.0, half)[()].item() == pytest.approx(
         0.5 * (math.log(10) + (-torch.log_softmax(out[1], 0).mean()).item()) / 2)
-    assert loss_of(out, y_digit, 0.0, 0.5).item() == pytest.approx(
+    assert loss_of(out, y_digit, 0.0, half).item() == pytest.approx(
         torch.nn.functional.cross_entropy(out, y_digit).item())
     even = torch.zeros(1, 10)
     sure = torch.tensor([[9.0] + [0.0] * 9])
-    assert loss_of(even, torch.tensor([NOT_DIGIT]), 0.0, 1.0) < loss_of(sure, torch.tensor([NOT_DIGIT]), 0.0, 1.0)
+    assert loss_of(even, torch.tensor([NOT_DIGIT]), 0.0, whole) < loss_of(sure, torch.tensor([NOT_DIGIT]), 0.0, whole)
+
+
+def test_the_energy_loss_lowers_an_outliers_logits_and_raises_a_digits():
+    energy = OutlierLoss(energy=0.1, energy_in=5.0, energy_out=1.0)
+    flat = torch.zeros(1, 10, requires_grad=True)  # logsumexp log(10) = 2.3: above the outliers' ceiling
+    loss_of(flat, torch.tensor([NOT_DIGIT]), 0.0, energy).backward()
+    assert (flat.grad > 0).all()  # descending the gradient lowers every logit
+    assert loss_of(flat.detach(), torch.tensor([NOT_DIGIT]), 0.0, energy).item() == pytest.approx(
+        0.1 * (math.log(10) - 1.0) ** 2)
+    assert loss_of(torch.full((1, 10), -5.0), torch.tensor([NOT_DIGIT]), 0.0, energy).item() == 0.0
+    digit = torch.tensor([[3.0] + [0.0] * 9], requires_grad=True)  # logsumexp 3.6: below the digits' floor
+    ce = torch.nn.functional.cross_entropy(digit.detach(), torch.tensor([0])).item()
+    lse = torch.logsumexp(digit.detach(), 1).item()
+    assert loss_of(digit, torch.tensor([0]), 0.0, energy).item() == pytest.approx(ce + 0.1 * (5.0 - lse) ** 2)
+    loss_of(digit, torch.tensor([0]), 0.0, energy).backward()
+    assert digit.grad[0, 0] < 0  # the true digit's logit goes up
+    assert loss_of(torch.tensor([[20.0] + [0.0] * 9]), torch.tensor([0]), 0.0, energy).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(torch.tensor([[20.0] + [0.0] * 9]), torch.tensor([0])).item())
 
 
 def test_the_widened_split_adds_other_hands_and_outliers():

@@ -22,7 +22,7 @@ from ..models.net import Net
 from .augment import random_affine, random_slant, random_stroke
 from .distributed import SINGLE, World, local_share, sum_over_ranks
 from .recipes import TrainConfig
-from .step import EagerStep, GraphedStep
+from .step import EagerStep, GraphedStep, OutlierLoss
 
 SEED_STRIDE = 1_000_003  # epoch e of seed s draws from generator seed s * SEED_STRIDE + e
 RANK_STRIDE = 7_919  # ... and rank r > 0 of a distributed run augments from that seed + r * RANK_STRIDE
@@ -56,7 +56,7 @@ def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool, 
     asks for one; loop.cuda_graph_for decides for a run). `net`: the model, or its DistributedDataParallel
     wrapper under torchrun."""
     settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing,
-                    outlier_weight=cfg.outlier_weight)
+                    outliers=OutlierLoss(cfg.outlier_weight, cfg.outlier_energy, cfg.energy_in, cfg.energy_out))
     if not (bool(cfg.cuda_graph) if graph is None else graph):
         return EagerStep(net, state.opt, state.ema, state.model, **settings)
     return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size,

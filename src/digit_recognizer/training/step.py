@@ -10,6 +10,7 @@ any machine; the graph itself needs CUDA.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,25 +22,47 @@ from ..inference.device import autocast
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's documented minimum pattern)
 
 
-def loss_of(out: torch.Tensor, yb: torch.Tensor, label_smoothing: float, outlier_weight: float) -> torch.Tensor:
-    """Cross-entropy on the digits; on the outliers (label NOT_DIGIT), `outlier_weight` times the cross-entropy
-    to the uniform distribution (outlier exposure). out (B, 10) logits, yb (B,) labels 0..10 -> a scalar.
-    Written without boolean indexing, so that a CUDA graph can hold it."""
+@dataclass(frozen=True)
+class OutlierLoss:
+    """How the net learns the outliers (label NOT_DIGIT), as TrainConfig sets it.
+
+    - `weight`: outlier exposure (Hendrycks et al. 2019): this times an outlier's cross-entropy to the uniform
+      distribution, relative to a digit's loss.
+    - `energy`: energy-bounded learning (Liu et al. 2020, "Energy-based Out-of-distribution Detection"): this
+      times the squared hinges that push a digit's logsumexp of the logits above `energy_in` and an outlier's
+      below `energy_out`. The logsumexp is the score that refuses what is not a digit (inference.engine.scores),
+      so the net learns the score itself, instead of only a flat softmax that leaves the logits' level free.
+    """
+    weight: float = 0.0
+    energy: float = 0.0
+    energy_in: float = 0.0
+    energy_out: float = 0.0
+
+
+def loss_of(out: torch.Tensor, yb: torch.Tensor, label_smoothing: float, outliers: OutlierLoss) -> torch.Tensor:
+    """Cross-entropy on the digits, and on the outliers (label NOT_DIGIT) the losses `outliers` asks for.
+    out (B, 10) logits, yb (B,) labels 0..10 -> a scalar. Written without boolean indexing, so that a CUDA graph
+    can hold it."""
     outlier = yb == NOT_DIGIT
     digit_loss = F.cross_entropy(out, torch.where(outlier, 0, yb), label_smoothing=label_smoothing,
                                  reduction="none")  # (B,)
     uniform_loss = -F.log_softmax(out, 1).mean(1)  # (B,)
-    return torch.where(outlier, outlier_weight * uniform_loss, digit_loss).mean()
+    loss = torch.where(outlier, outliers.weight * uniform_loss, digit_loss)
+    if outliers.energy:
+        lse = torch.logsumexp(out, 1)  # (B,): the digit score before calibration
+        hinge = torch.where(outlier, F.relu(lse - outliers.energy_out), F.relu(outliers.energy_in - lse))
+        loss = loss + outliers.energy * hinge ** 2
+    return loss.mean()
 
 
 def train_step(model: torch.nn.Module, opt: Any, xb: torch.Tensor, yb: torch.Tensor, bf16: bool,
-               label_smoothing: float, graph_safe: bool = False, outlier_weight: float = 0.0
+               label_smoothing: float, graph_safe: bool = False, outliers: OutlierLoss = OutlierLoss()
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch: xb (B, 1, 28, 28) float pixels, yb (B,) -> (loss, logits (B, 10)).
     `graph_safe`: autocast without its weight cache, which a CUDA graph capture cannot hold."""
     with autocast(bf16, xb.device.type, cache=not graph_safe):
         out = model(xb)
-    loss = loss_of(out.float(), yb, label_smoothing, outlier_weight)
+    loss = loss_of(out.float(), yb, label_smoothing, outliers)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -59,10 +82,10 @@ class EagerStep:
     """The step as plain PyTorch calls: the learning rate set on the optimizer, then train_step and the EMA."""
 
     def __init__(self, net: torch.nn.Module, opt: Any, ema: torch.nn.Module | None, model: torch.nn.Module,
-                 *, decay: float, bf16: bool, label_smoothing: float, outlier_weight: float = 0.0) -> None:
+                 *, decay: float, bf16: bool, label_smoothing: float, outliers: OutlierLoss = OutlierLoss()) -> None:
         self.net, self.opt, self.ema, self.model = net, opt, ema, model
         self.decay, self.bf16, self.label_smoothing = decay, bf16, label_smoothing
-        self.outlier_weight = outlier_weight
+        self.outliers = outliers
 
     def set_lr(self, lr: float) -> None:
         for g in self.opt.param_groups:
@@ -70,7 +93,7 @@ class EagerStep:
 
     def run(self, xb: torch.Tensor, yb: torch.Tensor, graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         loss, out = train_step(self.net, self.opt, xb, yb, self.bf16, self.label_smoothing, graph_safe,
-                               self.outlier_weight)
+                               self.outliers)
         if self.ema is not None:
             update_ema(self.ema, self.model, self.decay)
         return loss, out
