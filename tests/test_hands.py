@@ -189,3 +189,11 @@ def test_a_slant_shears_half_the_digits_and_keeps_them_whole():
     bottom_x = [(r[20:24].sum(0) * torch.arange(28)).sum() / r[20:24].sum() for r in out[:, 0]]
     assert any(abs(float(t - b)) > 3 for t, b in zip(top_x, bottom_x))
     assert out.sum(dim=(1, 2, 3)).min() > 0.6 * x[0].sum()  # nothing slid off the canvas
+
+
+def test_outliers_without_a_loss_and_crossed_energy_margins_are_config_errors():
+    with pytest.raises(DigitsError, match="outliers need a loss"):
+        make_config("fast", outliers=0.3, outlier_weight=0.0)
+    with pytest.raises(DigitsError, match="energy_out"):
+        make_config("fast", outliers=0.3, outlier_energy=0.1, energy_in=1.0, energy_out=2.0)
+    assert make_config("fast", outliers=0.3, outlier_weight=0.0, outlier_energy=0.1).outlier_energy == 0.1
