@@ -194,6 +194,8 @@ def test_a_slant_shears_half_the_digits_and_keeps_them_whole():
 def test_outliers_without_a_loss_and_crossed_energy_margins_are_config_errors():
     with pytest.raises(DigitsError, match="outliers need a loss"):
         make_config("fast", outliers=0.3, outlier_weight=0.0)
+    with pytest.raises(DigitsError, match="outlier_energy needs outliers"):
+        make_config("fast", outlier_energy=0.1)
     with pytest.raises(DigitsError, match="energy_out"):
         make_config("fast", outliers=0.3, outlier_energy=0.1, energy_in=1.0, energy_out=2.0)
     assert make_config("fast", outliers=0.3, outlier_weight=0.0, outlier_energy=0.1).outlier_energy == 0.1

@@ -56,7 +56,8 @@ def make_step(cfg: TrainConfig, state: State, net: torch.nn.Module, bf16: bool, 
     asks for one; loop.cuda_graph_for decides for a run). `net`: the model, or its DistributedDataParallel
     wrapper under torchrun."""
     settings = dict(decay=cfg.ema, bf16=bf16, label_smoothing=cfg.label_smoothing,
-                    outliers=OutlierLoss(cfg.outlier_weight, cfg.outlier_energy, cfg.energy_in, cfg.energy_out))
+                    outliers=OutlierLoss(weight=cfg.outlier_weight, energy=cfg.outlier_energy,
+                                         energy_in=cfg.energy_in, energy_out=cfg.energy_out))
     if not (bool(cfg.cuda_graph) if graph is None else graph):
         return EagerStep(net, state.opt, state.ema, state.model, **settings)
     return GraphedStep(net, state.opt, state.ema, state.model, batch=cfg.batch_size,

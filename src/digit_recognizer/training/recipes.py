@@ -160,6 +160,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
                           "or positive")
     if cfg.outliers and not (cfg.outlier_weight or cfg.outlier_energy):
         raise DigitsError("outliers need a loss to learn them by: outlier_weight, outlier_energy or both above 0")
+    if cfg.outlier_energy and not cfg.outliers:  # the digits' hinge alone would reshape them for nothing
+        raise DigitsError("outlier_energy needs outliers to learn (outliers above 0)")
     if cfg.outlier_energy and cfg.energy_out >= cfg.energy_in:
         raise DigitsError(f"energy_out ({cfg.energy_out}) must be below energy_in ({cfg.energy_in}): the digits' "
                           "logsumexp floor lies above the outliers' ceiling")
