@@ -1,5 +1,6 @@
 """Questions about accuracy that need many seeds, answered on the validation split, for a GPU's few minutes.
 
+    python benchmarks/gpu_accuracy.py --question model --seeds 3 --budget 540 --out results.jsonl
     python benchmarks/gpu_accuracy.py --question epochs --seeds 10 --budget 540 --out results.jsonl
     python benchmarks/gpu_accuracy.py --question ensemble --seeds 20 --budget 540
     python benchmarks/gpu_accuracy.py --test epochs=60 --seeds 5       # the chosen recipe, test split, once
@@ -29,6 +30,9 @@ QUESTIONS: dict[str, dict[str, dict]] = {
                 "rotate-15": {"augment_degrees": 15.0}},
     "batch": {"128": {}, "256": {"batch_size": 256, "lr": 0.2}, "64": {"batch_size": 64, "lr": 0.05}},
     "ensemble": {"member": {}},
+    # An et al. 2020's M3 (models.net "deep") in the best recipe, as long and twice as long: 23x the wide net's
+    # multiply-adds, so a GPU's question.
+    "model": {"wide": {}, "deep": {"model": "deep"}, "deep-96": {"model": "deep", "epochs": 96}},
 }
 QUICK = {"limit": 2000, "epochs": 1}  # --quick: a check of the script, not a measurement
 ENSEMBLE_SIZES = (1, 3, 5, 10, 20, 30)

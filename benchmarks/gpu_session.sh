@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared session on a GPU machine (PyTorch with CUDA, no network), about 10 minutes: the device tests,
 # benchmarks/gpu.py (time to 99.2% with the default CUDA graph and with eager steps, the tutorial and best recipes,
-# inference, utilisation), then the first accuracy question of benchmarks/gpu_accuracy.py in the time left.
+# inference, utilisation), then benchmarks/gpu_accuracy.py's architecture question in the time left: the wide net
+# against An et al.'s M3 (models.net "deep"), 48 and 96 epochs.
 # Everything it measures lands in $OUT.
 #
 # Prepare, in the checkout, once (the MNIST files travel gzipped in an ignored folder):
@@ -26,6 +27,6 @@ timeout 120 python -m pytest -q -p no:cacheprovider tests/test_step.py tests/tes
     tests/test_torch_compat.py > "$OUT/pytest.txt" 2>&1
 timeout 300 python benchmarks/gpu.py --data-dir "$DATA" --seeds 5 > "$OUT/gpu_benchmark.txt" 2>&1
 cp docs/results/gpu.json "$OUT/" 2>/dev/null
-timeout 170 python benchmarks/gpu_accuracy.py --question epochs --seeds 10 --budget 120 --data-dir "$DATA" \
+timeout 170 python benchmarks/gpu_accuracy.py --question model --seeds 3 --budget 100 --data-dir "$DATA" \
     --out "$OUT/accuracy.jsonl" > "$OUT/accuracy.txt" 2>&1
 tail -n 30 "$OUT"/*.txt
