@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_digits
+from digit_recognizer.inference.recognizer import Recognizer
 
 SMOKE = ("--epochs", "1", "--limit", "300", "--no-progress", "--no-verify")
 
@@ -61,15 +62,21 @@ def test_ensemble_honours_no_tta(fake_data_dir, tmp_path):
 
 
 @pytest.mark.smoke
-def test_cascade_is_recorded_and_needs_an_ensemble(fake_data_dir, tmp_path):
-    run = tmp_path / "run"
-    res = smoke_train(fake_data_dir, "--no-report", "--ensemble", "2", "--cascade", "0.9", "--out", str(run))
-    assert res.returncode == 0, res.stderr
-    assert json.loads((run / "model.json").read_text())["cascade"] == 0.9
-    for bad in (("--cascade", "0.9"), ("--ensemble", "2", "--cascade", "1.5")):
+def test_cascade_is_recorded_and_needs_an_ensemble_or_shifted_views(fake_data_dir, tmp_path):
+    for args in (("--ensemble", "2", "--cascade", "0.9"), ("--tta", "--cascade", "0.9")):
+        run = tmp_path / args[0].strip("-")
+        res = smoke_train(fake_data_dir, "--no-report", *args, "--out", str(run))
+        assert res.returncode == 0, res.stderr
+        meta = json.loads((run / "model.json").read_text())
+        assert meta["cascade"] == 0.9 and meta["tta"] is True
+        assert Recognizer.load(run).cascade == 0.9
+    single = ("error: --cascade needs --ensemble 2 or more, or a model that predicts with shifted views (--tta), "
+              "and a confidence above 0 and at most 1")
+    for bad, said in ((("--cascade", "0.9"), single), (("--tta", "--cascade", "1.5"), single),
+                      (("--ensemble", "2", "--cascade", "1.5"), "error: --cascade needs a confidence above 0 and "
+                                                                "at most 1")):
         res = smoke_train(fake_data_dir, "--no-report", *bad, "--out", str(tmp_path / "other"))
-        assert res.returncode == 2 and res.stderr.strip() == (
-            "error: --cascade needs --ensemble 2 or more, and a confidence above 0 and at most 1")
+        assert res.returncode == 2 and res.stderr.strip() == said, res.stderr
         assert not (tmp_path / "other").exists()
 
 

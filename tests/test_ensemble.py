@@ -150,6 +150,23 @@ def test_refit_refusal_fits_no_score_threshold_for_a_net_that_never_learned_outl
     assert Recognizer.load(member).min_score is None
 
 
+def test_one_network_cascades_from_its_plain_view_to_every_shifted_view(ensemble_run, mnist):
+    from dataclasses import replace
+
+    loaded = load_model(ensemble_run / "member-0")
+    x = mnist.test.images[:64]
+    plain = F.softmax(logits(loaded.nets[0], x) / loaded.temperatures[0], 1)  # one view
+    views = Recognizer(replace(loaded, meta={**loaded.meta, "tta": True}), precision="fp32").probabilities(x)
+    cascade = float(plain.amax(1).median())
+    unsure = plain.amax(1) < cascade
+    got = Recognizer(replace(loaded, meta={**loaded.meta, "tta": True, "cascade": cascade}),
+                     precision="fp32").probabilities(x)
+    assert 0 < int(unsure.sum()) < len(x)
+    assert torch.allclose(got[~unsure], plain[~unsure], atol=1e-6)
+    assert torch.allclose(got[unsure], views[unsure], atol=1e-6)
+    assert not torch.allclose(got[~unsure], views[~unsure], atol=1e-6)
+
+
 def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_path):
     import shutil
 
@@ -167,9 +184,12 @@ def test_a_cascade_is_an_ensembles_and_a_confidence(ensemble_run, small, tmp_pat
         with pytest.raises(DigitsError, match='"cascade" must be a number above 0 and at most 1'):
             load_model(run)
     member = run / meta["members"][0]
-    member.write_text(json.dumps({**json.loads(member.read_text()), "cascade": 0.9}))
-    with pytest.raises(DigitsError, match="in an ensemble's description"):
+    alone = json.loads(member.read_text())
+    member.write_text(json.dumps({**alone, "tta": False, "cascade": 0.9}))  # one view: nothing to cascade to
+    with pytest.raises(DigitsError, match=r"in an ensemble's description or a model's with shifted views"):
         load_model(member)
+    member.write_text(json.dumps({**alone, "tta": True, "cascade": 0.9}))
+    assert load_model(member).meta["cascade"] == 0.9
 
 
 def test_onnx_export_of_a_cascade_answers_as_the_recognizer(ensemble_run, mnist, tmp_path):

@@ -2,7 +2,8 @@
 
 `load_model` is the one loader: it takes a run folder, either file of a pair, or None for the shipped model.
 A JSON with "members" describes an ensemble whose probabilities are averaged (with "cascade": c, its first member
-alone answers where its calibrated confidence reaches c, and all of them only where it does not); one with
+alone answers where its calibrated confidence reaches c, and all of them only where it does not; a single model
+with shifted views, "tta", may cascade too: its plain view alone, then every view); one with
 "marker_reader" names a second model (its own description, beside the first) that reads the digits whose strokes
 the reader thinned as a fat marker's (inference.reader.Views.marker).
 """
@@ -130,8 +131,10 @@ def check_meta(meta: dict[str, Any], path: Path) -> None:
             fail("members", f"must be a list of 1 to {MAX_MEMBERS} model file names")
         for m in members:
             beside(path, m)
-    if "cascade" in meta and not (number(meta["cascade"]) and 0 < meta["cascade"] <= 1 and "members" in meta):
-        fail("cascade", "must be a number above 0 and at most 1, in an ensemble's description")
+    if "cascade" in meta and not (number(meta["cascade"]) and 0 < meta["cascade"] <= 1
+                                  and ("members" in meta or meta.get("tta") is True)):
+        fail("cascade", "must be a number above 0 and at most 1, in an ensemble's description or a model's with "
+                        "shifted views (tta)")
     if "marker_reader" in meta:
         if not isinstance(meta["marker_reader"], str):
             fail("marker_reader", "must be a model file name")

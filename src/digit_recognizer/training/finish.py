@@ -35,7 +35,8 @@ def finish(run: RunDir, final: Net, cfg: TrainConfig, tr: Split, va: Split, hist
                 **training_info}
     return seal(run, final, tr.images, va, training=training, tta=cfg.tta,
                 metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"]}, log=log,
-                learned_outliers=cfg.outliers > 0, outliers=outliers)
+                learned_outliers=cfg.outliers > 0, outliers=outliers,
+                extra=None if cfg.cascade is None else {"cascade": cfg.cascade})
 
 
 def seal(run: RunDir, net: Net, train_images: torch.Tensor, va: Split, *, training: dict[str, Any], tta: bool,

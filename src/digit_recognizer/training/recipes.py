@@ -71,6 +71,9 @@ class TrainConfig:
     marker_pen: bool = False  # the marker's stroke a pen of its own (training.marker.MARKER_PEN), not the digit's
     ema: float = 0.0  # decay of the weight average used as the final model; 0 = off
     tta: bool = False  # the saved model averages 1-pixel-shifted views at prediction time
+    # With tta: the saved model answers from the plain view alone where its calibrated confidence reaches this
+    # (0 to 1], and averages every shifted view only below it (inference.engine.scores); None: every view always.
+    cascade: float | None = None
     # Replay each full batch's whole step as one CUDA graph (training.step): None wherever one can run (one
     # process on a CUDA device, SGD), else eager steps; True: required (an error where it cannot); False: off.
     cuda_graph: bool | None = None
@@ -165,6 +168,9 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.outlier_energy and cfg.energy_out >= cfg.energy_in:
         raise DigitsError(f"energy_out ({cfg.energy_out}) must be below energy_in ({cfg.energy_in}): the digits' "
                           "logsumexp floor lies above the outliers' ceiling")
+    if cfg.cascade is not None and not (0.0 < cfg.cascade <= 1.0 and cfg.tta):
+        raise DigitsError("--cascade needs --ensemble 2 or more, or a model that predicts with shifted views "
+                          "(--tta), and a confidence above 0 and at most 1")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise DigitsError(f"val_fraction must be between 0 and 1, got {cfg.val_fraction}")
     return cfg

@@ -80,9 +80,10 @@ def train(
     overwrite: bool = typer.Option(False, help="Start again in a run folder that holds an earlier run (its files "
                                                "are removed first)."),
     ensemble: int = typer.Option(1, help="Train N members (seeds S..S+N-1), averaged with test-time shifts."),
-    cascade: Optional[float] = typer.Option(None, help="With --ensemble: the first member answers alone (one "
-                                                       "view) where its calibrated confidence reaches this, "
-                                                       "0 to 1; all members only below it."),
+    cascade: Optional[float] = typer.Option(None, help="The first member (of an --ensemble, or the model with "
+                                                       "--tta) answers alone, from one view, where its "
+                                                       "calibrated confidence reaches this, 0 to 1; every "
+                                                       "member and view only below it."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
                                        help="Save the model to average 5 shifted views per image (5x the "
                                             "compute; default: the recipe's, on for best and for ensembles)."),
@@ -104,12 +105,13 @@ def train(
 
     if ensemble < 1:
         raise UsageError("--ensemble must be at least 1")
-    if cascade is not None and (ensemble < 2 or not 0 < cascade <= 1):
-        raise UsageError("--cascade needs --ensemble 2 or more, and a confidence above 0 and at most 1")
     if resume and overwrite:
         raise UsageError("--resume continues a run and --overwrite starts it again: choose one")
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
-                 limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph, redraw_every=redraw_every)
+                 limit=limit, tta=tta if ensemble == 1 else None, cuda_graph=cuda_graph, redraw_every=redraw_every,
+                 cascade=cascade if ensemble == 1 else None)
+    if ensemble > 1 and cascade is not None and not 0 < cascade <= 1:
+        raise UsageError("--cascade needs a confidence above 0 and at most 1")
     dev = resolve_device(device)
     if resume:
         if out is None:
