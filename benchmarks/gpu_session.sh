@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One prepared session on a GPU machine (PyTorch with CUDA, no network), about 10 minutes: the device tests,
 # benchmarks/gpu.py (time to 99.2% with the default CUDA graph and with eager steps, the tutorial and best recipes,
-# inference, utilisation), then benchmarks/gpu_accuracy.py's architecture question in the time left: the wide net
-# against An et al.'s M3 (models.net "deep"), 48 and 96 epochs.
+# inference, utilisation), then benchmarks/gpu_accuracy.py's architecture question in the time left: best's deep
+# net (An et al.'s M3) for 18 and 48 epochs against the wide net it replaced.
 # Everything it measures lands in $OUT.
 #
 # Prepare, in the checkout, once (the MNIST files travel gzipped in an ignored folder):

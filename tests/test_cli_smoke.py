@@ -145,8 +145,8 @@ def test_shipped_model_file_has_no_machine_paths():
             yield obj
 
     shipped = default_model_path()
-    paths = sorted(shipped.parent.glob("*.json"))  # the model, its members and its marker reader
-    assert shipped in paths and len(paths) >= 2
+    paths = sorted(shipped.parent.glob("*.json"))  # the model, and its members and marker reader where it has them
+    assert shipped in paths
     for path in paths:
         for s in strings(json.loads(path.read_text())):
             assert not any(part.startswith(("/", "~")) or ":\\" in part for part in s.split()), s

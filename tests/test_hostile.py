@@ -173,7 +173,7 @@ def model_copy(tmp_path: Path, **changes) -> Path:
     shutil.copy(one.with_name(meta["weights"]), folder / "model.safetensors")
     for f in shipped.parent.glob(f"{shipped.stem}-marker.*"):  # its marker reader
         shutil.copy(f, folder / f.name)
-    meta.update(weights="model.safetensors", marker_reader=top["marker_reader"])
+    meta.update(weights="model.safetensors", **{k: top[k] for k in ("marker_reader",) if k in top})
     arch = changes.pop("architecture", {})
     meta["architecture"] = {**meta["architecture"], **arch}
     meta.update(changes)
