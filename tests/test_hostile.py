@@ -173,7 +173,9 @@ def model_copy(tmp_path: Path, **changes) -> Path:
     shutil.copy(one.with_name(meta["weights"]), folder / "model.safetensors")
     for f in shipped.parent.glob(f"{shipped.stem}-marker.*"):  # its marker reader
         shutil.copy(f, folder / f.name)
-    meta.update(weights="model.safetensors", **{k: top[k] for k in ("marker_reader",) if k in top})
+    meta["weights"] = "model.safetensors"
+    if "marker_reader" in top:
+        meta["marker_reader"] = top["marker_reader"]
     arch = changes.pop("architecture", {})
     meta["architecture"] = {**meta["architecture"], **arch}
     meta.update(changes)

@@ -109,9 +109,10 @@ RECIPES = {
 # refused 93.7% of letters in unseen fonts instead of 88.3% and 95.0% of other marks instead of 86.0%, and raised
 # the 27 presentation sets' mean from 97.11 to 97.75 (docs/experiments.md § One deep net instead of three wide).
 # The marker reader: the best recipe on digits drawn only with a fat marker of its own width and thinned as the
-# reader thins them. The shipped model hands it the digits whose strokes the reader thinned
-# (models.modelfile: "marker_reader"); alone it reads clean MNIST worse than `best`.
-# As the shipped marker reader was trained:
+# reader thins them, on the wide net. A model given one (`digits attach-marker`; models.modelfile:
+# "marker_reader") hands it the digits whose strokes the reader thinned; alone it reads clean MNIST worse than
+# `best`. The shipped model has none: its deep net reads those digits itself. As the wide cascade's marker reader
+# was trained:
 RECIPES["marker"] = replace(RECIPES["best"], recipe="marker", model="wide", epochs=36, augment_marker=1.0,
                             marker_pen=True, redraw_every=0, augment_slant=30.0, other_hands=0.3, outliers=0.35,
                             outlier_weight=0.5, fonts=0.0, fonts_replace="glyphs")
