@@ -243,3 +243,66 @@ def test_bounds_are_those_of_numpys_nonzero():
                 ys, xs = np.nonzero(mask)
                 want = None if not len(ys) else (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
                 assert bounds(mask) == want
+
+
+def test_the_reader_multiplies_on_one_blas_thread_and_puts_back_what_was_there(monkeypatch):
+    """Inside the reader, NumPy's and OpenCV's BLAS run on the calling thread (a pool woken for a 100 x 100 product
+    stalls on busy cores); afterwards the count is what it was."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import digit_recognizer.inference.reader.pipeline as pipeline
+    from digit_recognizer.inference.reader.ops import one_blas_thread
+
+    def blas() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+
+    def polarity(x, params, facts):  # the reader's first page step, recording the BLAS threads it runs with
+        seen.append(blas())
+        return x, {}
+
+    monkeypatch.setattr(pipeline, "PAGE_STEPS", (("polarity", polarity),))
+    one_blas_thread()  # OpenCV loaded, so its OpenBLAS is counted below
+    with threadpool_limits(limits=2, user_api="blas"):  # a pool to limit, on a machine of any size
+        before = blas()
+        pipeline.ink_only(np.zeros((30, 30), np.float32))
+        after = blas()
+    assert len(before) >= 2 and set(before) == {2}  # NumPy's OpenBLAS and OpenCV's
+    assert seen == [[1] * len(before)]
+    assert after == before
+
+
+def test_readers_side_by_side_keep_one_blas_thread_until_the_last_leaves():
+    """Threads reading at once: the first in limits BLAS, the last out puts it back, once each."""
+    import threading
+
+    from digit_recognizer.inference.reader.ops import OneBlasThread
+
+    calls = []
+
+    class Libraries:  # threadpoolctl's controller, as far as OneBlasThread uses it
+        def limit(self, limits):
+            calls.append(("limit", limits))
+            return self
+
+        def restore_original_limits(self):
+            calls.append(("restore",))
+
+    one = OneBlasThread(Libraries())
+    entered, leave = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with one:
+            entered.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=reader)
+    with one:
+        t.start()
+        entered.wait(10)
+    inside_after_ours = list(calls)
+    leave.set()
+    t.join()
+    assert inside_after_ours == [("limit", 1)]
+    assert calls == [("limit", 1), ("restore",)]

@@ -5,7 +5,10 @@ frame), "reflect" mirrors (a smoothing), "constant" puts paper there.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from functools import lru_cache
+from typing import ContextManager
 
 import numpy as np
 from PIL import Image
@@ -18,6 +21,41 @@ def opencv():
 
     cv2.setNumThreads(1)  # the reader runs one image per thread; OpenCV's own pool would oversubscribe the cores
     return cv2
+
+
+class OneBlasThread:
+    """A context in which NumPy's and OpenCV's BLAS (each brings its own OpenBLAS) multiply on the calling thread.
+    The reader's matrix products are about 100 x 100 (`wide_blur`); on 2 cores that a training run kept busy, one
+    such product took 0.03-0.06 ms on one BLAS thread and 4-24 ms (whole ticks of the scheduler) when it woke
+    OpenBLAS's pool, which made the reader 2.2x slower. Shared by threads: the first to enter sets one thread,
+    the last to leave puts back what was there (threadpoolctl)."""
+
+    def __init__(self, libraries) -> None:
+        self.libraries, self.lock, self.inside, self.limiter = libraries, threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.inside == 0:
+                self.limiter = self.libraries.limit(limits=1)
+            self.inside += 1
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            self.inside -= 1
+            if self.inside == 0:
+                self.limiter.restore_original_limits()
+
+
+@lru_cache(maxsize=1)
+def one_blas_thread() -> ContextManager:
+    """The process's OneBlasThread; a context that changes nothing where threadpoolctl is not installed (the
+    reader then runs as fast on idle cores, slower on busy ones)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return nullcontext()
+    opencv()  # loaded first, so that its OpenBLAS is among the libraries found
+    return OneBlasThread(ThreadpoolController().select(user_api="blas"))
 
 
 def border(mode: str) -> int:

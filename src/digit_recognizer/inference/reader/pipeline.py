@@ -21,6 +21,7 @@ from .crop import Cut, crop, levelled
 from .decode import ImageInput, decode
 from .fit import Views, fit, strokes, views
 from .lines import lines
+from .ops import one_blas_thread
 from .params import PARAMS, ReaderParams
 from .polarity import polarity
 
@@ -116,11 +117,12 @@ def read_digit(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
     digits)."""
     name = str(src) if isinstance(src, (str, Path)) else name
     try:
-        x, seen = page(src, params, name, trace, as_is=True)
-        if seen["mnist_like"]:
-            return run("views", as_mnist, x, params, seen, trace)
-        cuts = run("crop", crop, x, params, seen, trace)
-        return digit_steps(cuts[0], params, seen, trace)
+        with one_blas_thread():
+            x, seen = page(src, params, name, trace, as_is=True)
+            if seen["mnist_like"]:
+                return run("views", as_mnist, x, params, seen, trace)
+            cuts = run("crop", crop, x, params, seen, trace)
+            return digit_steps(cuts[0], params, seen, trace)
     except DigitsError as e:
         raise named(e, name) from None
 
@@ -133,8 +135,9 @@ def preprocess(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
 def ink_only(gray: np.ndarray, params: ReaderParams = PARAMS) -> np.ndarray:
     """polarity, background and lines on grey levels already decoded: the ink alone, bright on black."""
     x, seen = np.asarray(gray, np.float32), {}
-    for step, fn in PAGE_STEPS:
-        x = run(step, fn, x, params, seen, None)
+    with one_blas_thread():
+        for step, fn in PAGE_STEPS:
+            x = run(step, fn, x, params, seen, None)
     return x
 
 
@@ -143,23 +146,24 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
     """Every digit of a number, left to right, through the same steps as one digit."""
     name = str(src) if isinstance(src, (str, Path)) else name
     try:
-        x, seen = page(src, params, name, trace)
-        cuts = run("crop", lambda a, p, s: crop(a, p, s, number=True), x, params, seen, trace)
-        wholes: dict[int, Segment] = {}
-        joins = {}
-        for first, stop, j in seen.get("_joins", ()):
-            joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None),
-                                                               levelled=levelled_views(j, params, seen))))
-        out = []
-        for i, c in enumerate(cuts):
-            whole = None
-            if c.whole is not None:
-                if id(c.whole) not in wholes:
-                    wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
-                whole = wholes[id(c.whole)]
-            out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
-                               levelled_views(c, params, seen)))
-        return out
+        with one_blas_thread():
+            x, seen = page(src, params, name, trace)
+            cuts = run("crop", lambda a, p, s: crop(a, p, s, number=True), x, params, seen, trace)
+            wholes: dict[int, Segment] = {}
+            joins = {}
+            for first, stop, j in seen.get("_joins", ()):
+                joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None),
+                                                                   levelled=levelled_views(j, params, seen))))
+            out = []
+            for i, c in enumerate(cuts):
+                whole = None
+                if c.whole is not None:
+                    if id(c.whole) not in wholes:
+                        wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
+                    whole = wholes[id(c.whole)]
+                out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
+                                   levelled_views(c, params, seen)))
+            return out
     except DigitsError as e:
         raise named(e, name) from None
 
