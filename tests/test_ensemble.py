@@ -213,3 +213,22 @@ def test_onnx_export_of_a_cascade_answers_as_the_recognizer(ensemble_run, mnist,
     got = np.exp(out - out.max(1, keepdims=True))
     got /= got.sum(1, keepdims=True)
     assert np.abs(got - want).max() <= 1e-5
+
+
+def test_the_best_recipe_is_how_the_shipped_model_was_trained():
+    """`digits train --recipe best --ensemble 2 --seed 1 --cascade 0.95` reproduces the shipped model: every
+    setting its model file and each member's record."""
+    from digit_recognizer.config import to_dict
+    from digit_recognizer.models.modelfile import default_model_path, read_json
+    from digit_recognizer.training.recipes import RECIPES
+
+    shipped = read_json(default_model_path())
+    recipe = to_dict(RECIPES["best"])
+    # Given on its command line (--seed, --cascade, --ensemble), or how its steps ran (eager or as a CUDA graph).
+    per_run = {"seed", "cascade", "cuda_graph", "ensemble"}
+    members = [read_json(default_model_path().with_name(m))["training"] for m in shipped["members"]]
+    for recorded in [shipped["training"], *members]:
+        assert {k: recorded[k] for k in recipe.keys() & recorded.keys() - per_run if recorded[k] != recipe[k]} == {}
+        assert recorded["model"] == "deep"
+    assert [m["seed"] for m in members] == [1, 2] and shipped["cascade"] == 0.95 and shipped["tta"]
+

@@ -166,18 +166,3 @@ def test_an_ensemble_can_be_the_marker_reader(pair, tmp_path):
     assert len(both.loaded.marker.nets) == 2 and both.marker.tta
     x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
     torch.testing.assert_close(both.probabilities(x, torch.ones(3, dtype=torch.bool)), want.probabilities(x))
-
-
-def test_the_best_recipe_is_how_the_shipped_model_was_trained():
-    """`digits train --recipe best --seed 1 --cascade 0.95` reproduces the shipped model: every setting its model
-    file records."""
-    from digit_recognizer.config import to_dict
-    from digit_recognizer.models.modelfile import default_model_path, read_json
-    from digit_recognizer.training.recipes import RECIPES
-
-    recorded = read_json(default_model_path())["training"]
-    recipe = to_dict(RECIPES["best"])
-    # Given on its command line (--seed, --cascade), or how its steps ran (eager or as a CUDA graph: the same steps).
-    per_run = {"seed", "cascade", "cuda_graph"}
-    assert {k: recorded[k] for k in recipe.keys() & recorded.keys() - per_run if recorded[k] != recipe[k]} == {}
-    assert recorded["model"] == "deep" and recorded["cascade"] == read_json(default_model_path())["cascade"]
