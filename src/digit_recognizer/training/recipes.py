@@ -111,7 +111,7 @@ RECIPES = {
 # The marker reader: the best recipe on digits drawn only with a fat marker of its own width and thinned as the
 # reader thins them, on the wide net. A model given one (`digits attach-marker`; models.modelfile:
 # "marker_reader") hands it the digits whose strokes the reader thinned; alone it reads clean MNIST worse than
-# `best`. The shipped model has none: its deep net reads those digits itself. As the wide cascade's marker reader
+# `best`. The shipped model has none: its deep nets read those digits themselves. As the wide cascade's marker reader
 # was trained:
 RECIPES["marker"] = replace(RECIPES["best"], recipe="marker", model="wide", epochs=36, augment_marker=1.0,
                             marker_pen=True, redraw_every=0, augment_slant=30.0, other_hands=0.3, outliers=0.35,
