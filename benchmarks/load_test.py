@@ -1,9 +1,11 @@
 """Bounded load test of `digits serve` on loopback: N requests at C concurrent connections.
 
-    python benchmarks/load_test.py [--requests 5000] [--concurrency 32] [--workers 1 2]
+    python benchmarks/load_test.py [--requests 5000] [--concurrency 32] [--workers 1 2] [--photos]
 
 For each worker count, starts its own server on 127.0.0.1 (a free port; `digits serve --workers N`), posts
-MNIST-test digits as PNG uploads, and prints requests/s, p50/p99 latency and the error count. It stops by itself.
+MNIST-test digits as PNG uploads (or, with --photos, as photo-like images: a digit photographed, cut out tight or
+with margin, in bold or thin pens, at low resolution, on a chalkboard, in colour, faint; the reader's whole work),
+and prints requests/s, p50/p99 latency and the error count. It stops by itself.
 """
 from __future__ import annotations
 
@@ -28,6 +30,24 @@ def payloads(n: int) -> list[bytes]:
     return out
 
 
+def photo_payloads(n: int) -> list[bytes]:
+    """n MNIST test digits, each in one of the photo-like presentations (benchmarks/reader_speed.py's)."""
+    import numpy as np
+
+    from digit_recognizer.data import load_mnist
+    from digit_recognizer.testing.presentations import make
+    from reader_speed import PHOTO_LIKE, SEED
+
+    images = load_mnist(progress=False).test.images[:n].numpy()
+    rng = np.random.default_rng(SEED)
+    return [make(PHOTO_LIKE[k % len(PHOTO_LIKE)], im, rng) for k, im in enumerate(images)]
+
+
+def upload(i: int, body: bytes) -> tuple[str, bytes, str]:
+    """The multipart file: named and typed as what its bytes are (a JPEG or a PNG)."""
+    return (f"{i}.jpg", body, "image/jpeg") if body[:2] == b"\xff\xd8" else (f"{i}.png", body, "image/png")
+
+
 async def load(url: str, bodies: list[bytes], total: int, concurrency: int) -> tuple[list[float], int, float]:
     import httpx
 
@@ -41,7 +61,7 @@ async def load(url: str, bodies: list[bytes], total: int, concurrency: int) -> t
             for i in counter:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(url, files={"file": (f"{i}.png", bodies[i % len(bodies)], "image/png")})
+                    r = await client.post(url, files={"file": upload(i, bodies[i % len(bodies)])})
                     ok = r.status_code == 200 and "digit" in r.json()
                 except httpx.HTTPError:
                     ok = False
@@ -59,10 +79,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server worker processes, one run each")
+    ap.add_argument("--photos", action="store_true", help="photo-like images instead of MNIST's 28x28 PNGs")
     args = ap.parse_args()
     from digit_recognizer.testing.localserver import local_server
 
-    bodies = payloads(500)
+    bodies = photo_payloads(500) if args.photos else payloads(500)
     rows = []
     for workers in args.workers:
         with local_server("--workers", str(workers)) as url:
@@ -76,7 +97,8 @@ def main() -> None:
                      round(p(0.99), 1), round(statistics.mean(lat) * 1e3, 1)])
     from results import save
 
-    save("load_test", "HTTP load: PNG uploads of MNIST test digits to /api/predict, shipped model",
+    what = "photo-like images of MNIST test digits" if args.photos else "PNG uploads of MNIST test digits"
+    save("load_test_photos" if args.photos else "load_test", f"HTTP load: {what} to /api/predict, shipped model",
          ["workers", "requests", "concurrency", "errors", "requests/s", "p50 ms", "p99 ms", "mean ms"], rows,
          notes="Server and client on the same machine, so the client's load competes with the workers.")
 
