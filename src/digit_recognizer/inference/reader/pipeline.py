@@ -149,23 +149,29 @@ def read_marks(src: ImageInput, params: ReaderParams = PARAMS, name: str = "imag
         with one_blas_thread():
             x, seen = page(src, params, name, trace)
             cuts = run("crop", lambda a, p, s: crop(a, p, s, number=True), x, params, seen, trace)
-            wholes: dict[int, Segment] = {}
-            joins = {}
-            for first, stop, j in seen.get("_joins", ()):
-                joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None),
-                                                                   levelled=levelled_views(j, params, seen))))
-            out = []
-            for i, c in enumerate(cuts):
-                whole = None
-                if c.whole is not None:
-                    if id(c.whole) not in wholes:
-                        wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
-                    whole = wholes[id(c.whole)]
-                out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
-                                   levelled_views(c, params, seen)))
-            return out
+            return segments(cuts, params, seen, trace)
     except DigitsError as e:
         raise named(e, name) from None
+
+
+def segments(cuts: list[Cut], params: ReaderParams, seen: dict, trace: Trace | None) -> list[Segment]:
+    """strokes, fit and views for each cut of a number, with the other readings crop found for it (the group it
+    was split from, the marks joined from it, its levelled views)."""
+    wholes: dict[int, Segment] = {}
+    joins = {}
+    for first, stop, j in seen.get("_joins", ()):
+        joins.setdefault(first, []).append((stop, Segment(j.box, digit_steps(j, params, seen, None),
+                                                           levelled=levelled_views(j, params, seen))))
+    out = []
+    for i, c in enumerate(cuts):
+        whole = None
+        if c.whole is not None:
+            if id(c.whole) not in wholes:
+                wholes[id(c.whole)] = Segment(c.whole.box, digit_steps(c.whole, params, seen, None))
+            whole = wholes[id(c.whole)]
+        out.append(Segment(c.box, digit_steps(c, params, seen, trace, i), whole, tuple(joins.get(i, ())),
+                           levelled_views(c, params, seen)))
+    return out
 
 
 def levelled_views(c: Cut, params: ReaderParams, seen: dict) -> Callable[[], Views] | None:
