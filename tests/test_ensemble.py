@@ -231,4 +231,3 @@ def test_the_best_recipe_is_how_the_shipped_model_was_trained():
         assert {k: recorded[k] for k in recipe.keys() & recorded.keys() - per_run if recorded[k] != recipe[k]} == {}
         assert recorded["model"] == "deep"
     assert [m["seed"] for m in members] == [1, 2] and shipped["cascade"] == 0.95 and shipped["tta"]
-

@@ -162,8 +162,8 @@ def test_predict_many_keeps_every_other_result(recognizer):
 def test_squeezed_digits_read_better_with_the_stretched_view(mnist):
     """Tall, narrow digits (a squeezed 8 looks like a 1): reading the stretched view too must get no fewer right
     than the first view alone (in fp32, the same on every CPU). The three wide nets gained 5 or more of 1,000 by
-    it; the deep net reads 987 right from the first view alone and 988 with both (a rule the model may now make
-    unnecessary)."""
+    it; the shipped two deep nets read 989 from the first view alone and 991 with both (switched off, the
+    view cost the reader tier's numbers: docs/experiments.md § The two reader rules)."""
     from digit_recognizer.inference.reader import read_digit as preprocess_views
 
     recognizer = Recognizer.load(precision="fp32")
