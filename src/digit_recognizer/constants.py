@@ -13,8 +13,8 @@ DIGIT_BOX = 20
 
 # MNIST px: the stroke widths of MNIST's digits at the 5th / 50th / 95th percentile of 5,000 training-split
 # digits, measured as the reader measures a stroke (twice the 90th percentile of the distance from a pixel inside
-# a stroke, above half of full ink, to the paper: inference.reader.ink.typical_width). The reader evens strokes
-# outside this range to the median; the synthesizers draw pens in multiples of the median.
+# a stroke, above half of full ink, to the paper, exactly: inference.reader.masks.typical_width). The reader
+# evens strokes outside this range to the median; the synthesizers draw pens in multiples of the median.
 MNIST_STROKES = (2.0, 2.8, 4.5)
 MNIST_STROKE = MNIST_STROKES[1]
 

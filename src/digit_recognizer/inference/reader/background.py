@@ -90,10 +90,10 @@ class Coarse:
         d = gaussian(seen["_detail"] if "_detail" in seen else detail(small, p), p.stroke_smoothing)
         ink = beyond_halfway(d)
         sharpness = edge_sharpness(d, ink)
-        width = typical_width(ink, "edge")
+        width = typical_width(ink, "edge", exact=False)
         if sharpness < p.min_sharpness:
             y = gaussian(small - paper(small, lighting, p, sharpness, lighting), p.stroke_smoothing)
-            width = min(width, typical_width(beyond_halfway(y), "edge"))
+            width = min(width, typical_width(beyond_halfway(y), "edge", exact=False))
         box = bounds(ink)
         return cls(small, lighting, sharpness, width, 0 if box is None else box[0].stop - box[0].start)
 

@@ -39,16 +39,18 @@ def edge(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner.astype(bool)
 
 
-def depth(mask: np.ndarray, beyond: str | None = None) -> np.ndarray:
+def depth(mask: np.ndarray, beyond: str | None = None, exact: bool = True) -> np.ndarray:
     """Euclidean distance in px from each pixel of a boolean mask to the nearest pixel outside it (0 outside).
     With `beyond`, the frame is not outside: the mask goes on past it one px ("edge": a stroke cut by the frame
-    goes on; "constant": paper)."""
+    goes on; "constant": paper). Not `exact`: OpenCV's 5 x 5 chamfer approximation, within 2% of the distance
+    and a fifth of the exact transform's time."""
     cv2 = opencv()
+    kind = cv2.DIST_MASK_PRECISE if exact else cv2.DIST_MASK_5
     m = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)  # the same bytes, 0 and 1
     if beyond is None:
-        return cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return cv2.distanceTransform(m, cv2.DIST_L2, kind)
     m = cv2.copyMakeBorder(m, 1, 1, 1, 1, cv2.BORDER_REPLICATE if beyond == "edge" else cv2.BORDER_CONSTANT, value=0)
-    return cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return cv2.distanceTransform(m, cv2.DIST_L2, kind)[1:-1, 1:-1]
 
 
 def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
@@ -61,10 +63,12 @@ def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
     return slice(y, y + h), slice(x, x + w)
 
 
-def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
+def typical_width(mask: np.ndarray, beyond: str = "constant", exact: bool = True) -> float:
     """Typical width in px of the strokes in a boolean mask: twice the 90th percentile of the distance to the
     nearest non-stroke pixel, as MNIST's widths were measured (constants.MNIST_STROKES). `beyond` is how the mask
-    goes on past its edges ("edge": a stroke cut by the frame goes on; "constant": paper). 1 px for no strokes."""
+    goes on past its edges ("edge": a stroke cut by the frame goes on; "constant": paper). 1 px for no strokes.
+    Not `exact`: by the approximate distances (depth), for a width judged on a coarse copy anyway; a width
+    compared with MNIST's is measured exactly, as those were."""
     box = bounds(mask)
     if box is None:
         return 1.0
@@ -73,7 +77,7 @@ def typical_width(mask: np.ndarray, beyond: str = "constant") -> float:
     else:  # the box and the ring of paper round it where the frame does not cut it: the same distances
         rows, cols = box
         mask = mask[max(rows.start - 1, 0):rows.stop + 1, max(cols.start - 1, 0):cols.stop + 1]
-    d = depth(mask, beyond)
+    d = depth(mask, beyond, exact)
     return 2.0 * percentile(d[mask], WIDTH_PERCENTILE)
 
 
