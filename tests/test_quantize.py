@@ -135,3 +135,25 @@ def test_the_frozen_graph_answers_alike_from_many_threads(mnist):
     with ThreadPoolExecutor(8) as pool:
         par = torch.cat(list(pool.map(lambda i: fresh.probabilities(x[i % 100:i % 100 + 1]), range(800))))
     assert all(torch.equal(par[i], serial[i % 100]) for i in range(800))
+
+
+@needs_vnni
+def test_a_prepared_recognizer_builds_no_network_while_it_predicts(monkeypatch):
+    """The shipped cascade's members are quantized by prepare(), as the server does before its first request;
+    unprepared, the second member is built when the first unsure image arrives."""
+    from digit_recognizer.inference import int8
+
+    built = []
+    real = int8.quantize
+    monkeypatch.setattr(int8, "quantize", lambda *a, **k: built.append(1) or real(*a, **k))
+    noise = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    fresh = Recognizer.load(device="cpu")
+    assert fresh.int8_in_use() and fresh.cascade is not None
+    probs = fresh.probabilities(noise)
+    assert len(built) == len(fresh.loaded.nets)  # built while predicting: noise leaves the first member unsure
+    built.clear()
+    prepared = Recognizer.load(device="cpu").prepare()
+    assert len(built) == len(prepared.loaded.nets)
+    built.clear()
+    assert torch.equal(prepared.probabilities(noise), probs)
+    assert not built

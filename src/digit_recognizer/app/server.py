@@ -32,7 +32,7 @@ class ServeSettings:
     failures: str | None = None
 
     def app(self) -> FastAPI:
-        recognizer = Recognizer.load(self.model, device=self.device)
+        recognizer = Recognizer.load(self.model, device=self.device).prepare()  # no request builds a network
         if self.name is not None:
             recognizer.loaded.label = self.name
         return create_app(recognizer, max_bytes=self.max_bytes, allow_origins=self.allow_origins,
