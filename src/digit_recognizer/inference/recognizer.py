@@ -98,10 +98,13 @@ class Recognizer:
             self.marker.prepare()
         return self
 
+    def int8_offered(self) -> bool:
+        """Whether the model's int8 networks are offered to the engine: a model with int8 ranges, on the CPU."""
+        return self.loaded.has_int8 and self.device.type == "cpu"
+
     def int8_in_use(self) -> bool:
-        """Whether predictions run the int8 networks (an int8 model on the CPU, at precision auto or int8)."""
-        return (self.loaded.has_int8 and self.device.type == "cpu"
-                and engine(self.precision, 1, True, "cpu") == "int8")
+        """Whether predictions run the int8 networks (offered, and the engine chooses them at this precision)."""
+        return self.int8_offered() and engine(self.precision, 1, True, "cpu") == "int8"
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, min_confidence: float | None = None,
@@ -134,7 +137,7 @@ class Recognizer:
             if not routed.all():
                 probs[~routed], score[~routed] = (t.cpu() for t in self.scores(x[~routed]))
             return probs.to(self.device), score.to(self.device)
-        int8_nets = self.int8_nets if self.loaded.has_int8 and self.device.type == "cpu" else None
+        int8_nets = self.int8_nets if self.int8_offered() else None
         probs, score = scores(self.loaded.nets, x, temperatures=self.loaded.temperatures, tta=self.tta,
                               precision=self.precision, int8_nets=int8_nets, cascade=self.cascade)
         if not torch.isfinite(probs).all():  # weights that overflow: no answer is better than a wrong one
