@@ -60,6 +60,9 @@ def test_a_line_where_every_mark_is_refused_is_not_a_number():
     assert letters.number == "???" and letters.refused and "not a number" in letters.reason
     mixed = Reading((Prediction(4, 0.99, probs), Prediction(0, 0.2, probs, refused=True)), ((0, 0, 1, 1),) * 2)
     assert mixed.number == "4?" and not mixed.refused
+    digits = mixed.to_dict()["digits"]  # the "?" says why it is one; a digit read says nothing more
+    assert "reason" not in digits[0] and digits[1]["reason"] == "not a digit (low confidence, 0.20)"
+    assert mixed.refusals == ["? 2: not a digit (low confidence, 0.20)"]
 
 
 def test_a_threshold_given_per_call_judges_the_model_answers_only():

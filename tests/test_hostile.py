@@ -30,16 +30,16 @@ from digit_recognizer.inference.recognizer import Recognizer
 from digit_recognizer.models.modelfile import default_model_path, load_model
 from digit_recognizer.testing import hostile
 
-# Every hostile request is answered within this. The slowest, a 7000x7000 RGBA PNG (196 MB decoded: inflating it
-# is 0.6 s, shrinking its premultiplied pixels 0.4 s), takes 1.0-1.4 s alone and 1.7-1.8 s inside the suite on an
-# AMD EPYC core, whether the ink is judged by its opaque pixels or its most opaque ones: a hang takes far longer.
+# Every hostile request is answered within this. The slowest, a 7000x7000 RGBA PNG (196 MB decoded), takes about
+# 0.6 s on an Intel Xeon core with the model prepared as a server prepares it (the first request to an unprepared
+# model also paid for its int8 build, and took up to 3 s there): a hang takes far longer.
 QUICK_S = 2.5
 WORKING_MB = 64  # what shrinking a decoded image may allocate through NumPy, whatever its size
 
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return Recognizer.load()
+    return Recognizer.load().prepare()  # as a server prepares it before its first request, which is timed here
 
 
 def serving():

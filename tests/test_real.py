@@ -226,6 +226,9 @@ def test_min_confidence_and_read_cli(mnist, tmp_path):
     strict = json.loads(run_digits("read", str(tmp_path / "n.jpg"), "--json", "--min-confidence", "1").stdout)
     assert [d["refused"] for d in strict["digits"]] == [d["confidence"] < 1 for d in strict["digits"]]
     assert strict["number"] == "".join("?" if d["refused"] else str(d["digit"]) for d in strict["digits"])
+    assert all("low confidence" in d["reason"] for d in strict["digits"] if d["refused"])
+    shown = run_digits("read", str(tmp_path / "n.jpg"), "--min-confidence", "1").stdout  # and on the terminal
+    assert all(f"? {k}: " in shown for k, d in enumerate(strict["digits"], 1) if d["refused"])
     number = run_digits("predict", str(tmp_path / "n.jpg"), "--json")  # a number is not one digit: refused
     answer = json.loads(number.stdout)
     assert number.returncode == 0 and answer["refused"] and "read it as a number" in answer["reason"]

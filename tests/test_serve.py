@@ -70,6 +70,7 @@ def test_a_callers_score_threshold_decides_what_is_not_a_digit(client, mnist):
     assert not plain["refused"] and picky["refused"] and picky["reason"].startswith("not a digit (unlike")
     number = client.post(f"/api/read?min_score={plain['score'] + 1}", files=seven).json()
     assert number["number"] == "?" and number["refused"]
+    assert number["digits"][0]["reason"].startswith("not a digit (unlike")  # why the "?" is one
     assert client.post("/api/predict?min_score=x", files=seven).status_code == 422
 
 

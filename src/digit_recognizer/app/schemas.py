@@ -36,6 +36,7 @@ class DigitOut(BaseModel):
     confidence: float
     box: list[int] = Field(description="x, y, width, height in the image's pixels")
     refused: bool
+    reason: Optional[str] = Field(None, description="why this digit was refused, shown as '?' (absent when read)")
 
 
 class ReadingOut(BaseModel):

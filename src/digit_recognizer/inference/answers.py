@@ -104,12 +104,18 @@ class Reading:
             return None
         return self.why or "not a number: no mark was read as a digit"
 
+    @property
+    def refusals(self) -> list[str]:
+        """Why each "?" of the number is one, in order: "? 2: ambiguous between 1 and 7 (...)" (1-based)."""
+        return [f"? {k}: {p.reason}" for k, p in enumerate(self.digits, 1) if p.refused]
+
     def at_threshold(self, min_confidence: float, min_score: float | None = None) -> "Reading":
         return replace(self, digits=tuple(p.at_threshold(min_confidence, min_score) for p in self.digits))
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         out = {**extra, "number": self.number,
                "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b),
-                           "refused": p.refused} for p, b in zip(self.digits, self.boxes)],
+                           "refused": p.refused, **({"reason": p.reason} if p.refused else {})}
+                          for p, b in zip(self.digits, self.boxes)],
                "refused": self.refused}
         return {**out, "reason": self.reason} if self.refused else out

@@ -105,7 +105,7 @@ def read(paths: Optional[List[Path]] = typer.Argument(None, help="Image files or
     def handle(f: Path):
         r = recognizer.read(f)
         confs = " ".join(f"{p.confidence:.2f}" for p in r.digits)
-        flag = f"   REFUSED: {r.reason}" if r.refused else ""
+        flag = (f"   REFUSED: {r.reason}" if r.refused else "") + "".join(f"   {u}" for u in r.refusals)
         return r.to_dict(file=shown_name(f)), f"{f}: {r.number}   (confidences {confs}){flag}"
 
     for_each_file(paths, as_json, handle)
