@@ -337,6 +337,22 @@ def test_a_shadow_darker_than_the_ink_is_not_measured_as_a_stroke(monkeypatch):
     assert max(crop(with_params("background", min_sharpness=0.0, shrink_below=0.0))) > 200
 
 
+@pytest.mark.parametrize("shape, coarse_shape", [
+    ((100, 80), (100, 80)),  # no longer than `side`: the image itself
+    ((200, 150), (100, 75)),  # a digit's photo up to twice `side`: judged at half its size
+    ((154, 57), (154, 57)),  # a flat number in a comb of boxes: halved, it would keep 28 rows
+    ((400, 400), (133, 133)),  # larger: the largest whole blocks that leave at least `side`
+    ((620, 1000), (88, 142)),
+])
+def test_the_coarse_copy_is_averaged_in_whole_blocks_to_about_side(shape, coarse_shape):
+    p = PARAMS.background
+    x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    small = bg_step.coarse(x, p)
+    assert small.shape == coarse_shape
+    step = shape[0] // coarse_shape[0]
+    assert np.allclose(small[0, 0], x[:step, :step].mean(), atol=1e-3)  # a whole block averaged
+
+
 def test_a_slab_of_chalk_is_measured_whole_not_by_its_grains(monkeypatch):
     """A 1 drawn as a fat slab of chalk: its cover varies grain by grain. Measured on the detail as it is, the
     gaps make it a thin stroke (and the background's opening would be sized for one); smoothed a little, whole."""

@@ -45,9 +45,9 @@ def test_squared_paper_reads_like_plain_paper(skip_step):
     squared = preprocess(page_with_ring(23))
     assert abs(int((squared > ink).sum()) - int((plain > ink).sum())) <= 0.1 * (plain > ink).sum()
     skip_step("lines")  # the lines left in cross the ring (the paper around it not cleared): at the working
-    # size, where the ring stands 96 px tall, they add about a quarter of its ink
+    # size, where the ring stands 96 px tall, they add about a sixth of its ink
     kept = preprocess(page_with_ring(23), with_params("background", pen_sharpness=float("inf")))
-    assert (kept > ink).sum() > 1.2 * (plain > ink).sum()
+    assert (kept > ink).sum() > 1.1 * (plain > ink).sum()
 
 
 def test_a_digit_in_a_forms_box_reads_like_one_on_plain_paper(skip_step):

@@ -78,7 +78,7 @@ def test_a_blurred_digit_keeps_the_opening_a_sharp_one_gets_the_surface():
 
     ink = blob()
     for x, fitted in ((ndimage.gaussian_filter(lit_page(ink), 12), False), (lit_page(ink), True)):
-        small = coarse(x, P.side)  # a tiny digit enlarged is all blur: no paper apart from it to fit a surface to
+        small = coarse(x, P)  # a tiny digit enlarged is all blur: no paper apart from it to fit a surface to
         c = Coarse.measure(small, P)
         flat = opened(small, max(small.shape))
         assert (not np.array_equal(paper(small, max(small.shape), P, c.sharpness, c.lighting), flat)) == fitted

@@ -23,11 +23,16 @@ from .stats import MAD_TO_SIGMA, SAMPLE, median, percentile, sample, sample_at
 from .params import Background, ReaderParams
 
 
-def coarse(x: np.ndarray, side: int) -> np.ndarray:
-    """A box-averaged copy at most about `side` px on a side."""
-    step = max(1, max(x.shape) // side)
+def coarse(x: np.ndarray, p: Background) -> np.ndarray:
+    """A copy averaged in whole blocks, at least p.side px on its longer side: the largest such blocks, so that
+    it is at most twice that; an image up to twice p.side px is judged at half its size (a digit's photo of 200 px
+    at 100), where its shorter side keeps p.coarse_min px (a flat number in a comb of boxes keeps its rows)."""
+    longer, shorter = max(x.shape), min(x.shape)
+    step = max(1, longer // p.side)
+    if step == 1 and longer > p.side and shorter // 2 >= p.coarse_min:
+        step = 2
     if step == 1:
-        return np.array(x, dtype=np.float32)  # already at most `side`: the image itself, as a copy of its own
+        return np.array(x, dtype=np.float32)  # small or flat: the image itself, as a copy of its own
     sy, sx = min(step, x.shape[0]), min(step, x.shape[1])  # a sliver of an image keeps its one row or column
     h, w = x.shape[0] // sy, x.shape[1] // sx
     return shrunk(x[:h * sy, :w * sx], (h, w))  # whole blocks of sy x sx px averaged (OpenCV's area resize)
@@ -82,7 +87,7 @@ class Coarse:
     def measure(cls, x: np.ndarray, p: Background, seen: dict | None = None) -> "Coarse":
         """Measured on x (ink bright), or taken from the polarity step's coarse copy and detail of it."""
         seen = seen or {}
-        small = seen["_coarse"] if "_coarse" in seen else coarse(x, p.side)
+        small = seen["_coarse"] if "_coarse" in seen else coarse(x, p)
         lighting = max(p.min_opening, max(small.shape) // p.lighting)
         # Strokes are what lies beyond halfway in the detail smoothed a little (chalk's gappy strokes measured
         # whole); where that has soft edges it may be a shadow the detail kept, brighter than faint strokes

@@ -54,7 +54,10 @@ class Polarity:
 class Background:
     """The paper's lighting taken out, and whether any ink is there (§ A light pencil on a photographed page;
     § Transparent ink that is nowhere opaque; § Bold digits: the paper under a marker's strokes)."""
-    side: int = 128  # px: lighting, polarity and stroke width are judged on a box-averaged copy this size
+    side: int = 128  # px: lighting, polarity and stroke width are judged on a copy averaged in whole blocks to
+    # this to twice this on its longer side (an image up to twice this px, to half its size ...
+    coarse_min: int = 32  # px: ... where its shorter side keeps at least this; § A digit's photo judged at half
+    # its size)
     ink_height: int = 96  # px: an image whose ink stands taller is shrunk to it (the digit ends 20 px tall, its
     # strokes are evened at most 80 px; § The reader at the ink's working size) ...
     min_stroke: float = 4.0  # px: ... as far as its strokes stay this wide ...
@@ -179,7 +182,7 @@ PARAMS = ReaderParams()
 # through the reader, against tests/reader_fingerprint.npz) fails until it is, and the version changes with it.
 # FIT_REVISION covers the steps a model trained on the reader's output depends on (strokes and fit: the marker
 # reader is trained on digits put through `fit_and_centre`).
-STEPS_REVISION = 7
+STEPS_REVISION = 8
 FIT_REVISION = 1
 
 

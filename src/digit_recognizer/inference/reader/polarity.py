@@ -28,7 +28,7 @@ def edge_line(lines: np.ndarray, mid: float, depth: int, p: Polarity) -> np.ndar
 
 def polarity(gray: np.ndarray, params: ReaderParams, seen: dict | None = None) -> tuple[np.ndarray, dict]:
     """The image with ink bright (255 - gray where the border is brighter than halfway)."""
-    small = coarse(gray, params.background.side)
+    small = coarse(gray, params.background)
     d = detail(small, params.background)
     mid = (d.min() + d.max()) / 2
     depth = max(1, int(params.polarity.frame_depth * max(d.shape)))
