@@ -341,6 +341,7 @@ def test_a_shadow_darker_than_the_ink_is_not_measured_as_a_stroke(monkeypatch):
     ((100, 80), (100, 80)),  # no longer than `side`: the image itself
     ((200, 150), (100, 75)),  # a digit's photo up to twice `side`: judged at half its size
     ((154, 57), (154, 57)),  # a flat number in a comb of boxes: halved, it would keep 28 rows
+    ((200, 120), (200, 120)),  # a number 120 px tall: halved, its digits would stand 60 px tall
     ((400, 400), (133, 133)),  # larger: the largest whole blocks that leave at least `side`
     ((620, 1000), (88, 142)),
 ])

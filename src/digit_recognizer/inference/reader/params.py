@@ -56,7 +56,7 @@ class Background:
     § Transparent ink that is nowhere opaque; § Bold digits: the paper under a marker's strokes)."""
     side: int = 128  # px: lighting, polarity and stroke width are judged on a copy averaged in whole blocks to
     # this to twice this on its longer side (an image up to twice this px, to half its size ...
-    coarse_min: int = 32  # px: ... where its shorter side keeps at least this; § A digit's photo judged at half
+    coarse_min: int = 64  # px: ... where its shorter side keeps at least this; § A digit's photo judged at half
     # its size)
     ink_height: int = 96  # px: an image whose ink stands taller is shrunk to it (the digit ends 20 px tall, its
     # strokes are evened at most 80 px; § The reader at the ink's working size) ...
