@@ -32,8 +32,11 @@ from digit_recognizer.testing import hostile
 
 # Every hostile request is answered within this. The slowest, a 7000x7000 RGBA PNG (196 MB decoded), takes about
 # 0.6 s on an Intel Xeon core with the model prepared as a server prepares it (the first request to an unprepared
-# model also paid for its int8 build, and took up to 3 s there): a hang takes far longer.
+# model also paid for its int8 build, and took up to 3 s there): a hang takes far longer. Timed as the better of
+# TRIES: on a shared machine one try can stall (the same request took 1.8-3.1 s after the fast tier's other
+# tests, 0.6 s alone), where a hang or quadratic work is slow every time.
 QUICK_S = 2.5
+TRIES = 2
 WORKING_MB = 64  # what shrinking a decoded image may allocate through NumPy, whatever its size
 
 
@@ -79,11 +82,15 @@ def test_large_decoded_images_are_shrunk_before_any_float_work(make):
 
 @pytest.mark.parametrize("item", hostile.all_inputs(), ids=lambda h: h.name)
 def test_every_hostile_request_is_answered_quickly_without_a_500(client, item):
-    start = time.perf_counter()
-    r = post(client, item)
-    elapsed = time.perf_counter() - start
-    assert r.status_code < 500, r.text
-    assert elapsed < QUICK_S, f"{elapsed:.2f} s"
+    times = []
+    for _ in range(TRIES):
+        start = time.perf_counter()
+        r = post(client, item)
+        times.append(time.perf_counter() - start)
+        assert r.status_code < 500, r.text
+        if times[-1] < QUICK_S:
+            break
+    assert min(times) < QUICK_S, " and ".join(f"{t:.2f} s" for t in times)
     if r.status_code >= 400:
         assert set(r.json()) == {"error"}
 
