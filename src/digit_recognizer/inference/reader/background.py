@@ -24,9 +24,10 @@ from .params import Background, ReaderParams
 
 
 def coarse(x: np.ndarray, p: Background) -> np.ndarray:
-    """A copy averaged in whole blocks, at least p.side px on its longer side: the largest such blocks, so that
-    it is at most twice that; an image up to twice p.side px is judged at half its size (a digit's photo of 200 x
-    150 px at 100 x 75), where its shorter side keeps p.coarse_min px (a number, flat, keeps its digits' rows)."""
+    """A copy averaged in whole blocks: the largest blocks that leave its longer side at least p.side px (so at
+    most twice that; an image no longer than p.side is itself), except that an image up to twice p.side px is
+    judged at half its size (a digit's photo of 200 x 150 px at 100 x 75) where its shorter side keeps p.coarse_min
+    px (a number, flat, keeps its digits' rows)."""
     longer, shorter = max(x.shape), min(x.shape)
     step = max(1, longer // p.side)
     if step == 1 and longer > p.side and shorter // 2 >= p.coarse_min:
