@@ -82,14 +82,14 @@ def whole_command(device: str, data_dir: str | None, extra: list[str]) -> tuple[
     return seconds, [line for line in (done.stderr + done.stdout).splitlines() if line.startswith(timed)]
 
 
-def inference(device, repeats: int, images: int = TEST_IMAGES) -> tuple[float, float]:
-    """Median milliseconds for `images` preprocessed images in one call, and for one image."""
+def inference(device, repeats: int, batch: int = TEST_IMAGES) -> tuple[float, float]:
+    """Median milliseconds for `batch` preprocessed images in one call, and for one image."""
     import torch
 
     from digit_recognizer.inference.recognizer import Recognizer
 
     rec = Recognizer.load(device=device)
-    x = torch.randint(0, 256, (images, 28, 28), dtype=torch.uint8)
+    x = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8)
 
     def median_ms(images, n):
         rec.probabilities(images)  # warm-up: cuDNN picks its kernels
@@ -175,9 +175,9 @@ def main() -> None:
                                  "test_accuracy": acc, "train_seconds": tsec, "whole_call_seconds": whole}))
 
     # 5. Inference with the shipped model.
-    images = QUICK_IMAGES if args.quick else TEST_IMAGES
-    batch_ms, one_ms = inference(device, 4 if args.quick else SINGLE_IMAGE_REPEATS, images)
-    records.append(emit({"what": "inference, shipped model", f"ms_{images}_images": batch_ms, "ms_one_image": one_ms}))
+    batch = QUICK_IMAGES if args.quick else TEST_IMAGES
+    batch_ms, one_ms = inference(device, 4 if args.quick else SINGLE_IMAGE_REPEATS, batch)
+    records.append(emit({"what": "inference, shipped model", f"ms_{batch}_images": batch_ms, "ms_one_image": one_ms}))
 
     rows = [[r["what"], json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                                     if k != "what" and not isinstance(v, list)})] for r in records]
