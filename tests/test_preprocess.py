@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,10 @@ def test_transparent_drawing(mnist, recognizer):
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b""), "empty file"),
     (lambda p: p.write_text("hello, I am text"), "not an image"),
+    (lambda p: p.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"), "a PDF document, not an image: export"),
+    (lambda p: p.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)), "a HEIC/HEIF photo"),
+    (lambda p: p.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>'), "an SVG drawing"),
+    (lambda p: p.write_text("\ufeff<!DOCTYPE html><html><body>404</body></html>"), "a web page \\(HTML\\)"),
     (lambda p: p.write_bytes(save(Image.new("L", (300, 200), 240), "PNG")), "no ink"),
     (lambda p: p.write_bytes(save(Image.new("L", (300, 200), 10), "PNG")), "no ink"),
     (lambda p: p.write_bytes(save(Image.new("1", (9000, 6000)), "PNG")), "too large"),
@@ -142,6 +147,24 @@ def test_bad_images(tmp_path, make, message):
     with pytest.raises(DigitsError, match=message) as e:
         preprocess(path)
     assert str(path) in str(e.value)
+
+
+def test_a_web_address_is_named_as_one(tmp_path):
+    """A URL handed over as a path is not a missing file: the error says to download it first."""
+    for url in ("https://example.com/digit.png", Path("http://example.com/digit.png")):
+        with pytest.raises(DigitsError, match="a web address, not a file: download the image"):
+            preprocess(url)
+    with pytest.raises(DigitsError, match="file not found"):
+        preprocess(tmp_path / "https-not-a-url.png")
+
+
+def test_images_are_never_named_as_another_kind():
+    """kind_of names a file only by a signature that no image format Pillow reads starts with."""
+    from digit_recognizer.inference.reader.kinds import kind_of
+
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"):
+        assert kind_of(save(Image.new("RGB", (40, 30), 200), fmt)) is None, fmt
+    assert kind_of(b"") is None and kind_of(bytes(range(256)) * 8) is None
 
 
 def test_huge_pixel_cap_is_checked_before_decoding(monkeypatch):

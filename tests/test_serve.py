@@ -94,6 +94,7 @@ def big_png() -> bytes:
 @pytest.mark.parametrize("kwargs, status, message", [
     (dict(content=b"x" * 2_100_000, headers={"content-type": "application/octet-stream"}), 413, "limit"),
     (dict(files={"file": ("a.txt", b"hello, not an image", "text/plain")}), 415, "not an image"),
+    (dict(files={"file": ("scan.pdf", b"%PDF-1.4\n1 0 obj", "application/pdf")}), 415, "a PDF document"),
     (dict(files={"file": ("bomb.png", big_png(), "image/png")}), 413, "too large"),
     (dict(files={"file": ("empty.png", b"", "image/png")}), 400, "empty"),
     (dict(json={"pixels": [[0] * 27] * 28}), 422, "shape"),

@@ -8,6 +8,7 @@ import csv
 import glob
 import io
 import os
+import re
 import stat
 import struct
 import zipfile
@@ -28,6 +29,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 KAGGLE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 # Data files (IDX, npz, CSV), compressed or not: MNIST's largest is 47 MB unpacked; EMNIST-sized sets fit too.
 MAX_DATA_FILE_BYTES = 2 << 30
+WEB_ADDRESS = re.compile(r"^(https?|ftp):/", re.IGNORECASE)  # a URL, as a path (Path keeps one of its two slashes)
 
 
 def read_regular_file(path: str | Path, limit: int, name: str | None = None) -> bytes:
@@ -47,6 +49,8 @@ def read_regular_file(path: str | Path, limit: int, name: str | None = None) -> 
     except FileNotFoundError:
         if Path(path).is_symlink():
             raise DigitsError(f"{name}: a link to {os.readlink(path)}, which does not exist") from None
+        if WEB_ADDRESS.match(str(path)):
+            raise DigitsError(f"{name}: a web address, not a file: download the image, then give its file") from None
         raise DigitsError(f"{name}: file not found") from None
     except OSError as e:
         raise DigitsError(f"{name}: cannot read ({e.strerror})") from None

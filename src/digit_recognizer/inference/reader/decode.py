@@ -20,6 +20,7 @@ from ...constants import IMAGE_SIZE
 from ...data.formats import read_regular_file
 from ...errors import EmptyInput, NotAnImage, TooLarge
 from .blocks import unblocked
+from .kinds import not_an_image
 from .ops import f32, resized
 from .stats import median, percentiles
 from .params import Decode, ReaderParams
@@ -63,7 +64,7 @@ def unopened(src: ImageInput, name: str = "image") -> Image.Image:
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise NotAnImage(f"{name}: not an image (or a format Pillow cannot read)") from None
+            raise NotAnImage(f"{name}: {not_an_image(data)}") from None
         except Image.DecompressionBombError as e:
             raise TooLarge(f"{name}: image too large ({e})") from None
         except (OSError, ValueError) as e:
