@@ -164,3 +164,24 @@ def test_the_page_has_a_favicon(client):
     r = client.get("/favicon.ico")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in r.content
+
+
+def test_a_folder_of_phone_photos_names_what_pillow_cannot_read(recognizer, tmp_path):
+    """A folder's AVIF images are read where Pillow reads them; its HEIC photos are listed, and each says to be
+    saved as JPEG, instead of the folder seeming to hold no images."""
+    from digit_recognizer.errors import DigitsError
+    from digit_recognizer.inference.recognizer import expand_paths
+    from PIL import features
+
+    page = np.full((120, 100), 230, np.uint8)
+    page[20:100, 45:53] = 20  # a 1
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    (tmp_path / "notes.txt").write_text("not listed")
+    avif = features.check("avif")
+    if avif:
+        Image.fromarray(page).convert("RGB").save(tmp_path / "one.avif", quality=90)
+    files = expand_paths([tmp_path])
+    assert [f.name for f in files] == ["IMG_0001.HEIC"] + (["one.avif"] if avif else [])
+    heic, *rest = recognizer.predict_many(files)
+    assert isinstance(heic, DigitsError) and "a HEIC/HEIF photo" in str(heic) and "save it as JPEG" in str(heic)
+    assert all(isinstance(p, Prediction) and p.digit == 1 and not p.refused for p in rest)

@@ -19,7 +19,9 @@ from .numbers import read_number
 from .reader import PARAMS, ReaderParams, Trace, Views, read_digit
 from .reader.decode import ImageInput
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+# A folder's images, by name. HEIC/HEIF, which Pillow alone cannot decode, are listed so that each gets its one-line
+# error saying what to do, instead of a folder of phone photos seeming to hold no images.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".avif", ".heic", ".heif"}
 DEFAULT_MIN_CONFIDENCE = 0.5  # for models saved without a calibrated threshold
 MAX_PREPROCESS_WORKERS = 8
 
